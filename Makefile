@@ -1,0 +1,62 @@
+# Two commands on a fresh machine:  `make serve`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+MODELS ?= models
+DATA   ?= data/faces
+MODEL  ?= cnn
+EPOCHS ?= 10
+RUN    ?= runs/$(MODEL)
+
+.PHONY: help install install-serve install-dev browser serve test lint train evaluate export bench clean
+
+help:  ## List targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.serve: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[serve]'
+	@touch $@
+
+$(VENV)/.all: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q -e '.[train,serve,bench,dev]'
+	@touch $@ $(VENV)/.serve
+
+install-serve: $(VENV)/.serve  ## Install the server only (no TensorFlow)
+install: $(VENV)/.all  ## Install everything: training, serving, benchmarks, tests
+
+browser:  ## Install Debian's headless Chromium for the web UI tests (best effort)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; browser tests will skip"; \
+	  else echo "warning: no chromium and no root apt-get; browser tests will skip"; fi; }
+
+serve: $(VENV)/.serve  ## Start the inference server with the shipped models
+	$(PY) -m serving --models $(MODELS) --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.all browser  ## Install what the tests need and run them
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.all  ## ruff check + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+train: $(VENV)/.all  ## Train MODEL=cnn|xception on DATA into RUN, then evaluate
+	$(PY) -m train --model $(MODEL) --data $(DATA) --epochs $(EPOCHS) --out $(RUN)
+	$(PY) -m train.evaluate --run $(RUN) --data $(DATA)
+
+export: $(VENV)/.all  ## Export RUN's model to the model repository
+	$(PY) -m export --model $(RUN)/model.keras --name $(MODEL) --repo $(MODELS)
+
+bench: $(VENV)/.all  ## Run the benchmark suite, write benchmarks/results/
+	$(PY) -m benchmarks run
+
+clean:  ## Remove caches (keeps the venv)
+	rm -rf .pytest_cache .ruff_cache test-artifacts

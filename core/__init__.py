@@ -1,0 +1,1 @@
+"""Shared, TensorFlow-free building blocks: preprocessing, decisions, model repository."""

@@ -1,0 +1,187 @@
+"""The one image preprocessing path, shared by training, export parity checks and serving.
+
+Contract (also written into every model's ``metadata.json`` via :func:`contract`):
+
+* **Decode**: Pillow. Formats JPEG, PNG, WebP, GIF (first frame), BMP, TIFF (first page).
+  The pixel count is checked from the header *before* any pixel is decoded, so a
+  decompression bomb costs a few bytes of parsing, not gigabytes of memory.
+* **Orientation**: the EXIF orientation tag is applied (the image is turned upright).
+* **Colour**: 8-bit **RGB**. Alpha is composited over white; palette, grey, CMYK and
+  16-bit images are converted to 8-bit RGB.
+* **Resize**: the whole image (no crop, aspect ratio not kept) to ``size x size`` with
+  Pillow's antialiased bilinear filter (``Image.Resampling.BILINEAR``). JPEGs far larger
+  than the target are first reduced by the decoder's DCT scaling (``Image.draft``) to at
+  least twice the target size, which is fast and keeps the result deterministic.
+* **Values**: ``float32`` in ``[0, 255]``, layout ``NHWC``. Normalisation (for example
+  ``/255`` or ``/127.5 - 1``) lives *inside* the model graph, never here.
+
+Only numpy and Pillow are imported here: this module must stay importable by the
+server, which never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+INPUT_SIZE = 224
+DEFAULT_MAX_PIXELS = 40_000_000  # about 40 megapixels, e.g. 7300 x 5500
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+
+
+class ImageError(ValueError):
+    """An upload that cannot be turned into a model input.
+
+    ``status`` is the HTTP status the server answers with: 400 (not an image, corrupt or
+    truncated), 413 (too many pixels) or 415 (an image format we do not accept).
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How an encoded image becomes a model input."""
+
+    size: int = INPUT_SIZE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    face_crop: bool = False
+
+
+def contract(config: PreprocessConfig | None = None) -> dict:
+    """The preprocessing contract as a JSON-serialisable dict (stored in model metadata)."""
+    config = config or PreprocessConfig()
+    return {
+        "module": "core.preprocessing",
+        "decoder": "Pillow",
+        "exif_orientation": "applied",
+        "color_order": "RGB",
+        "alpha": "composited over white",
+        "resize": f"whole image to {config.size}x{config.size}, aspect not kept",
+        "interpolation": "Pillow BILINEAR (antialiased), JPEG draft reduction to >= 2x target",
+        "dtype": "float32",
+        "value_range": [0.0, 255.0],
+        "layout": "NHWC",
+        "normalisation": "inside the model graph",
+        "face_crop": config.face_crop,
+        "max_pixels": config.max_pixels,
+    }
+
+
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Parse the header of ``data``, check format and pixel count, and fully decode it.
+
+    Raises :class:`ImageError` for anything that is not a supported, sane image.
+    """
+    if not data:
+        raise ImageError("empty body: no image bytes received")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("not a recognised image file") from None
+    except Exception as exc:  # Pillow raises many types on hostile headers
+        raise ImageError(f"could not parse image header: {exc}") from None
+    if image.format not in SUPPORTED_FORMATS:
+        raise ImageError(f"unsupported image format {image.format!r}", status=415)
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError("image has no pixels")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
+            status=413,
+        )
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        if image.format in ("JPEG", "MPO"):
+            image.draft("RGB", (2 * INPUT_SIZE, 2 * INPUT_SIZE))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except ImageError:
+        raise
+    except Exception as exc:  # truncated, corrupt or otherwise undecodable data
+        raise ImageError(f"corrupt or truncated image: {exc}") from None
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB (alpha over white, 16-bit scaled down)."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        array = np.clip(array / peak * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(array, mode="L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode bytes to an upright ``uint8`` RGB array of the image's own size."""
+    return np.asarray(to_rgb(open_image(data, max_pixels)), dtype=np.uint8)
+
+
+def resize_rgb(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """Resize a ``uint8`` HxWx3 RGB array to ``size x size`` (the contract's filter)."""
+    if rgb.shape[:2] == (size, size):
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB")
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def preprocess_rgb(rgb: np.ndarray, config: PreprocessConfig | None = None) -> np.ndarray:
+    """Model input (``float32`` size x size x 3, RGB, 0..255) from a decoded RGB array."""
+    config = config or PreprocessConfig()
+    if config.face_crop:
+        from core.facecrop import crop_face  # OpenCV is only needed when asked for
+
+        rgb = crop_face(rgb)
+    return resize_rgb(rgb, config.size).astype(np.float32)
+
+
+def preprocess_bytes(data: bytes, config: PreprocessConfig | None = None) -> np.ndarray:
+    """Model input from encoded image bytes: decode, orient, RGB, (crop), resize, float32."""
+    config = config or PreprocessConfig()
+    image = to_rgb(open_image(data, config.max_pixels))
+    if not config.face_crop and image.size != (config.size, config.size):
+        image = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
+    return preprocess_rgb(np.asarray(image, dtype=np.uint8), config)
+
+
+def preprocess_file(path: str, config: PreprocessConfig | None = None) -> np.ndarray:
+    """Model input from an image file on disk (used by training and parity checks)."""
+    with open(path, "rb") as handle:
+        return preprocess_bytes(handle.read(), config)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """Encode a ``uint8`` RGB array as PNG bytes (overlays, tests)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """Encode a ``uint8`` RGB array as JPEG bytes (augmentation, robustness tests)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(
+        buffer, format="JPEG", quality=int(quality)
+    )
+    return buffer.getvalue()

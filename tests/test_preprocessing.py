@@ -1,0 +1,81 @@
+"""The shared preprocessing contract: decode, orient, RGB, resize, reject bad input."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.preprocessing import (
+    ImageError,
+    PreprocessConfig,
+    contract,
+    decode_rgb,
+    encode_jpeg,
+    encode_png,
+    preprocess_bytes,
+)
+
+
+def _image_bytes(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def test_png_round_trip_is_exact_rgb_float32():
+    rgb = np.zeros((224, 224, 3), np.uint8)
+    rgb[..., 0] = 200  # pure red: colour order must stay RGB
+    out = preprocess_bytes(encode_png(rgb))
+    assert out.shape == (224, 224, 3) and out.dtype == np.float32
+    assert out[..., 0].min() == 200 and out[..., 1].max() == 0 and out[..., 2].max() == 0
+
+
+def test_resize_any_size_to_input():
+    rgb = np.random.default_rng(0).integers(0, 255, (50, 80, 3), dtype=np.uint8)
+    out = preprocess_bytes(encode_jpeg(rgb), PreprocessConfig(size=32))
+    assert out.shape == (32, 32, 3)
+    assert out.min() >= 0.0 and out.max() <= 255.0
+
+
+def test_exif_orientation_is_applied():
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    rgb = decode_rgb(_image_bytes(image, "JPEG", exif=exif))
+    assert rgb.shape == (40, 20, 3)
+
+
+def test_alpha_grey_and_16bit_become_rgb():
+    rgba = Image.new("RGBA", (10, 10), (255, 0, 0, 0))  # fully transparent -> white
+    assert decode_rgb(_image_bytes(rgba, "PNG"))[0, 0].tolist() == [255, 255, 255]
+    grey = Image.new("L", (10, 10), 128)
+    assert decode_rgb(_image_bytes(grey, "PNG"))[0, 0].tolist() == [128, 128, 128]
+    deep = Image.fromarray(np.full((10, 10), 65535, np.uint16))
+    assert decode_rgb(_image_bytes(deep, "PNG"))[0, 0].tolist() == [255, 255, 255]
+
+
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"", 400),
+        (b"definitely not an image", 400),
+        (encode_jpeg(np.zeros((64, 64, 3), np.uint8))[:200], 400),
+    ],
+)
+def test_bad_bytes_raise_image_error(data, status):
+    with pytest.raises(ImageError) as info:
+        preprocess_bytes(data)
+    assert info.value.status == status
+
+
+def test_pixel_limit_checked_before_decode():
+    big = _image_bytes(Image.new("L", (3000, 3000)), "PNG")
+    with pytest.raises(ImageError) as info:
+        preprocess_bytes(big, PreprocessConfig(max_pixels=1_000_000))
+    assert info.value.status == 413
+
+
+def test_contract_is_json_ready():
+    described = contract()
+    assert described["color_order"] == "RGB" and described["value_range"] == [0.0, 255.0]
