@@ -1,0 +1,479 @@
+/*
+ * Deepfake detector upload page: no build step, no dependencies.
+ *
+ * Talks to the HTTP API of docs/CONTRACTS.md: GET /v1/models, POST /v1/predict,
+ * POST /v1/explain. Runs under a strict Content-Security-Policy: no inline code, no eval,
+ * and user data (file names, server messages) only ever goes into textContent or DOM
+ * properties, never into HTML.
+ */
+"use strict";
+
+(() => {
+  const ACCEPTED_TYPES = new Set([
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/bmp",
+    "image/x-ms-bmp",
+    "image/tiff",
+  ]);
+  const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
+  const PREDICT_TIMEOUT_MS = 30000;
+  const EXPLAIN_TIMEOUT_MS = { cam: 30000, lime: 180000 };
+  const MAX_PARALLEL_UPLOADS = 4;
+  const MAX_SERVER_MESSAGE = 300;
+
+  const el = {
+    modelSelect: document.getElementById("model-select"),
+    modelInfo: document.getElementById("model-info"),
+    dropZone: document.getElementById("drop-zone"),
+    fileInput: document.getElementById("file-input"),
+    maxSize: document.getElementById("max-size"),
+    pageMessage: document.getElementById("page-message"),
+    results: document.getElementById("results"),
+    resultsEmpty: document.getElementById("results-empty"),
+    clearResults: document.getElementById("clear-results"),
+    cardTemplate: document.getElementById("card-template"),
+  };
+
+  const maxBytes = readMaxBytes();
+  let models = [];
+  const cards = new Set();
+
+  /** An HTTP or network failure, with what the user needs to know about it. */
+  class ApiError extends Error {
+    constructor(status, code, message, retryAfterSeconds = null) {
+      super(message);
+      this.status = status; // 0 = no answer (network failure or timeout)
+      this.code = code;
+      this.retryAfterSeconds = retryAfterSeconds;
+    }
+  }
+
+  function readMaxBytes() {
+    const meta = document.querySelector('meta[name="max-upload-bytes"]');
+    const value = meta ? Number.parseInt(meta.content, 10) : Number.NaN;
+    return Number.isFinite(value) && value > 0 ? value : DEFAULT_MAX_BYTES;
+  }
+
+  function formatBytes(bytes) {
+    if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1).replace(/\.0$/, "")} MB`;
+    if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+    return `${bytes} bytes`;
+  }
+
+  /** Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or null. */
+  function parseRetryAfter(value) {
+    if (!value) return null;
+    const text = value.trim();
+    if (/^\d+$/.test(text)) return Number.parseInt(text, 10);
+    const date = Date.parse(text);
+    if (Number.isNaN(date)) return null;
+    return Math.max(1, Math.ceil((date - Date.now()) / 1000));
+  }
+
+  function shorten(text) {
+    const clean = String(text ?? "").trim();
+    return clean.length > MAX_SERVER_MESSAGE ? `${clean.slice(0, MAX_SERVER_MESSAGE)}…` : clean;
+  }
+
+  /** fetch() that resolves to parsed JSON or rejects with an ApiError. */
+  async function apiFetch(url, options = {}, timeoutMs = PREDICT_TIMEOUT_MS) {
+    const controller = new AbortController();
+    const timer = window.setTimeout(() => controller.abort(), timeoutMs);
+    let response;
+    try {
+      response = await fetch(url, { ...options, signal: controller.signal });
+    } catch (error) {
+      if (controller.signal.aborted) {
+        throw new ApiError(0, "timeout", `No answer within ${Math.round(timeoutMs / 1000)} s.`);
+      }
+      throw new ApiError(0, "network", "Could not reach the server.");
+    } finally {
+      window.clearTimeout(timer);
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+    if (!response.ok) {
+      const detail = body && typeof body === "object" && body.error ? body.error : {};
+      throw new ApiError(
+        response.status,
+        typeof detail.code === "string" ? detail.code : "http_error",
+        shorten(detail.message || response.statusText || "no details"),
+        parseRetryAfter(response.headers.get("Retry-After")),
+      );
+    }
+    if (body === null || typeof body !== "object") {
+      throw new ApiError(response.status, "bad_response", "The server sent an unreadable answer.");
+    }
+    return body;
+  }
+
+  /** One clear sentence for the user about a failed request. */
+  function describeError(error) {
+    if (!(error instanceof ApiError)) return `Unexpected problem: ${shorten(error && error.message)}`;
+    const { status, message } = error;
+    if (status === 0 && error.code === "timeout") return `The server took too long. ${message} Please retry.`;
+    if (status === 0) return "Could not reach the server. Check that it is running, then retry.";
+    if (status === 503) {
+      return error.retryAfterSeconds === null
+        ? "Server busy, please retry in a few seconds."
+        : `Server busy, retry in ${error.retryAfterSeconds} s.`;
+    }
+    if (status === 400) return `Not a readable image: ${message}`;
+    if (status === 404) return `Model not found: ${message}`;
+    if (status === 413) return `File too large for the server: ${message}`;
+    if (status === 415) return `Unsupported file type: ${message}`;
+    if (status === 422) return `Request rejected: ${message}`;
+    if (status === 504) return "The server timed out while busy. Please retry.";
+    if (status >= 500) return `Server error (HTTP ${status}): ${message}`;
+    return `Request failed (HTTP ${status}): ${message}`;
+  }
+
+  function isRetryable(error) {
+    return !(error instanceof ApiError) || error.status === 0 || error.status >= 500;
+  }
+
+  // ---------------------------------------------------------------- page messages
+
+  function showPageMessage(text) {
+    el.pageMessage.textContent = text;
+    el.pageMessage.hidden = !text;
+  }
+
+  // ---------------------------------------------------------------- models
+
+  function selectedModel() {
+    const entry = models[Number.parseInt(el.modelSelect.value, 10)];
+    return entry ? { name: entry.name, version: entry.version } : null;
+  }
+
+  function describeModel(entry) {
+    const parts = [`Threshold ${Number(entry.threshold).toFixed(2)}`];
+    const test = entry.metrics && entry.metrics.test;
+    if (test && typeof test.roc_auc === "number") parts.push(`test ROC AUC ${test.roc_auc.toFixed(3)}`);
+    if (test && typeof test.accuracy === "number") {
+      parts.push(`accuracy ${(test.accuracy * 100).toFixed(1)}%`);
+    }
+    if (entry.ready === false) parts.push("still warming up");
+    return parts.join(" · ");
+  }
+
+  async function loadModels() {
+    el.modelSelect.replaceChildren();
+    try {
+      const body = await apiFetch("/v1/models");
+      models = Array.isArray(body.models) ? body.models : [];
+      if (models.length === 0) {
+        showPageMessage("The server has no models loaded, so images cannot be analysed.");
+        el.modelSelect.append(new Option("No models available", ""));
+        return;
+      }
+      let defaultIndex = 0;
+      models.forEach((entry, index) => {
+        const label = `${entry.name} v${entry.version}${entry.ready === false ? " (warming up)" : ""}`;
+        el.modelSelect.append(new Option(label, String(index)));
+        const best = models[defaultIndex];
+        if (entry.name === body.default && (best.name !== body.default || entry.version > best.version)) {
+          defaultIndex = index;
+        }
+      });
+      el.modelSelect.value = String(defaultIndex);
+      el.modelSelect.disabled = false;
+      updateModelInfo();
+    } catch (error) {
+      models = [];
+      el.modelSelect.append(new Option("Server default", ""));
+      showPageMessage(`Could not load the model list. ${describeError(error)}`);
+    }
+  }
+
+  function updateModelInfo() {
+    const entry = models[Number.parseInt(el.modelSelect.value, 10)];
+    el.modelInfo.textContent = entry ? describeModel(entry) : "";
+  }
+
+  // ---------------------------------------------------------------- upload queue
+
+  const queue = [];
+  let activeUploads = 0;
+
+  function schedule(task) {
+    queue.push(task);
+    pumpQueue();
+  }
+
+  function pumpQueue() {
+    while (activeUploads < MAX_PARALLEL_UPLOADS && queue.length > 0) {
+      const task = queue.shift();
+      activeUploads += 1;
+      task().finally(() => {
+        activeUploads -= 1;
+        pumpQueue();
+      });
+    }
+  }
+
+  /** Why a file cannot be sent, or "" when it looks fine. The server checks again. */
+  function clientSideProblem(file) {
+    if (file.type && !ACCEPTED_TYPES.has(file.type)) {
+      return `Not a supported image (${shorten(file.type)}). Use JPEG, PNG, WebP, GIF, BMP or TIFF.`;
+    }
+    if (!file.type && file.size === 0) return "The file is empty.";
+    if (file.size > maxBytes) {
+      return `File too large: ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}.`;
+    }
+    return "";
+  }
+
+  function addFiles(fileList) {
+    const files = Array.from(fileList || []);
+    if (files.length === 0) return;
+    showPageMessage("");
+    const model = selectedModel();
+    for (const file of files) {
+      const card = createCard(file, model);
+      const problem = clientSideProblem(file);
+      if (problem) {
+        showError(card, problem, false);
+      } else {
+        showPreview(card);
+        schedule(() => predict(card));
+      }
+    }
+    updateResultsChrome();
+  }
+
+  // ---------------------------------------------------------------- cards
+
+  function part(card, selector) {
+    return card.root.querySelector(selector);
+  }
+
+  function createCard(file, model) {
+    const root = el.cardTemplate.content.firstElementChild.cloneNode(true);
+    const card = { root, file, model, previewUrl: null, overlays: new Map(), explainToken: 0 };
+    part(card, ".card-title").textContent = file.name || "(unnamed file)";
+    part(card, ".preview").closest("figure").hidden = true;
+    part(card, ".retry").addEventListener("click", () => {
+      hideError(card);
+      schedule(() => predict(card));
+    });
+    part(card, ".explain-toggle").addEventListener("click", () => toggleExplain(card));
+    part(card, ".explain-method").addEventListener("change", () => {
+      if (part(card, ".explain-toggle").getAttribute("aria-pressed") === "true") showExplanation(card);
+    });
+    cards.add(card);
+    el.results.prepend(root);
+    return card;
+  }
+
+  function showPreview(card) {
+    card.previewUrl = URL.createObjectURL(card.file);
+    const preview = part(card, ".preview");
+    preview.alt = `Preview of ${card.file.name}`;
+    preview.src = card.previewUrl;
+    preview.closest("figure").hidden = false;
+  }
+
+  function setStatus(card, text) {
+    const status = part(card, ".status");
+    status.textContent = text;
+    status.hidden = !text;
+  }
+
+  function showError(card, text, retryable) {
+    card.root.dataset.state = "error";
+    setStatus(card, "");
+    const error = part(card, ".error");
+    error.textContent = text;
+    error.hidden = false;
+    part(card, ".retry").hidden = !retryable;
+  }
+
+  function hideError(card) {
+    part(card, ".error").hidden = true;
+    part(card, ".retry").hidden = true;
+  }
+
+  function modelQuery(model) {
+    const params = new URLSearchParams();
+    if (model) {
+      params.set("model", model.name);
+      params.set("version", String(model.version));
+    }
+    return params;
+  }
+
+  function uploadBody(file) {
+    const form = new FormData();
+    form.append("file", file, file.name || "upload");
+    return form;
+  }
+
+  async function predict(card) {
+    card.root.dataset.state = "pending";
+    setStatus(card, "Analysing…");
+    const started = performance.now();
+    try {
+      const result = await apiFetch(`/v1/predict?${modelQuery(card.model)}`, {
+        method: "POST",
+        body: uploadBody(card.file),
+      });
+      renderPrediction(card, result, performance.now() - started);
+    } catch (error) {
+      showError(card, describeError(error), isRetryable(error));
+    }
+  }
+
+  function renderPrediction(card, result, roundTripMs) {
+    const label = result.label === "FAKE" ? "FAKE" : "REAL";
+    const confidence = Math.min(1, Math.max(0, Number(result.confidence)));
+    const percent = (confidence * 100).toFixed(1);
+    card.model = { name: result.model, version: result.version };
+    card.root.dataset.state = "done";
+    card.root.dataset.verdict = label.toLowerCase();
+    setStatus(card, "");
+
+    part(card, ".verdict-label").textContent = label;
+    part(card, ".confidence-text").textContent = `${percent}% confident`;
+    const meter = part(card, ".meter");
+    meter.setAttribute("aria-valuenow", percent);
+    meter.setAttribute("aria-valuetext", `${percent}% confident ${label}`);
+    meter.setAttribute("aria-label", "Confidence");
+    part(card, ".meter-fill").style.width = `${percent}%`;
+    part(card, ".probability").textContent = Number(result.probability_fake).toFixed(3);
+    part(card, ".threshold").textContent = Number(result.threshold).toFixed(3);
+    part(card, ".model-used").textContent = `${result.model} v${result.version}`;
+    part(card, ".latency").textContent =
+      `${Number(result.latency_ms).toFixed(1)} ms server, ${Math.round(roundTripMs)} ms total`;
+    part(card, ".outcome").hidden = false;
+  }
+
+  // ---------------------------------------------------------------- explanations
+
+  function toggleExplain(card) {
+    const toggle = part(card, ".explain-toggle");
+    const on = toggle.getAttribute("aria-pressed") !== "true";
+    toggle.setAttribute("aria-pressed", String(on));
+    if (on) {
+      showExplanation(card);
+    } else {
+      card.explainToken += 1; // a late answer must not reopen the overlay
+      part(card, ".overlay-box").hidden = true;
+      part(card, ".explain-status").hidden = true;
+    }
+  }
+
+  async function showExplanation(card) {
+    const method = part(card, ".explain-method").value === "lime" ? "lime" : "cam";
+    const token = ++card.explainToken;
+    const status = part(card, ".explain-status");
+    if (!card.overlays.has(method)) {
+      status.textContent =
+        method === "lime" ? "Computing LIME explanation (may take a while)…" : "Computing map…";
+      status.hidden = false;
+      status.classList.remove("error-text");
+      try {
+        const params = modelQuery(card.model);
+        params.set("method", method);
+        const answer = await apiFetch(
+          `/v1/explain?${params}`,
+          { method: "POST", body: uploadBody(card.file) },
+          EXPLAIN_TIMEOUT_MS[method],
+        );
+        const png = String(answer.overlay_png_base64 || "");
+        if (!/^[A-Za-z0-9+/]+=*$/.test(png)) {
+          throw new ApiError(200, "bad_response", "The server sent no explanation image.");
+        }
+        card.overlays.set(method, { src: `data:image/png;base64,${png}`, latency: answer.latency_ms });
+      } catch (error) {
+        if (token !== card.explainToken) return;
+        status.textContent = `Explanation failed. ${describeError(error)}`;
+        status.classList.add("error-text");
+        return;
+      }
+    }
+    if (token !== card.explainToken) return;
+    const overlay = card.overlays.get(method);
+    const image = part(card, ".overlay");
+    image.alt = `${method === "lime" ? "LIME" : "Class-activation"} explanation of ${card.file.name}`;
+    image.src = overlay.src;
+    const name = method === "lime" ? "LIME regions" : "Fast map (CAM)";
+    part(card, ".overlay-caption").textContent =
+      `${name}, ${Number(overlay.latency).toFixed(0)} ms: highlighted areas weigh most in the verdict`;
+    part(card, ".overlay-box").hidden = false;
+    status.hidden = true;
+  }
+
+  // ---------------------------------------------------------------- page chrome
+
+  function updateResultsChrome() {
+    const any = cards.size > 0;
+    el.resultsEmpty.hidden = any;
+    el.clearResults.hidden = !any;
+  }
+
+  function clearResults() {
+    for (const card of cards) {
+      card.explainToken += 1;
+      if (card.previewUrl) URL.revokeObjectURL(card.previewUrl);
+      card.root.remove();
+    }
+    cards.clear();
+    queue.length = 0;
+    updateResultsChrome();
+    el.fileInput.focus();
+  }
+
+  function hasFiles(event) {
+    return Boolean(event.dataTransfer && Array.from(event.dataTransfer.types || []).includes("Files"));
+  }
+
+  function wireDragAndDrop() {
+    let depth = 0;
+    const setDragging = (on) => el.dropZone.classList.toggle("dragging", on);
+    // The whole window accepts drops, so a near miss never navigates away from the page.
+    window.addEventListener("dragenter", (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      depth += 1;
+      setDragging(true);
+    });
+    window.addEventListener("dragover", (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+    });
+    window.addEventListener("dragleave", () => {
+      depth = Math.max(0, depth - 1);
+      if (depth === 0) setDragging(false);
+    });
+    window.addEventListener("drop", (event) => {
+      event.preventDefault();
+      depth = 0;
+      setDragging(false);
+      if (event.dataTransfer) addFiles(event.dataTransfer.files);
+    });
+  }
+
+  function init() {
+    el.maxSize.textContent = formatBytes(maxBytes);
+    el.fileInput.addEventListener("change", () => {
+      addFiles(el.fileInput.files);
+      el.fileInput.value = ""; // picking the same file again fires change again
+    });
+    el.modelSelect.addEventListener("change", updateModelInfo);
+    el.clearResults.addEventListener("click", clearResults);
+    wireDragAndDrop();
+    updateResultsChrome();
+    loadModels();
+  }
+
+  init();
+})();
