@@ -1,0 +1,75 @@
+"""``python -m serving``: check the model repository, then run uvicorn (factory mode).
+
+Exit codes: 0 after a clean stop (SIGTERM or Ctrl+C: in-flight requests finish first),
+2 for bad flags or a missing / empty model repository, 3 if the app fails to start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from core.modelrepo import ModelRepository
+from serving.config import ServerConfig, parse_args
+from serving.models import find_entries
+
+FACTORY = "serving.app:create_app_from_env"
+
+
+def repository_problem(config: ServerConfig) -> str | None:
+    """Why the configured repository cannot be served, or None if it has a servable entry."""
+    root = config.models_dir
+    if not root.is_dir():
+        return (
+            f"model repository {root} does not exist. Export a model first (make export), "
+            "or point --models / DFD_MODELS_DIR at a folder <name>/<version>/model.onnx"
+        )
+    entries = find_entries(ModelRepository(root), config.latest_only)
+    if not entries:
+        return (
+            f"model repository {root} holds no servable model: expected "
+            f"{root}/<name>/<version>/model.onnx with metadata.json (make export writes one)"
+        )
+    if config.default_model and config.default_model not in {e.name for e in entries}:
+        return f"default model {config.default_model!r} is not in {root}"
+    return None
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    """Uvicorn re-raises the signal it stopped for once it is done; exit 0 at that point."""
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    problem = repository_problem(config)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    os.environ.update(config.to_env())  # how uvicorn's worker processes get the config
+
+    import uvicorn
+
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    uvicorn.run(
+        FACTORY,
+        factory=True,
+        host=config.host,
+        port=config.port,
+        workers=config.workers,
+        log_level=config.log_level,
+        timeout_graceful_shutdown=config.graceful_timeout_s or None,
+        server_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

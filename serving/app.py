@@ -1,0 +1,301 @@
+"""The Starlette application: routes of docs/CONTRACTS.md, lifespan, middleware.
+
+``create_app(config)`` builds an app; its lifespan loads the repository, builds one
+session and one batcher per model version, warms them up, then marks the app ready.
+All state lives in ``app.state.serving`` (:class:`serving.state.ServingState`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from core.preprocessing import ImageError, decode_rgb, preprocess_rgb
+from serving import kserve
+from serving.config import ServerConfig
+from serving.errors import (
+    EXCEPTION_HANDLERS,
+    APIError,
+    bad_parameter,
+    from_image_error,
+    unavailable,
+)
+from serving.explain import ExplainRequest, find_explainer, parse_params
+from serving.inference import infer, prediction, preprocess, probabilities
+from serving.metrics import RequestMetricsMiddleware
+from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from serving.overlay import png_base64
+from serving.state import ServingState
+from serving.uploads import media_type, read_image, read_images
+
+
+def _state(request: Request) -> ServingState:
+    return request.app.state.serving
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)
+
+
+def _query_bool(request: Request, name: str, default: bool = False) -> bool:
+    text = request.query_params.get(name)
+    if text in (None, ""):
+        return default
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise bad_parameter(f"{name} must be true or false, got {text!r}")
+
+
+def _requested_model(request: Request, state: ServingState):
+    return state.model(request.query_params.get("model"), request.query_params.get("version"))
+
+
+async def predict(request: Request) -> JSONResponse:
+    """POST /v1/predict: one image -> label, calibrated probability, confidence."""
+    started = time.perf_counter()
+    state = _state(request)
+    model = _requested_model(request, state)
+    config = model.preprocess_config(state.config.max_pixels, _query_bool(request, "face_crop"))
+    upload = await read_image(request)
+    row = await preprocess(state, upload.data, config)
+    outputs = await infer(state, model, row[None])
+    body = prediction(state, model, probabilities(outputs)[0])
+    return JSONResponse({**body, "latency_ms": _elapsed_ms(started)})
+
+
+async def predict_batch(request: Request) -> JSONResponse:
+    """POST /v1/predict/batch: several files -> one result (or error) per file, in order."""
+    started = time.perf_counter()
+    state = _state(request)
+    model = _requested_model(request, state)
+    config = model.preprocess_config(state.config.max_pixels, _query_bool(request, "face_crop"))
+    uploads = await read_images(request, state.config.max_batch_files)
+
+    async def attempt(data: bytes) -> np.ndarray | APIError:
+        try:
+            return await preprocess(state, data, config)
+        except APIError as exc:
+            return exc
+
+    rows = await asyncio.gather(*(attempt(upload.data) for upload in uploads))
+    good = [row for row in rows if isinstance(row, np.ndarray)]
+    probs = iter(probabilities(await infer(state, model, np.stack(good))) if good else [])
+    results = []
+    for upload, row in zip(uploads, rows, strict=True):
+        if isinstance(row, APIError):
+            results.append({"filename": upload.filename, **row.body()})
+        else:
+            results.append({"filename": upload.filename, **prediction(state, model, next(probs))})
+    return JSONResponse(
+        {
+            "model": model.name,
+            "version": model.version,
+            "results": results,
+            "latency_ms": _elapsed_ms(started),
+        }
+    )
+
+
+async def explain(request: Request) -> JSONResponse:
+    """POST /v1/explain: prediction plus an overlay PNG of the uploaded image's size."""
+    started = time.perf_counter()
+    state = _state(request)
+    model = _requested_model(request, state)
+    params = parse_params(request.query_params, state.config)
+    explainer = find_explainer(params.method)
+    if _query_bool(request, "face_crop"):
+        raise bad_parameter(
+            "face_crop is not supported by /v1/explain; the overlay covers the image"
+        )
+    upload = await read_image(request)
+    try:
+        rgb = await state.run_blocking(decode_rgb, upload.data, state.config.max_pixels)
+    except ImageError as exc:
+        raise from_image_error(exc) from None
+    model_input = await state.run_blocking(
+        preprocess_rgb, rgb, model.preprocess_config(state.config.max_pixels)
+    )
+    outputs = await infer(state, model, model_input[None])
+    context = ExplainRequest(
+        model=model,
+        image_rgb=rgb,
+        model_input=model_input,
+        outputs={name: value[0] for name, value in outputs.items()},
+        prediction=prediction(state, model, probabilities(outputs)[0]),
+        params=params,
+        infer=lambda rows: infer(state, model, rows),
+        run_blocking=state.run_blocking,
+    )
+    if params.method == "cam":
+        result = await explainer(context)
+    else:
+        assert state.lime_slots is not None
+        if state.lime_slots.locked():
+            raise unavailable(
+                "explain_busy",
+                f"{state.config.lime_concurrency} LIME explanations are already running",
+                state.config.retry_after_s,
+            )
+        async with state.lime_slots:
+            result = await explainer(context)
+    if result.overlay_rgb.shape[:2] != rgb.shape[:2]:
+        raise APIError(500, "internal_error", "explainer returned an overlay of the wrong size")
+    body = {
+        "prediction": context.prediction,
+        "method": params.method,
+        "overlay_png_base64": await state.run_blocking(png_base64, result.overlay_rgb),
+        "width": int(rgb.shape[1]),
+        "height": int(rgb.shape[0]),
+        **result.extra,
+    }
+    if result.regions is not None:
+        body["regions"] = result.regions
+    return JSONResponse({**body, "latency_ms": _elapsed_ms(started)})
+
+
+async def list_models(request: Request) -> JSONResponse:
+    """GET /v1/models."""
+    state = _state(request)
+    return JSONResponse(
+        {
+            "default": state.pool.default_name,
+            "models": [model.summary(ready=state.ready) for model in state.pool],
+        }
+    )
+
+
+async def live(request: Request) -> JSONResponse:
+    """GET /v2/health/live: the process answers."""
+    return JSONResponse({"live": True})
+
+
+async def ready(request: Request) -> JSONResponse:
+    """GET /v2/health/ready: 200 after warm-up, 503 before, without models or when stopping."""
+    state = _state(request)
+    state.require_serving()
+    return JSONResponse({"ready": True, "models": [f"{m.name}:{m.version}" for m in state.pool]})
+
+
+async def server_metadata(request: Request) -> JSONResponse:
+    """GET /v2: KServe v2 server metadata."""
+    return JSONResponse({"name": "deepfake-detect", "version": "1", "extensions": []})
+
+
+async def v2_model_metadata(request: Request) -> JSONResponse:
+    """GET /v2/models/{name} and /v2/models/{name}/versions/{version}."""
+    state = _state(request)
+    name, version = request.path_params["name"], request.path_params.get("version")
+    model = state.pool.resolve(name, version)
+    versions = [state.pool.resolve(name, v) for v in state.pool.versions(name)]
+    return JSONResponse(kserve.model_metadata([model] if version else versions))
+
+
+async def v2_model_ready(request: Request) -> JSONResponse:
+    """GET /v2/models/{name}[/versions/{version}]/ready."""
+    state = _state(request)
+    state.model(request.path_params["name"], request.path_params.get("version"))
+    return JSONResponse({"name": request.path_params["name"], "ready": True})
+
+
+async def v2_infer(request: Request) -> JSONResponse:
+    """POST /v2/models/{name}[/versions/{version}]/infer: KServe v2 JSON tensors."""
+    state = _state(request)
+    model = state.model(request.path_params["name"], request.path_params.get("version"))
+    kind = media_type(request)
+    if kind not in ("", "application/json"):
+        raise APIError(415, "unsupported_media_type", f"send application/json, not {kind}")
+    payload = await state.run_blocking(kserve.parse_json, await request.body())
+    rows, names, request_id = kserve.parse_infer_request(payload, model)
+    outputs = await infer(state, model, rows)
+    body = await state.run_blocking(kserve.infer_response, model, outputs, names, request_id)
+    return JSONResponse(body)
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: Prometheus text format."""
+    registry = _state(request).metrics
+    return Response(registry.render(), media_type=registry.content_type)
+
+
+def _webui_routes(config: ServerConfig) -> list[BaseRoute]:
+    folder = config.webui_dir
+
+    async def index(request: Request) -> Response:
+        page = folder / "index.html" if folder else None
+        if page is None or not page.is_file():
+            raise APIError(
+                404, "webui_missing", "the web UI is not installed; the API is under /v1 and /v2"
+            )
+        return FileResponse(page, media_type="text/html")
+
+    routes: list[BaseRoute] = [Route("/", index, methods=["GET", "HEAD"])]
+    if folder and folder.is_dir():
+        routes.append(Mount("/static", app=StaticFiles(directory=folder), name="static"))
+    return routes
+
+
+def _routes(config: ServerConfig) -> list[BaseRoute]:
+    v2_model = "/v2/models/{name}"
+    v2_version = "/v2/models/{name}/versions/{version}"
+    return [
+        Route("/v1/predict", predict, methods=["POST"]),
+        Route("/v1/predict/batch", predict_batch, methods=["POST"]),
+        Route("/v1/explain", explain, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route(v2_model, v2_model_metadata, methods=["GET"]),
+        Route(v2_version, v2_model_metadata, methods=["GET"]),
+        Route(v2_model + "/ready", v2_model_ready, methods=["GET"]),
+        Route(v2_version + "/ready", v2_model_ready, methods=["GET"]),
+        Route(v2_model + "/infer", v2_infer, methods=["POST"]),
+        Route(v2_version + "/infer", v2_infer, methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *_webui_routes(config),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    state: ServingState = app.state.serving
+    await state.start()
+    try:
+        yield
+    finally:
+        await state.stop()
+
+
+def create_app(config: ServerConfig | None = None) -> Starlette:
+    """A new, independent server app (own models, batchers, metrics registry)."""
+    config = config or ServerConfig()
+    state = ServingState(config)
+    app = Starlette(
+        routes=_routes(config),
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(RequestMetricsMiddleware, metrics=state.metrics),
+            Middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=_lifespan,
+    )
+    app.state.serving = state
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Uvicorn factory (``--factory``): the config comes from the ``DFD_*`` variables."""
+    return create_app(ServerConfig.from_env())

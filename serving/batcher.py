@@ -1,0 +1,298 @@
+"""Dynamic batching: many small submissions become few model runs.
+
+A submission carries ``k >= 1`` rows. The batcher collects rows until ``max_batch_size``
+rows are waiting or ``max_queue_delay_ms`` has passed since the oldest waiting row
+arrived, runs them in one call on a dedicated single thread (off the event loop), and
+hands each submission exactly its rows of every output. A submission larger than a batch
+is split over consecutive batches and reassembled in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+logger = logging.getLogger("serving.batcher")
+
+RunBatch = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+class QueueFull(Exception):
+    """Too many rows are waiting; try again shortly (HTTP 503 + Retry-After)."""
+
+
+class BatcherStopped(Exception):
+    """The batcher is shutting down and takes no new work (HTTP 503)."""
+
+
+class RequestTimeout(Exception):
+    """The submission did not get its model run within the request timeout (HTTP 504)."""
+
+
+class TooManyRows(ValueError):
+    """One submission larger than the whole queue; it could never run (HTTP 422)."""
+
+
+class ModelRunError(RuntimeError):
+    """The model itself failed on a batch (HTTP 500)."""
+
+
+@dataclass(frozen=True)
+class BatcherConfig:
+    max_batch_size: int = 32
+    max_queue_delay_ms: float = 5.0
+    max_queue_size: int = 2048
+    request_timeout_s: float = 30.0
+
+
+class BatchObserver(Protocol):
+    """Receives the batcher's measurements (see :mod:`serving.metrics`)."""
+
+    def batch_done(self, rows: int, run_seconds: float) -> None: ...
+
+    def queue_delay(self, seconds: float) -> None: ...
+
+    def queue_depth(self, rows: int) -> None: ...
+
+    def rejected(self, reason: str) -> None: ...
+
+
+class _NoObserver:
+    def batch_done(self, rows: int, run_seconds: float) -> None:
+        pass
+
+    def queue_delay(self, seconds: float) -> None:
+        pass
+
+    def queue_depth(self, rows: int) -> None:
+        pass
+
+    def rejected(self, reason: str) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class _Submission:
+    rows: np.ndarray
+    future: asyncio.Future
+    enqueued: float
+    taken: int = 0  # rows handed to batches so far
+    parts: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.rows) - self.taken
+
+
+@dataclass
+class BatcherStats:
+    batches: int = 0
+    rows: int = 0
+    largest_batch: int = 0
+
+
+class DynamicBatcher:
+    """Batches submissions for one model; ``run`` is only ever called from one thread."""
+
+    def __init__(
+        self,
+        run: RunBatch,
+        config: BatcherConfig,
+        observer: BatchObserver | None = None,
+        name: str = "model",
+    ) -> None:
+        self._run = run
+        self.config = config
+        self.name = name
+        self._observer = observer or _NoObserver()
+        self._pending: deque[_Submission] = deque()
+        self._pending_rows = 0
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.stats = BatcherStats()
+
+    @property
+    def depth(self) -> int:
+        """Rows waiting for a model run."""
+        return self._pending_rows
+
+    @property
+    def accepting(self) -> bool:
+        return self._task is not None and not self._stopping
+
+    def start(self) -> None:
+        """Start the batching task on the running event loop."""
+        if self._task is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{self.name}")
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"batcher-{self.name}"
+            )
+
+    async def submit(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Outputs for the ``k`` rows of ``rows`` (each output's first axis has length ``k``)."""
+        if not self.accepting:
+            self._observer.rejected("stopping")
+            raise BatcherStopped(f"{self.name} is not accepting requests (shutting down)")
+        if rows.ndim < 1 or len(rows) == 0:
+            raise ValueError("a submission needs at least one row")
+        if len(rows) > self.config.max_queue_size:
+            raise TooManyRows(
+                f"{len(rows)} rows in one request; at most {self.config.max_queue_size}"
+            )
+        if self._pending_rows + len(rows) > self.config.max_queue_size:
+            self._observer.rejected("queue_full")
+            raise QueueFull(
+                f"{self.name} has {self._pending_rows} rows waiting "
+                f"(limit {self.config.max_queue_size}); retry shortly"
+            )
+        loop = asyncio.get_running_loop()
+        item = _Submission(rows=rows, future=loop.create_future(), enqueued=loop.time())
+        self._pending.append(item)
+        self._pending_rows += len(rows)
+        self._observer.queue_depth(self._pending_rows)
+        self._wakeup.set()
+        try:
+            async with asyncio.timeout(self.config.request_timeout_s):
+                return await item.future
+        except TimeoutError:
+            self._observer.rejected("timeout")
+            raise RequestTimeout(
+                f"no model run within {self.config.request_timeout_s:g} s "
+                f"({self._pending_rows} rows waiting)"
+            ) from None
+        finally:
+            if not item.future.done():
+                item.future.cancel()
+            self._discard(item)
+
+    async def stop(self, drain: bool = True) -> None:
+        """Refuse new work; with ``drain`` finish everything queued, else fail it."""
+        self._stopping = True
+        self._wakeup.set()
+        if not drain:
+            for item in self._pending:
+                if not item.future.done():
+                    item.future.set_exception(BatcherStopped(f"{self.name} stopped"))
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def _discard(self, item: _Submission) -> None:
+        """Drop a finished or abandoned submission's rows that never reached a batch."""
+        if item.remaining and item in self._pending:
+            self._pending.remove(item)
+            self._pending_rows -= item.remaining
+            item.taken = len(item.rows)
+            self._observer.queue_depth(self._pending_rows)
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._pending:
+                if self._stopping:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._wait_for_rows()
+            slices = self._take_batch()
+            if slices:
+                try:
+                    await self._run_batch(slices)
+                except Exception:  # never let one bad batch stop the batcher
+                    logger.exception("batch for %s failed unexpectedly", self.name)
+
+    async def _wait_for_rows(self) -> None:
+        """Wait until a full batch is waiting or the oldest row has waited long enough."""
+        loop = asyncio.get_running_loop()
+        deadline = self._pending[0].enqueued + self.config.max_queue_delay_ms / 1000.0
+        while self._pending_rows < self.config.max_batch_size and not self._stopping:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                return
+
+    def _take_batch(self) -> list[tuple[_Submission, int, int]]:
+        """Up to ``max_batch_size`` rows from the oldest submissions: (item, start, stop)."""
+        slices: list[tuple[_Submission, int, int]] = []
+        total = 0
+        while self._pending and total < self.config.max_batch_size:
+            item = self._pending[0]
+            if item.future.done():  # timed out, cancelled or failed meanwhile
+                self._pending.popleft()
+                self._pending_rows -= item.remaining
+                item.taken = len(item.rows)
+                continue
+            count = min(item.remaining, self.config.max_batch_size - total)
+            slices.append((item, item.taken, item.taken + count))
+            item.taken += count
+            total += count
+            self._pending_rows -= count
+            if item.remaining == 0:
+                self._pending.popleft()
+        self._observer.queue_depth(self._pending_rows)
+        return slices
+
+    async def _run_batch(self, slices: list[tuple[_Submission, int, int]]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for item, start, _ in slices:
+            if start == 0:
+                self._observer.queue_delay(started - item.enqueued)
+        arrays = [item.rows[start:stop] for item, start, stop in slices]
+        try:
+            outputs, seconds = await loop.run_in_executor(self._executor, self._execute, arrays)
+        except Exception as exc:
+            logger.error("model run for %s failed: %s", self.name, exc)
+            error = ModelRunError(f"model {self.name} failed: {exc}")
+            for item, _, _ in slices:
+                if not item.future.done():
+                    item.future.set_exception(error)
+            return
+        rows = sum(len(array) for array in arrays)
+        self.stats.batches += 1
+        self.stats.rows += rows
+        self.stats.largest_batch = max(self.stats.largest_batch, rows)
+        self._observer.batch_done(rows, seconds)
+        offset = 0
+        for item, start, stop in slices:
+            count = stop - start
+            if not item.future.done():
+                item.parts.append({k: v[offset : offset + count] for k, v in outputs.items()})
+                if stop == len(item.rows):
+                    item.future.set_result(_join(item.parts))
+            offset += count
+
+    def _execute(self, arrays: list[np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
+        """Runs on the inference thread: concatenate, run, check every output has N rows."""
+        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        start = time.perf_counter()
+        outputs = self._run(np.ascontiguousarray(batch, dtype=np.float32))
+        seconds = time.perf_counter() - start
+        for name, value in outputs.items():
+            if len(value) != len(batch):
+                raise ModelRunError(f"output {name} has {len(value)} rows for {len(batch)} inputs")
+        return outputs, seconds
+
+
+def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}

@@ -1,0 +1,126 @@
+"""``/v1/explain``: parameters, the explainer interface, and the CAM explainer.
+
+An explainer is one async function ``(ExplainRequest) -> ExplainResult``. ``cam`` lives
+here; ``lime`` is ``serving.explain_lime.explain_lime`` and is picked up as soon as that
+module exists (until then ``method=lime`` answers 501).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from starlette.datastructures import QueryParams
+
+from serving.config import ServerConfig
+from serving.errors import APIError, bad_parameter, out_of_range
+from serving.models import LoadedModel
+from serving.overlay import cam_overlay
+
+METHODS = ("cam", "lime")
+SEGMENTATIONS = ("quickshift", "slic")
+LIME_MODULE = "serving.explain_lime"
+
+
+@dataclass(frozen=True)
+class ExplainParams:
+    method: str = "cam"
+    num_samples: int = 1000
+    num_features: int = 10
+    segmentation: str = "quickshift"
+    random_state: int = 0
+
+
+def _int_param(query: QueryParams, name: str, default: int, low: int, high: int) -> int:
+    text = query.get(name)
+    if text in (None, ""):
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise bad_parameter(f"{name} must be an integer, got {text!r}") from None
+    if not low <= value <= high:
+        raise out_of_range(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def parse_params(query: QueryParams, config: ServerConfig) -> ExplainParams:
+    """Explain parameters from the query string; 400 when malformed, 422 when out of bounds."""
+    method = (query.get("method") or "cam").lower()
+    if method not in METHODS:
+        raise bad_parameter(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    segmentation = (query.get("segmentation") or "quickshift").lower()
+    if segmentation not in SEGMENTATIONS:
+        raise bad_parameter(
+            f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}"
+        )
+    return ExplainParams(
+        method=method,
+        num_samples=_int_param(
+            query, "num_samples", min(1000, config.lime_max_samples), 1, config.lime_max_samples
+        ),
+        num_features=_int_param(query, "num_features", 10, 1, config.explain_max_features),
+        segmentation=segmentation,
+        random_state=_int_param(query, "random_state", 0, 0, 2**32 - 1),
+    )
+
+
+@dataclass
+class ExplainRequest:
+    """What an explainer gets: the image, the model, its prediction and ways to run more."""
+
+    model: LoadedModel
+    image_rgb: np.ndarray  # the uploaded image, upright, uint8 H x W x 3
+    model_input: np.ndarray  # what the model saw, float32 S x S x 3 (0..255)
+    outputs: dict[str, np.ndarray]  # this image's model outputs, batch axis removed
+    prediction: dict  # the /v1/predict fields for this image
+    params: ExplainParams
+    infer: Callable[[np.ndarray], Awaitable[dict[str, np.ndarray]]]  # rows [k,S,S,3] -> outputs
+    run_blocking: Callable[..., Awaitable[Any]]  # run CPU-heavy work off the event loop
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+
+    def infer_blocking(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``infer`` for code running in a worker thread (e.g. LIME's classifier_fn)."""
+        return asyncio.run_coroutine_threadsafe(self.infer(rows), self.loop).result()
+
+
+@dataclass
+class ExplainResult:
+    overlay_rgb: np.ndarray  # uint8, same height and width as ``image_rgb``
+    regions: list[dict] | None = None  # lime: [{"id", "weight"}]
+    extra: dict = field(default_factory=dict)  # method-specific fields merged into the answer
+
+
+async def explain_cam(request: ExplainRequest) -> ExplainResult:
+    """The model's own class-activation map, upsampled and colour-blended over the image."""
+    if "cam" not in request.outputs:
+        raise APIError(
+            501, "cam_unavailable", f"model {request.model.name} has no 'cam' output; use lime"
+        )
+    cam = np.asarray(request.outputs["cam"], dtype=np.float32)
+    overlay = await request.run_blocking(cam_overlay, request.image_rgb, cam)
+    return ExplainResult(
+        overlay_rgb=overlay,
+        extra={"cam": {"shape": list(cam.shape), "min": float(cam.min()), "max": float(cam.max())}},
+    )
+
+
+def find_explainer(method: str) -> Callable[[ExplainRequest], Awaitable[ExplainResult]]:
+    """The explainer function for ``method``; 501 when LIME is not installed in this build."""
+    if method == "cam":
+        return explain_cam
+    try:
+        module = importlib.import_module(LIME_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != LIME_MODULE:
+            raise
+        raise APIError(
+            501,
+            "not_implemented",
+            "method=lime is not available on this server yet; use method=cam",
+        ) from None
+    return module.explain_lime

@@ -1,0 +1,63 @@
+"""From image bytes to a prediction: preprocess off the loop, batch, calibrate, decide."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.decision import calibrate, decide
+from core.preprocessing import ImageError, PreprocessConfig, preprocess_bytes
+from serving.batcher import (
+    BatcherStopped,
+    ModelRunError,
+    QueueFull,
+    RequestTimeout,
+    TooManyRows,
+)
+from serving.errors import APIError, from_image_error, out_of_range, unavailable
+from serving.models import LoadedModel
+from serving.state import ServingState
+
+
+async def preprocess(state: ServingState, data: bytes, config: PreprocessConfig) -> np.ndarray:
+    """``core.preprocessing.preprocess_bytes`` on the thread pool; image errors become 4xx."""
+    try:
+        return await state.run_blocking(preprocess_bytes, data, config)
+    except ImageError as exc:
+        raise from_image_error(exc) from None
+
+
+async def infer(state: ServingState, model: LoadedModel, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Submit ``rows`` to the model's batcher; batcher failures become HTTP errors."""
+    retry = state.config.retry_after_s
+    try:
+        return await model.batcher.submit(rows)
+    except QueueFull as exc:
+        raise unavailable("queue_full", str(exc), retry) from None
+    except BatcherStopped as exc:
+        raise unavailable("shutting_down", str(exc), retry) from None
+    except RequestTimeout as exc:
+        raise APIError(504, "timeout", str(exc)) from None
+    except TooManyRows as exc:
+        raise out_of_range(str(exc)) from None
+    except ModelRunError as exc:
+        raise APIError(500, "inference_failed", str(exc)) from None
+
+
+def prediction(state: ServingState, model: LoadedModel, probability_raw: float) -> dict:
+    """The contract's prediction fields (without latency) for one raw model probability."""
+    probability = float(calibrate(np.float64(probability_raw), model.entry.temperature))
+    label, confidence = decide(probability, model.entry.threshold)
+    state.metrics.predictions.labels(model.name, str(model.version), label).inc()
+    return {
+        "label": label,
+        "probability_fake": probability,
+        "confidence": confidence,
+        "threshold": model.entry.threshold,
+        "model": model.name,
+        "version": model.version,
+    }
+
+
+def probabilities(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Raw ``probability_fake`` per row as a 1-D array."""
+    return np.asarray(outputs["probability_fake"], dtype=np.float64).reshape(-1)

@@ -1,0 +1,110 @@
+"""The loaded models: one runtime and one batcher per repository entry, and name resolution."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from core.modelrepo import (
+    InvalidMetadata,
+    ModelEntry,
+    ModelNotFound,
+    ModelRepository,
+    check_name,
+    check_version,
+)
+from core.preprocessing import PreprocessConfig
+from serving.batcher import DynamicBatcher
+from serving.runtime import ModelRuntime
+
+logger = logging.getLogger("serving.models")
+
+PREFERRED_DEFAULT = "cnn"
+
+
+@dataclass
+class LoadedModel:
+    """One model version ready to serve."""
+
+    entry: ModelEntry
+    runtime: ModelRuntime
+    batcher: DynamicBatcher
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def version(self) -> int:
+        return self.entry.version
+
+    @property
+    def has_cam(self) -> bool:
+        return "cam" in self.runtime.output_names
+
+    def preprocess_config(self, max_pixels: int, face_crop: bool = False) -> PreprocessConfig:
+        return PreprocessConfig(
+            size=self.entry.input_size, max_pixels=max_pixels, face_crop=face_crop
+        )
+
+    def summary(self, ready: bool) -> dict:
+        """``ModelEntry.summary()`` plus readiness and the providers in use."""
+        return {**self.entry.summary(), "providers": self.runtime.providers, "ready": ready}
+
+
+def find_entries(repository: ModelRepository, latest_only: bool) -> list[ModelEntry]:
+    """Valid entries of the repository; broken ones are logged and skipped."""
+    entries = []
+    for name in repository.names():
+        versions = repository.versions(name)
+        for version in versions[-1:] if latest_only else versions:
+            try:
+                entries.append(repository.entry(name, version))
+            except (InvalidMetadata, ModelNotFound, KeyError, ValueError) as exc:
+                logger.error("skipping %s:%s: %s", name, version, exc)
+    return entries
+
+
+class ModelPool:
+    """Loaded model versions by name, and which one a request means."""
+
+    def __init__(self, models: list[LoadedModel], default_name: str | None = None) -> None:
+        self._models: dict[str, dict[int, LoadedModel]] = {}
+        for model in models:
+            self._models.setdefault(model.name, {})[model.version] = model
+        if default_name is not None and default_name not in self._models:
+            raise ModelNotFound(f"default model {default_name!r} is not in the repository")
+        names = sorted(self._models)
+        if default_name is None and names:
+            default_name = PREFERRED_DEFAULT if PREFERRED_DEFAULT in names else names[0]
+        self.default_name = default_name
+
+    def __iter__(self):
+        for name in sorted(self._models):
+            for version in sorted(self._models[name]):
+                yield self._models[name][version]
+
+    def __len__(self) -> int:
+        return sum(len(versions) for versions in self._models.values())
+
+    def versions(self, name: str) -> list[int]:
+        return sorted(self._models.get(check_name(name), {}))
+
+    def resolve(self, name: str | None = None, version: str | int | None = None) -> LoadedModel:
+        """The named (default) model at ``version`` (latest); 400 for bad names, 404 if absent."""
+        if name in (None, ""):
+            if self.default_name is None:
+                raise ModelNotFound("no model is loaded")
+            name = self.default_name
+        versions = self._models.get(check_name(name))
+        if not versions:
+            raise ModelNotFound(f"model {name!r} not found; loaded: {', '.join(self._models)}")
+        if version in (None, ""):
+            return versions[max(versions)]
+        number = check_version(version)
+        if number not in versions:
+            raise ModelNotFound(
+                f"model {name!r} has no version {number}; loaded: "
+                + ", ".join(str(v) for v in sorted(versions))
+            )
+        return versions[number]

@@ -1,0 +1,139 @@
+"""One ONNX Runtime session per model version, on the best execution provider available.
+
+Provider preference TensorRT -> CUDA -> CPU, filtered by ``ort.get_available_providers()``;
+CPU is always last so a session can fall back to it for unsupported nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from core.modelrepo import ModelEntry
+
+logger = logging.getLogger("serving.runtime")
+
+PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+GRAPH_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+PRECISION_FILE_KEYS = {"fp32": "onnx", "fp16": "onnx_fp16", "int8": "onnx_int8"}
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How sessions are built."""
+
+    providers: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
+    intra_op_threads: int = 0
+    graph_optimization: str = "all"
+    device_id: int = 0
+    trt_fp16: bool = True
+    trt_cache_dir: Path = Path("models/.trt_cache")
+    max_batch_size: int = 32
+    precision: str = "fp32"
+
+
+def choose_providers(preference: tuple[str, ...], available: list[str]) -> list[str]:
+    """ORT provider names from ``preference`` that are available, with CPU always last."""
+    chosen = [PROVIDER_NAMES[p] for p in preference if PROVIDER_NAMES[p] in available]
+    chosen = [name for name in chosen if name != PROVIDER_NAMES["cpu"]]
+    return [*chosen, PROVIDER_NAMES["cpu"]]
+
+
+def provider_options(provider: str, config: RuntimeConfig, entry: ModelEntry) -> dict:
+    """Options for one provider: TensorRT gets fp16, an engine cache and a batch profile."""
+    if provider == PROVIDER_NAMES["tensorrt"]:
+        cache = config.trt_cache_dir / entry.name / str(entry.version)
+        cache.mkdir(parents=True, exist_ok=True)
+        size = entry.input_size
+        shape = f"{entry.input_name}:{{n}}x{size}x{size}x3"
+        return {
+            "device_id": config.device_id,
+            "trt_fp16_enable": config.trt_fp16,
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache),
+            "trt_profile_min_shapes": shape.format(n=1),
+            "trt_profile_opt_shapes": shape.format(n=config.max_batch_size),
+            "trt_profile_max_shapes": shape.format(n=config.max_batch_size),
+        }
+    if provider == PROVIDER_NAMES["cuda"]:
+        return {"device_id": config.device_id}
+    return {}
+
+
+def session_options(config: RuntimeConfig) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = GRAPH_LEVELS[config.graph_optimization]
+    if config.intra_op_threads:
+        options.intra_op_num_threads = config.intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return options
+
+
+def model_file(entry: ModelEntry, precision: str) -> Path:
+    """The ONNX file for ``precision``, or the fp32 one when the entry has no such variant."""
+    key = PRECISION_FILE_KEYS[precision]
+    name = entry.metadata.get("files", {}).get(key)
+    if precision != "fp32" and name and (entry.path / name).is_file():
+        return entry.path / name
+    if precision != "fp32":
+        logger.warning("%s:%s has no %s model; serving fp32", entry.name, entry.version, precision)
+    return entry.onnx_path
+
+
+class ModelRuntime:
+    """An inference session for one repository entry; ``run`` is called from one thread."""
+
+    def __init__(self, entry: ModelEntry, config: RuntimeConfig) -> None:
+        self.entry = entry
+        self.path = model_file(entry, config.precision)
+        wanted = choose_providers(config.providers, ort.get_available_providers())
+        self.session = ort.InferenceSession(
+            str(self.path),
+            sess_options=session_options(config),
+            providers=[(name, provider_options(name, config, entry)) for name in wanted],
+        )
+        self.providers = self.session.get_providers()
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [output.name for output in self.session.get_outputs()]
+        self.input_size = entry.input_size
+        logger.info(
+            "loaded %s:%s from %s with providers %s",
+            entry.name, entry.version, self.path.name, ", ".join(self.providers),
+        )  # fmt: skip
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """All outputs for a float32 ``[N, S, S, 3]`` batch, keyed by output name."""
+        values = self.session.run(self.output_names, {self.input_name: batch})
+        return dict(zip(self.output_names, values, strict=True))
+
+    def warmup(self, batch_sizes: tuple[int, ...]) -> dict[int, float]:
+        """Run a mid-grey batch at each size once; seconds per size (first runs build kernels)."""
+        timings = {}
+        for size in batch_sizes:
+            batch = np.full((size, self.input_size, self.input_size, 3), 127.5, np.float32)
+            start = time.perf_counter()
+            self.run(batch)
+            timings[size] = time.perf_counter() - start
+        logger.info(
+            "warmed up %s:%s: %s",
+            self.entry.name, self.entry.version,
+            ", ".join(f"batch {n} {t * 1000:.1f} ms" for n, t in timings.items()),
+        )  # fmt: skip
+        return timings

@@ -1,0 +1,122 @@
+"""Everything one app instance owns: config, metrics, loaded models, thread pools, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from core.modelrepo import ModelRepository
+from serving.batcher import BatcherConfig, DynamicBatcher
+from serving.config import ServerConfig
+from serving.errors import unavailable
+from serving.metrics import ServingMetrics
+from serving.models import LoadedModel, ModelPool, find_entries
+from serving.runtime import ModelRuntime, RuntimeConfig
+
+logger = logging.getLogger("serving")
+T = TypeVar("T")
+
+
+def runtime_config(config: ServerConfig) -> RuntimeConfig:
+    return RuntimeConfig(
+        providers=config.providers,
+        intra_op_threads=config.intra_op_threads,
+        graph_optimization=config.graph_optimization,
+        device_id=config.device_id,
+        trt_fp16=config.trt_fp16,
+        trt_cache_dir=config.engine_cache_dir,
+        max_batch_size=config.max_batch_size,
+        precision=config.precision,
+    )
+
+
+def batcher_config(config: ServerConfig) -> BatcherConfig:
+    return BatcherConfig(
+        max_batch_size=config.max_batch_size,
+        max_queue_delay_ms=config.max_queue_delay_ms,
+        max_queue_size=config.max_queue_size,
+        request_timeout_s=config.request_timeout_s,
+    )
+
+
+class ServingState:
+    """Lives in ``app.state.serving``; started and stopped by the app's lifespan."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.metrics = ServingMetrics()
+        self.pool = ModelPool([])
+        self.ready = False
+        self.draining = False
+        self.problem: str | None = "starting"
+        self._cpu_pool: ThreadPoolExecutor | None = None
+        self.lime_slots: asyncio.Semaphore | None = None
+
+    async def start(self) -> None:
+        """Load every entry, warm it up, start its batcher; ready if at least one loaded."""
+        self._cpu_pool = ThreadPoolExecutor(self.config.decode_threads, thread_name_prefix="decode")
+        self.lime_slots = asyncio.Semaphore(self.config.lime_concurrency)
+        root = self.config.models_dir
+        entries = find_entries(ModelRepository(root), self.config.latest_only)
+        if not entries:
+            self.problem = f"no servable model in repository {root}"
+            logger.error("%s: expected %s/<name>/<version>/{model.onnx,metadata.json}", root, root)
+            return
+        loaded = []
+        for entry in entries:
+            try:
+                runtime = await asyncio.to_thread(ModelRuntime, entry, runtime_config(self.config))
+                await asyncio.to_thread(runtime.warmup, self.config.warmup_sizes)
+            except Exception as exc:
+                logger.error("could not load %s:%s: %s", entry.name, entry.version, exc)
+                continue
+            batcher = DynamicBatcher(
+                runtime.run,
+                batcher_config(self.config),
+                self.metrics.observer(entry.name, entry.version),
+                name=f"{entry.name}:{entry.version}",
+            )
+            batcher.start()
+            loaded.append(LoadedModel(entry, runtime, batcher))
+        self.pool = ModelPool(loaded, self.config.default_model)
+        if loaded:
+            self.ready, self.problem = True, None
+            self.metrics.ready.set(1)
+            names = ", ".join(f"{m.name}:{m.version}" for m in loaded)
+            logger.info("ready: %s (default %s)", names, self.pool.default_name)
+        else:
+            self.problem = f"no model in {root} could be loaded; see the log"
+
+    async def stop(self) -> None:
+        """Refuse new work, let queued work finish, release the threads."""
+        self.draining, self.ready = True, False
+        self.problem = "shutting down"
+        self.metrics.ready.set(0)
+        await asyncio.gather(*(model.batcher.stop(drain=True) for model in self.pool))
+        if self._cpu_pool is not None:
+            self._cpu_pool.shutdown(wait=True)
+        logger.info("stopped")
+
+    def require_serving(self) -> None:
+        """Raise 503 unless models are loaded and the server is not shutting down."""
+        if self.draining:
+            raise unavailable(
+                "shutting_down", "the server is shutting down", self.config.retry_after_s
+            )
+        if not self.ready:
+            raise unavailable("not_ready", f"not ready: {self.problem}", self.config.retry_after_s)
+
+    def model(self, name: str | None, version: str | None) -> LoadedModel:
+        self.require_serving()
+        return self.pool.resolve(name, version)
+
+    async def run_blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run CPU work (decode, resize, overlays) on the app's thread pool, off the loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._cpu_pool, functools.partial(function, *args, **kwargs)
+        )

@@ -1,0 +1,41 @@
+"""Reusable test helpers (import as ``from helpers import ...`` from any test in tests/).
+
+* ``onnx_models``: tiny contract-conforming ONNX models without TensorFlow
+  (:func:`write_model_entry`, :class:`TinyModelSpec`, :func:`expected_probability`).
+* ``images``: encoded test images, truncated files and a pixel-bomb PNG header.
+* ``server``: :func:`serving_client` (in-process app + lifespan + httpx), :func:`test_config`,
+  :class:`ServerProcess` (a real ``python -m serving`` on a free port).
+"""
+
+from helpers.images import (
+    distinct_pngs,
+    jpeg_image,
+    noise_rgb,
+    pixel_bomb_png,
+    png_image,
+    truncated,
+)
+from helpers.onnx_models import (
+    TinyModelSpec,
+    build_tiny_model,
+    expected_probability,
+    write_model_entry,
+)
+from helpers.server import ServerProcess, free_port, serving_client, test_config
+
+__all__ = [
+    "ServerProcess",
+    "TinyModelSpec",
+    "build_tiny_model",
+    "distinct_pngs",
+    "expected_probability",
+    "free_port",
+    "jpeg_image",
+    "noise_rgb",
+    "pixel_bomb_png",
+    "png_image",
+    "serving_client",
+    "test_config",
+    "truncated",
+    "write_model_entry",
+]

@@ -1,0 +1,155 @@
+"""Tiny ONNX models that honour the serving contract, built with ``onnx.helper`` (no TensorFlow).
+
+Graph of :func:`build_tiny_model` for an input ``image`` ``[N, S, S, 3]`` float32 (0..255):
+
+* ``cam`` ``[N, h, w]`` = ``scale * (block means of the channel-mean image - 127.5)``
+  (``h = w = cam_size``; ``S`` must be a multiple of ``cam_size``);
+* ``probability_fake`` ``[N, 1]`` = ``sigmoid(spatial mean of cam)``, i.e.
+  ``sigmoid(scale * (mean(image) - 127.5))``: distinct images give distinct outputs and
+  :func:`expected_probability` computes the exact answer in numpy.
+
+``slow_matmuls > 0`` adds that many ``slow_dim x slow_dim`` MatMul + Tanh steps per model
+run whose result is multiplied by zero: the outputs stay the same, each run gets slower
+(a stand-in for a big model when testing queues, timeouts and shutdown).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+IR_VERSION = 8
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    size: int = 32
+    cam_size: int = 4
+    scale: float = 0.05
+    with_cam: bool = True
+    slow_matmuls: int = 0
+    slow_dim: int = 384
+
+
+def build_tiny_model(spec: TinyModelSpec = TinyModelSpec()) -> onnx.ModelProto:
+    """The ONNX graph described in the module docstring."""
+    if spec.size % spec.cam_size:
+        raise ValueError("size must be a multiple of cam_size")
+    block = spec.size // spec.cam_size
+    const = [
+        numpy_helper.from_array(np.array(127.5, np.float32), "centre"),
+        numpy_helper.from_array(np.array(spec.scale, np.float32), "scale"),
+        numpy_helper.from_array(
+            np.array([-1, spec.cam_size, spec.cam_size], np.int64), "cam_shape"
+        ),
+        numpy_helper.from_array(np.array([1], np.int64), "axis_one"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("ReduceMean", ["nchw"], ["grey"], axes=[1], keepdims=1),
+        helper.make_node(
+            "AveragePool", ["grey"], ["pooled"], kernel_shape=[block, block], strides=[block, block]
+        ),
+        helper.make_node("Sub", ["pooled", "centre"], ["centred"]),
+        helper.make_node("Mul", ["centred", "scale"], ["cam_4d"]),
+        helper.make_node("Reshape", ["cam_4d", "cam_shape"], ["cam"]),
+        helper.make_node("ReduceMean", ["cam"], ["logit_flat"], axes=[1, 2], keepdims=0),
+        helper.make_node("Unsqueeze", ["logit_flat", "axis_one"], ["logit_main"]),
+    ]
+    logit = "logit_main"
+    if spec.slow_matmuls:
+        rng = np.random.default_rng(0)
+        weight = rng.standard_normal((spec.slow_dim, spec.slow_dim)).astype(np.float32)
+        const += [
+            numpy_helper.from_array((weight / np.sqrt(spec.slow_dim)).astype(np.float32), "slow_w"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+        ]
+        nodes += [  # a runtime-dependent start so nothing can be constant-folded
+            helper.make_node("ReduceMax", ["image"], ["peak"], keepdims=0),
+            helper.make_node("Mul", ["peak", "zero"], ["peak_zero"]),
+            helper.make_node("Add", ["peak_zero", "one"], ["unit"]),
+            helper.make_node("Mul", ["slow_w", "unit"], ["slow_0"]),
+        ]
+        for step in range(spec.slow_matmuls):
+            nodes += [
+                helper.make_node("MatMul", [f"slow_{step}", "slow_w"], [f"slow_mm_{step}"]),
+                helper.make_node("Tanh", [f"slow_mm_{step}"], [f"slow_{step + 1}"]),
+            ]
+        nodes += [
+            helper.make_node("ReduceSum", [f"slow_{spec.slow_matmuls}"], ["slow_sum"], keepdims=0),
+            helper.make_node("Mul", ["slow_sum", "zero"], ["slow_zero"]),
+            helper.make_node("Add", ["logit_main", "slow_zero"], ["logit_slow"]),
+        ]
+        logit = "logit_slow"
+    nodes.append(helper.make_node("Sigmoid", [logit], ["probability_fake"]))
+    outputs = [helper.make_tensor_value_info("probability_fake", TensorProto.FLOAT, ["N", 1])]
+    if spec.with_cam:
+        outputs.append(
+            helper.make_tensor_value_info(
+                "cam", TensorProto.FLOAT, ["N", spec.cam_size, spec.cam_size]
+            )
+        )
+    graph = helper.make_graph(
+        nodes,
+        "tiny_deepfake_detector",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", spec.size, spec.size, 3])],
+        outputs,
+        initializer=const,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+def expected_probability(model_input: np.ndarray, scale: float = TinyModelSpec.scale) -> float:
+    """What the tiny model outputs for one preprocessed ``S x S x 3`` input (float64 maths)."""
+    logit = scale * (float(np.asarray(model_input, np.float64).mean()) - 127.5)
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def write_model_entry(
+    root: Path,
+    name: str = "cnn",
+    version: int = 1,
+    spec: TinyModelSpec = TinyModelSpec(),
+    threshold: float = 0.5,
+    temperature: float = 1.0,
+) -> Path:
+    """Write ``root/name/version/{model.onnx, metadata.json}`` per docs/CONTRACTS.md."""
+    from core.preprocessing import PreprocessConfig, contract
+
+    folder = Path(root) / name / str(version)
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(build_tiny_model(spec), folder / "model.onnx")
+    outputs = [{"name": "probability_fake", "shape": [-1, 1], "dtype": "float32"}]
+    if spec.with_cam:
+        outputs.append(
+            {"name": "cam", "shape": [-1, spec.cam_size, spec.cam_size], "dtype": "float32"}
+        )
+    metadata = {
+        "name": name,
+        "version": version,
+        "format": "onnx",
+        "files": {"onnx": "model.onnx"},
+        "inputs": [{"name": "image", "shape": [-1, spec.size, spec.size, 3], "dtype": "float32"}],
+        "outputs": outputs,
+        "preprocessing": contract(PreprocessConfig(size=spec.size)),
+        "class_names": ["REAL", "FAKE"],
+        "positive_class": "FAKE",
+        "threshold": threshold,
+        "temperature": temperature,
+        "metrics": {"test": {"accuracy": 0.0, "f1": 0.0, "roc_auc": 0.0}},
+        "training_data": "none: a synthetic test model (sigmoid of the mean brightness)",
+        "source": {"tiny_model_spec": asdict(spec)},
+        "created": "2026-11-28T00:00:00Z",
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    return folder
