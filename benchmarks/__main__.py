@@ -1,0 +1,341 @@
+"""``python -m benchmarks``: the throughput / latency suite and its parts.
+
+Subcommands: ``run`` (everything, writes benchmarks/results/), ``load`` (load one running
+server), ``raw`` (in-process onnxruntime only), ``clients`` (what the load generator's
+HTTP client costs), ``summary`` (regenerate SUMMARY.md and plots from a results JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.loadgen import CLIENTS
+from benchmarks.runner import ALL_SYSTEMS, DEFAULT_OUT, SuiteConfig
+
+EPILOG = """examples:
+  python -m benchmarks run                        # the full suite (make bench), about 5-10 min
+  python -m benchmarks run --quick                # seconds: tiny load, to check the pipeline
+  python -m benchmarks run --skip baseline --concurrency 1,16
+  python -m benchmarks load --url http://127.0.0.1:8000 --concurrency 1,8
+  python -m benchmarks raw --models models --model cnn
+  python -m benchmarks clients --models models    # raw asyncio client vs httpx, client CPU
+  python -m benchmarks summary                    # SUMMARY.md from the newest results JSON
+  python -m benchmarks.baseline_flask --help      # the seed-style Flask baseline server
+"""
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _names(choices: tuple[str, ...]):
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(part.strip() for part in text.split(",") if part.strip())
+        unknown = [value for value in values if value not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown)}: choose from {', '.join(choices)}"
+            )
+        return values
+
+    return parse
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
+    parser.add_argument("--model", default="cnn", help="model name in the repository")
+    parser.add_argument("--version", type=int, help="model version (default: latest)")
+
+
+def _add_load_args(parser: argparse.ArgumentParser, concurrency: str = "1,4,16,64") -> None:
+    parser.add_argument(
+        "--concurrency",
+        type=_ints,
+        default=_ints(concurrency),
+        help="comma-separated concurrency levels (requests in flight)",
+    )
+    parser.add_argument("--requests", type=int, default=400, help="measured requests per level")
+    parser.add_argument(
+        "--duration", type=float, default=8.0, help="time limit per level in seconds"
+    )
+    parser.add_argument("--warmup", type=int, default=16, help="unmeasured requests per level")
+    parser.add_argument("--client", choices=CLIENTS, default="raw", help="HTTP client")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        help="folder of images to send (default: data/faces/test, else synthetic 256x256 JPEGs)",
+    )
+    parser.add_argument("--image-limit", type=int, default=64, help="most images to load")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Throughput / latency benchmarks of the inference server against raw "
+        "in-process onnxruntime and a seed-style Flask + Keras baseline, on this machine.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="the whole suite; writes benchmarks/results/<machine>-<date>.json, "
+        "PNG plots and SUMMARY.md",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_model_args(run)
+    _add_load_args(run)
+    run.add_argument(
+        "--systems",
+        type=_names(ALL_SYSTEMS),
+        default=ALL_SYSTEMS,
+        help="HTTP systems to run: baseline = Flask+Keras, ours-off = max_batch_size 1, "
+        "ours-on = defaults, variants = fp16/int8 files if present, providers = GPU providers",
+    )
+    run.add_argument("--skip", type=_names(ALL_SYSTEMS), default=(), help="systems to leave out")
+    run.add_argument(
+        "--keras",
+        type=Path,
+        help="Keras model for the baseline (default: metadata.json source.keras_model)",
+    )
+    run.add_argument(
+        "--providers",
+        help="comma-separated onnxruntime providers (tensorrt,cuda,cpu; default: all available)",
+    )
+    run.add_argument(
+        "--batch-sizes",
+        type=_ints,
+        default=_ints("1,2,4,8,16,32,64"),
+        help="raw onnxruntime batch sizes",
+    )
+    run.add_argument(
+        "--raw-seconds", type=float, default=2.0, help="time budget per raw batch size"
+    )
+    run.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra flag for every run of our server (repeat; use --server-arg=--flag)",
+    )
+    run.add_argument("--batch-metric", help="Prometheus histogram of batch sizes (default: auto)")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
+    run.add_argument("--machine", help="machine label in file names (default: from the CPU)")
+    run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny settings for a pipeline check: c=1,4, 40 requests, 2 s, batches 1,8",
+    )
+
+    load = commands.add_parser(
+        "load",
+        help="load one running server and print the measurements as JSON",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    load.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8000")
+    load.add_argument("--path", default="/v1/predict", help="route to POST images to")
+    load.add_argument("--no-metrics", action="store_true", help="server has no /metrics")
+    _add_load_args(load, "1,4,16")
+
+    raw = commands.add_parser(
+        "raw",
+        help="in-process onnxruntime on pre-decoded batches (the raw limit)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_model_args(raw)
+    raw.add_argument("--providers", help="comma-separated providers (default: all available)")
+    raw.add_argument("--batch-sizes", type=_ints, default=_ints("1,2,4,8,16,32,64"))
+    raw.add_argument("--seconds", type=float, default=2.0, help="time budget per batch size")
+    raw.add_argument("--images", type=Path, help="image folder (default: synthetic JPEGs)")
+
+    clients = commands.add_parser(
+        "clients",
+        help="measure the load generator's CPU cost: raw asyncio client vs httpx",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_model_args(clients)
+    clients.add_argument("--url", help="use this running server instead of starting ours")
+    clients.add_argument("--concurrency", type=_ints, default=_ints("16"))
+    clients.add_argument("--requests", type=int, default=300)
+
+    summary = commands.add_parser(
+        "summary",
+        help="regenerate SUMMARY.md and the plots from a results JSON",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    summary.add_argument(
+        "results", nargs="?", type=Path, help="results JSON (default: the newest in --out)"
+    )
+    summary.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
+    summary.add_argument("--no-plots", action="store_true", help="do not redraw the PNGs")
+    return parser
+
+
+def _suite_config(args: argparse.Namespace) -> SuiteConfig:
+    from benchmarks.raw import RawConfig
+
+    systems = tuple(name for name in args.systems if name not in args.skip)
+    providers = tuple(args.providers.split(",")) if args.providers else None
+    raw = RawConfig(batch_sizes=args.batch_sizes, seconds_per_batch_size=args.raw_seconds)
+    config = SuiteConfig(
+        models=args.models,
+        model=args.model,
+        version=args.version,
+        images=args.images,
+        image_limit=args.image_limit,
+        concurrency=args.concurrency,
+        requests=args.requests,
+        duration_s=args.duration,
+        warmup_requests=args.warmup,
+        client=args.client,
+        systems=systems,
+        keras=args.keras,
+        providers=providers,
+        raw=raw,
+        server_args=tuple(args.server_arg),
+        batch_metric=args.batch_metric,
+        out_dir=args.out,
+        machine_name=args.machine,
+        write_plots=not args.no_plots,
+    )
+    if args.quick:
+        from dataclasses import replace
+
+        config = replace(
+            config,
+            concurrency=(1, 4),
+            requests=40,
+            duration_s=2.0,
+            warmup_requests=4,
+            raw=replace(raw, batch_sizes=(1, 8), seconds_per_batch_size=0.3, max_runs=20),
+        )
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.runner import run_suite
+    from core.modelrepo import InvalidMetadata, ModelNotFound
+
+    try:
+        results, path = run_suite(_suite_config(args))
+    except (ModelNotFound, InvalidMetadata, FileNotFoundError) as exc:
+        print(
+            f"error: {exc}\nhint: export a model first (make export) or pass --models/--model",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"results: {path}\nsummary: {path.parent / 'SUMMARY.md'}")
+    for check in results["targets"]:
+        print(f"  [{check['status']}] {check['target']}: {check['measured']}")
+    failed = [item["name"] for item in results["systems"] if item.get("error")]
+    if failed:
+        print(f"warning: failed to start: {', '.join(failed)} (see SUMMARY.md)", file=sys.stderr)
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from benchmarks.images import load_images
+    from benchmarks.loadgen import LoadConfig, run_level_sync
+
+    images = load_images(args.images, args.image_limit)
+    levels = []
+    for concurrency in args.concurrency:
+        config = LoadConfig(
+            base_url=args.url,
+            concurrency=concurrency,
+            requests=args.requests,
+            duration_s=args.duration,
+            warmup_requests=args.warmup,
+            path=args.path,
+            client=args.client,
+            metrics_path=None if args.no_metrics else "/metrics",
+        )
+        level = run_level_sync(config, images)
+        level.pop("latency_cdf_ms")
+        levels.append(level)
+        print(
+            f"c={concurrency}: {level['images_per_s']:.1f} img/s, p50 {level['latency_ms']['p50']}"
+            f" ms, p99 {level['latency_ms']['p99']} ms, errors {level['errors']}, "
+            f"client CPU {level['client_cpu_percent']}%",
+            file=sys.stderr,
+        )
+    print(json.dumps({"images": images.describe(), "levels": levels}, indent=1))
+    return 0
+
+
+def cmd_raw(args: argparse.Namespace) -> int:
+    from benchmarks.images import load_images
+    from benchmarks.raw import RawConfig, available_providers, measure_model, variant_files
+    from core.modelrepo import ModelRepository
+
+    entry = ModelRepository(args.models).entry(args.model, args.version)
+    images = load_images(args.images)
+    config = RawConfig(batch_sizes=args.batch_sizes, seconds_per_batch_size=args.seconds)
+    providers = available_providers(tuple(args.providers.split(",")) if args.providers else None)
+    runs = []
+    for variant, path in variant_files(entry.path, entry.metadata).items():
+        for provider in providers:
+            run = measure_model(path, provider, images, config, variant)
+            print(
+                f"{variant}/{run['provider']}: best {run['best']['images_per_s']:.1f} img/s at "
+                f"batch {run['best']['batch_size']}, batch-1 {run['batch1_latency_ms']} ms",
+                file=sys.stderr,
+            )
+            runs.append(run)
+    print(json.dumps(runs, indent=1))
+    return 0
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    from benchmarks.clientcost import compare_clients
+
+    report = compare_clients(args.models, args.url, args.concurrency, args.requests)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from benchmarks.report import latest_results, write_plots, write_summary
+
+    try:
+        path = args.results or latest_results(args.out)
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read results: {exc}", file=sys.stderr)
+        return 2
+    out_dir = path.parent
+    if not args.no_plots:
+        write_plots(results, out_dir)
+    print(write_summary(results, path, out_dir))
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "load": cmd_load,
+    "raw": cmd_raw,
+    "clients": cmd_clients,
+    "summary": cmd_summary,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The whole suite: raw onnxruntime, the Flask baseline and our server, side by side.
+
+One call of :func:`run_suite` measures, on this machine and the same model:
+
+1. the raw limit: in-process onnxruntime on pre-decoded batches (every variant/provider);
+2. every HTTP system, each started as its own subprocess on a free loopback port, loaded
+   by this process at each concurrency level, then stopped;
+
+and writes ``<out>/<machine>-<date>.json``, the plots and ``SUMMARY.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from benchmarks.images import load_images
+from benchmarks.loadgen import LoadConfig, run_level_sync
+from benchmarks.raw import (
+    RawConfig,
+    available_providers,
+    measure_model,
+    measure_preprocessing,
+    variant_files,
+)
+from benchmarks.servers import RunningServer, ServerSpec, ServerStartError, our_server_spec
+from benchmarks.sysinfo import describe_machine, machine_slug
+from core.modelrepo import ModelRepository
+
+SCHEMA_VERSION = 1
+DEFAULT_OUT = Path("benchmarks/results")
+ALL_SYSTEMS = ("baseline", "ours-off", "ours-on", "variants", "providers")
+# flags every run of our server gets: no access log to stderr, no web UI
+OUR_COMMON_ARGS = ("--log-level", "warning", "--webui", "")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Everything one benchmark run is told (stored in the results file)."""
+
+    models: Path = Path("models")
+    model: str = "cnn"
+    version: int | None = None
+    images: Path | None = None  # None: data/faces/test if present, else synthetic JPEGs
+    image_limit: int = 64
+    concurrency: tuple[int, ...] = (1, 4, 16, 64)
+    requests: int = 400
+    duration_s: float = 8.0
+    warmup_requests: int = 16
+    client: str = "raw"
+    systems: tuple[str, ...] = ALL_SYSTEMS
+    keras: Path | None = None
+    providers: tuple[str, ...] | None = None  # None: every available one
+    raw: RawConfig = field(default_factory=RawConfig)
+    server_args: tuple[str, ...] = ()  # extra flags for every run of our server
+    batch_metric: str | None = None
+    out_dir: Path = DEFAULT_OUT
+    machine_name: str | None = None
+    startup_timeout_s: float = 180.0
+    write_plots: bool = True
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        return json.loads(json.dumps(data, default=str))
+
+
+def system_specs(config: SuiteConfig, entry_path: Path, variants: list[str]) -> list[ServerSpec]:
+    """The HTTP systems to measure, in order, per ``config.systems``."""
+    specs = []
+    wanted = set(config.systems)
+    providers = available_providers(config.providers)
+    main_provider = _label(providers[0]) if providers else "cpu"
+    ours = (*OUR_COMMON_ARGS, "--providers", main_provider, *config.server_args)
+    if "baseline" in wanted:
+        argv = [sys.executable, "-m", "benchmarks.baseline_flask", "--entry", str(entry_path)]
+        if config.keras is not None:
+            argv += ["--keras", str(config.keras)]
+        argv += ["--host", "{host}", "--port", "{port}"]
+        specs.append(
+            ServerSpec(
+                name="baseline-flask",
+                argv=tuple(argv),
+                has_metrics=False,
+                env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+                startup_timeout_s=config.startup_timeout_s,
+                description="Flask + Keras model.predict per request, Werkzeug threaded server",
+            )
+        )
+    if "ours-off" in wanted:
+        specs.append(
+            _ours(
+                config,
+                "ours-batching-off",
+                (*ours, "--max-batch-size", "1"),
+                f"our server, max_batch_size=1, {main_provider}",
+            )
+        )
+    if "ours-on" in wanted:
+        specs.append(
+            _ours(
+                config, "ours-batching-on", ours, f"our server, default batching, {main_provider}"
+            )
+        )
+    if "variants" in wanted:
+        for variant in variants:
+            if variant != "fp32":
+                specs.append(
+                    _ours(
+                        config,
+                        f"ours-batching-on-{variant}",
+                        (*ours, "--precision", variant),
+                        f"our server, default batching, {variant} model, {main_provider}",
+                    )
+                )
+    if "providers" in wanted:
+        for provider in providers[1:]:
+            label = _label(provider)
+            args = (*OUR_COMMON_ARGS, "--providers", label, *config.server_args)
+            specs.append(
+                _ours(
+                    config,
+                    f"ours-batching-on-{label}",
+                    args,
+                    f"our server, default batching, {label} provider",
+                )
+            )
+    return specs
+
+
+def _label(provider: str) -> str:
+    from benchmarks.raw import PROVIDER_LABELS
+
+    return PROVIDER_LABELS.get(provider, provider)
+
+
+def _ours(config: SuiteConfig, name: str, args: tuple[str, ...], description: str) -> ServerSpec:
+    spec = our_server_spec(name, config.models, args, description)
+    return ServerSpec(
+        name=spec.name,
+        argv=spec.argv,
+        description=description,
+        startup_timeout_s=config.startup_timeout_s,
+    )
+
+
+def model_summary(entry) -> dict:
+    """What the results file says about the model: identity, files, test metrics."""
+    metadata = entry.metadata
+    metrics = (metadata.get("metrics") or {}).get("test") or {}
+    trained = bool(metrics) and not metadata.get("untrained", False)
+    return {
+        "name": entry.name,
+        "version": entry.version,
+        "entry": str(entry.path),
+        "variants": sorted(variant_files(entry.path, metadata)),
+        "test_metrics": metrics,
+        "trained": trained,
+        "training_data": metadata.get("training_data"),
+        "source": metadata.get("source"),
+        "note": None if trained else "untrained model: speed only, no accuracy claim",
+    }
+
+
+def measure_raw(config: SuiteConfig, entry, images) -> dict:
+    """The in-process onnxruntime limit for every variant file on every provider."""
+    providers = available_providers(config.providers)
+    files = variant_files(entry.path, entry.metadata)
+    runs = []
+    steps = [(variant, path, provider) for variant, path in files.items() for provider in providers]
+    for variant, path, provider in tqdm(steps, desc="raw onnxruntime", unit="run"):
+        try:
+            runs.append(measure_model(path, provider, images, config.raw, variant))
+        except Exception as exc:  # one broken variant must not sink the suite
+            runs.append(
+                {
+                    "variant": variant,
+                    "provider": _label(provider),
+                    "file": path.name,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
+    return {
+        "preprocessing": measure_preprocessing(images, entry.input_size),
+        "runs": runs,
+    }
+
+
+def measure_system(spec: ServerSpec, config: SuiteConfig, images, progress: tqdm) -> dict:
+    """Start one server, run every concurrency level against it, stop it."""
+    result: dict = {"name": spec.name, "description": spec.description, "levels": []}
+    try:
+        server = RunningServer(spec, cwd=Path.cwd())
+        server.start()
+    except ServerStartError as exc:
+        result["error"] = str(exc)
+        progress.update(len(config.concurrency))
+        return result
+    try:
+        result["startup_s"] = round(server.startup_s or 0.0, 2)
+        result["info"] = _server_info(server)
+        for concurrency in config.concurrency:
+            load = LoadConfig(
+                base_url=server.base_url,
+                concurrency=concurrency,
+                requests=config.requests,
+                duration_s=config.duration_s,
+                warmup_requests=max(config.warmup_requests, concurrency),
+                client=config.client,
+                metrics_path="/metrics" if spec.has_metrics else None,
+                batch_metric=config.batch_metric,
+            )
+            cpu_before = server.cpu_seconds()
+            level = run_level_sync(load, images)
+            cpu_after = server.cpu_seconds()
+            if cpu_before is not None and cpu_after is not None:
+                level["server_cpu_s"] = round(cpu_after - cpu_before, 3)
+                level["server_cpu_percent"] = round(
+                    100.0 * (cpu_after - cpu_before) / max(level["wall_s"], 1e-9), 1
+                )
+            result["levels"].append(level)
+            progress.set_postfix_str(
+                f"{spec.name} c={concurrency}: {level['images_per_s']:.1f} img/s", refresh=False
+            )
+            progress.update(1)
+    finally:
+        exit_code = server.stop()
+        result["exit_code"] = exit_code
+    return result
+
+
+def _server_info(server: RunningServer) -> dict | None:
+    """The server's own description (``/v1/models`` for ours, ``/v1/info`` for the baseline)."""
+    import urllib.request
+
+    for path in ("/v1/info", "/v1/models"):
+        try:
+            with urllib.request.urlopen(server.base_url + path, timeout=5) as answer:
+                return json.loads(answer.read())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def run_suite(config: SuiteConfig) -> tuple[dict, Path]:
+    """Run everything, write the results JSON (plus plots and SUMMARY.md); return both."""
+    from benchmarks.report import write_outputs
+    from benchmarks.targets import evaluate_targets
+
+    started = datetime.now(UTC)
+    entry = ModelRepository(config.models).entry(config.model, config.version)
+    images = load_images(config.images, config.image_limit)
+    machine = describe_machine()
+    results: dict = {
+        "schema": SCHEMA_VERSION,
+        "created": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine,
+        "machine_name": config.machine_name or machine_slug(machine),
+        "config": config.to_json(),
+        "model": model_summary(entry),
+        "images": images.describe(),
+    }
+    wall_started = time.perf_counter()
+    results["raw"] = measure_raw(config, entry, images)
+    specs = system_specs(config, entry.path, results["model"]["variants"])
+    progress = tqdm(total=len(specs) * len(config.concurrency), desc="HTTP systems", unit="level")
+    with progress:
+        results["systems"] = [measure_system(spec, config, images, progress) for spec in specs]
+    results["duration_s"] = round(time.perf_counter() - wall_started, 1)
+    results["targets"] = evaluate_targets(results)
+    path = write_outputs(results, config.out_dir, plots=config.write_plots)
+    return results, path
