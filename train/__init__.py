@@ -1,0 +1,6 @@
+"""Keras training and evaluation of the deepfake detectors (see README, "Training and evaluation").
+
+``python -m train`` trains, ``python -m train.split`` makes the train/val/test layout,
+``python -m train.evaluate`` writes the report. :mod:`train.files`, :mod:`train.split`,
+:mod:`train.metrics`, :mod:`train.report` and :mod:`train.synthetic` work without TensorFlow.
+"""

@@ -1,0 +1,125 @@
+"""Metric functions, temperature, threshold and bootstrap on arrays (no TensorFlow)."""
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from core.decision import calibrate
+from train import metrics
+from train.report import bootstrap_ci, choose_threshold, evaluate_predictions, fit_temperature
+
+
+def _scores(seed: int, n: int = 120, ties: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    y[:2] = (0, 1)  # both classes, always
+    p = np.clip(rng.random(n) * 0.7 + 0.3 * y * rng.random(n), 0, 1)
+    if ties:
+        p = np.round(p, 1)  # many equal scores
+    return y, p
+
+
+def _eer_brute_force(y: np.ndarray, p: np.ndarray) -> float:
+    fpr, tpr, _ = skm.roc_curve(y, p, drop_intermediate=False)
+    t = np.linspace(0, 1, 2001)[:, None]
+    x = (fpr[:-1] + t * np.diff(fpr)).ravel()  # every ROC segment, densely
+    fnr = 1 - (tpr[:-1] + t * np.diff(tpr)).ravel()
+    best = np.argmin(np.abs(fnr - x))
+    return float((fnr[best] + x[best]) / 2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("ties", [False, True])
+def test_metrics_equal_scikit_learn(seed, ties):
+    y, p = _scores(seed, ties=ties)
+    threshold = 0.45
+    predicted = (p >= threshold).astype(int)
+    got = metrics.all_metrics(y, p, threshold)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted))
+    assert got["precision"] == pytest.approx(skm.precision_score(y, predicted, zero_division=0))
+    assert got["recall"] == pytest.approx(skm.recall_score(y, predicted))
+    assert got["f1"] == pytest.approx(skm.f1_score(y, predicted))
+    assert got["confusion_matrix"] == skm.confusion_matrix(y, predicted, labels=[0, 1]).tolist()
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
+    assert got["pr_auc"] == pytest.approx(skm.average_precision_score(y, p))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)))
+    assert got["brier"] == pytest.approx(skm.brier_score_loss(y, p))
+    fpr, tpr, _ = skm.roc_curve(y, p, drop_intermediate=False)
+    assert got["tpr_at_fpr_5pct"] == pytest.approx(tpr[fpr <= 0.05].max())
+    assert got["tpr_at_fpr_1pct"] == pytest.approx(tpr[fpr <= 0.01].max())
+    assert got["eer"] == pytest.approx(_eer_brute_force(y, p), abs=2e-3)
+
+
+def test_ece_matches_a_direct_computation():
+    y, p = _scores(3, n=500)
+    edges = np.linspace(0, 1, 16)
+    total = 0.0
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (p >= low) & ((p < high) if high < 1 else (p <= high))
+        if inside.any():
+            total += inside.mean() * abs(y[inside].mean() - p[inside].mean())
+    assert metrics.expected_calibration_error(y, p) == pytest.approx(total)
+    perfectly_calibrated = np.full(1000, 0.3)
+    labels = (np.arange(1000) < 300).astype(int)
+    assert metrics.expected_calibration_error(labels, perfectly_calibrated) == pytest.approx(0)
+
+
+def test_metrics_reject_bad_input_and_handle_one_class():
+    with pytest.raises(ValueError, match="length"):
+        metrics.all_metrics([0, 1], [0.5], 0.5)
+    with pytest.raises(ValueError, match="labels"):
+        metrics.all_metrics([0, 2], [0.5, 0.5], 0.5)
+    assert np.isnan(metrics.roc_auc([1, 1, 1], [0.2, 0.5, 0.9]))
+
+
+def test_temperature_recovers_a_known_overconfidence():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 20000)
+    calibrated_logit = (2 * y - 1) * 1.0 + rng.normal(0, 1, y.size) * 1.0
+    # With class means +-1 and unit noise, the true log-odds are 2x; a model 3x too sure:
+    p_overconfident = 1 / (1 + np.exp(-3 * 2 * calibrated_logit))
+    assert fit_temperature(y, p_overconfident) == pytest.approx(3.0, rel=0.05)
+    p_right = 1 / (1 + np.exp(-2 * calibrated_logit))
+    assert fit_temperature(y, p_right) == pytest.approx(1.0, rel=0.05)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_threshold_maximises_validation_f1_and_youden(seed):
+    y, p = _scores(seed, n=80, ties=seed % 2 == 1)
+    candidates = np.unique(np.r_[p, 1.1])
+    best_f1 = max(skm.f1_score(y, (p >= c).astype(int), zero_division=0) for c in candidates)
+    threshold = choose_threshold(y, p, "f1")
+    assert skm.f1_score(y, (p >= threshold).astype(int)) == pytest.approx(best_f1)
+
+    def youden(c):
+        predicted = p >= c
+        return predicted[y == 1].mean() - predicted[y == 0].mean()
+
+    best_j = max(youden(c) for c in candidates)
+    assert youden(choose_threshold(y, p, "youden")) == pytest.approx(best_j)
+    with pytest.raises(ValueError, match="rule"):
+        choose_threshold(y, p, "accuracy")
+
+
+def test_fitting_uses_validation_only():
+    y_val, p_val = _scores(1)
+    y_test, p_test = _scores(2)
+    first = evaluate_predictions(y_val, p_val, y_test, p_test, bootstrap=0)
+    second = evaluate_predictions(y_val, p_val, 1 - y_test, p_test[::-1], bootstrap=0)
+    assert first["threshold"] == second["threshold"]
+    assert first["temperature"] == second["temperature"]
+    assert first["test"] != second["test"]
+    p_cal = calibrate(p_test, first["temperature"])
+    predicted = (p_cal >= first["threshold"]).astype(int)
+    assert first["test"]["f1"] == pytest.approx(skm.f1_score(y_test, predicted))
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate():
+    y, p = _scores(5, n=300)
+    first = bootstrap_ci(y, p, 0.5, resamples=300, seed=7)
+    assert first == bootstrap_ci(y, p, 0.5, resamples=300, seed=7)
+    assert first != bootstrap_ci(y, p, 0.5, resamples=300, seed=8)
+    point = metrics.all_metrics(y, p, 0.5)
+    for name in ("accuracy", "f1", "roc_auc", "pr_auc", "eer"):
+        assert first[name]["low"] <= point[name] <= first[name]["high"], name
+        assert first[name]["high"] - first[name]["low"] < 0.3

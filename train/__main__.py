@@ -1,0 +1,173 @@
+"""``python -m train``: train the custom CNN or Xception on a split image folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from train.augment import AugmentConfig
+from train.files import DatasetError
+
+EPILOG = """\
+data layout: DATA/{train,val,test}/{real,fake}/<images>  (real = 0, fake = 1)
+  make it from a flat DATA/{real,fake}/ folder with:  python -m train.split --help
+  evaluate a finished run with:                        python -m train.evaluate --help
+
+examples:
+  python -m train --model cnn --data data/faces --epochs 20 --out runs/cnn
+  python -m train --model xception --data data/faces --epochs 5 --fine-tune-epochs 5 \\
+      --out runs/xception
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train a deepfake image detector (custom CNN or Xception) with Keras. "
+        "Writes OUT/model.keras (best validation loss), OUT/history.csv and OUT/config.json.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", choices=("cnn", "xception"), default="cnn", help="(cnn)")
+    parser.add_argument("--data", required=True, help="dataset folder with train/ val/ test/")
+    parser.add_argument("--out", required=True, help="run folder to write")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs (Xception: head) (10)")
+    parser.add_argument("--batch-size", type=int, default=32, help="(32)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    parser.add_argument(
+        "--image-size", type=int, default=224, help="square input size in pixels (224)"
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="Xception base weights: imagenet (default), a .weights.h5 PATH, or none",
+    )
+    parser.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=None,
+        help="Xception: epochs with the top blocks unfrozen after the head (5; 0 = skip)",
+    )
+    parser.add_argument(
+        "--fine-tune-lr", type=float, default=None, help="fine-tuning learning rate (lr / 10)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--patience", type=int, default=5, help="early-stopping patience in epochs (5)"
+    )
+    parser.add_argument(
+        "--cnn-filters",
+        default=None,
+        help="CNN filters per block, comma-separated, e.g. 8,16 (the model's default)",
+    )
+    parser.add_argument("--dropout", type=float, default=0.3, help="head dropout (0.3)")
+    parser.add_argument(
+        "--no-class-weights",
+        action="store_true",
+        help="do not weight classes by inverse frequency",
+    )
+    parser.add_argument(
+        "--cache",
+        default="memory",
+        help="decoded-image cache: memory, none, or a file path prefix (memory)",
+    )
+    parser.add_argument("--workers", type=int, default=4, help="threads for the image check (4)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    group = parser.add_argument_group("augmentation (training split only)")
+    group.add_argument("--no-augment", action="store_true", help="turn all augmentation off")
+    group.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
+    group.add_argument("--rotation", type=float, default=0.05, help="+- turn fraction (0.05)")
+    group.add_argument("--zoom", type=float, default=0.1, help="+- zoom fraction (0.1)")
+    group.add_argument("--shift", type=float, default=0.1, help="+- translation fraction (0.1)")
+    group.add_argument(
+        "--jpeg-quality",
+        type=int,
+        nargs=2,
+        default=(30, 95),
+        metavar=("LOW", "HIGH"),
+        help="random JPEG re-compression quality range (30 95)",
+    )
+    group.add_argument(
+        "--jpeg-prob", type=float, default=0.5, help="share of images re-compressed (0.5; 0 = off)"
+    )
+    group.add_argument(
+        "--blur-sigma",
+        type=float,
+        nargs=2,
+        default=(0.1, 1.5),
+        metavar=("LOW", "HIGH"),
+        help="random Gaussian blur sigma range in pixels (0.1 1.5)",
+    )
+    group.add_argument(
+        "--blur-prob", type=float, default=0.3, help="share of images blurred (0.3; 0 = off)"
+    )
+    return parser.parse_args(argv)
+
+
+def augment_config(args: argparse.Namespace) -> AugmentConfig:
+    if args.no_augment:
+        return AugmentConfig.off()
+    return AugmentConfig(
+        flip=not args.no_flip,
+        rotation=args.rotation,
+        zoom=args.zoom,
+        translation=args.shift,
+        jpeg_quality=tuple(args.jpeg_quality),
+        jpeg_probability=args.jpeg_prob,
+        blur_sigma=tuple(args.blur_sigma),
+        blur_probability=args.blur_prob,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        filters = tuple(int(w) for w in args.cnn_filters.split(",")) if args.cnn_filters else None
+    except ValueError:
+        message = f"error: --cnn-filters must be integers like 32,64: {args.cnn_filters!r}"
+        print(message, file=sys.stderr)
+        return 2
+
+    from train.train import TrainConfig, train  # TensorFlow loads only after --help
+
+    config = TrainConfig(
+        data=args.data,
+        out=args.out,
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        image_size=args.image_size,
+        weights=args.weights,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_lr=args.fine_tune_lr,
+        seed=args.seed,
+        patience=args.patience,
+        cnn_filters=filters,
+        dropout=args.dropout,
+        balance_classes=not args.no_class_weights,
+        cache=args.cache,
+        workers=args.workers,
+        progress=not args.no_progress,
+        augment=augment_config(args),
+    )
+    try:
+        config = config.resolved()
+    except ValueError as exc:  # an impossible combination of options
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = train(config)
+    except (DatasetError, FileNotFoundError) as exc:  # bad data or weights path
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": args.out, "best": summary["best"], "data": summary["data"]["counts"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
