@@ -237,7 +237,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from benchmarks.schema import validate_results
+
     print(f"results: {path}\nsummary: {path.parent / 'SUMMARY.md'}")
+    for problem in validate_results(results):
+        print(f"warning: incomplete results: {problem}", file=sys.stderr)
     for check in results["targets"]:
         print(f"  [{check['status']}] {check['target']}: {check['measured']}")
     failed = [item["name"] for item in results["systems"] if item.get("error")]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 READY_PATH = "/v2/health/ready"
+SERVER_ENV_PREFIX = "DFD_"  # the server's settings variables: only explicit flags count here
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -121,7 +122,8 @@ class RunningServer:
 
     def start(self) -> None:
         argv = [part.format(host=HOST, port=self.port) for part in self.spec.argv]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.spec.env}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(SERVER_ENV_PREFIX)}
+        env = {**inherited, "PYTHONUNBUFFERED": "1", **self.spec.env}
         started = time.perf_counter()
         self.process = subprocess.Popen(
             argv,

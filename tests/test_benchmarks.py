@@ -1,0 +1,261 @@
+"""The benchmark suite end to end (tiny model, tiny load) and its parts against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from benchmarks.__main__ import build_parser, main
+from benchmarks.images import ImageSet, decoded_batch, load_images, synthetic_jpegs
+from benchmarks.promtext import diff_histograms, find_batch_histogram, parse_histograms
+from benchmarks.raw import RawConfig
+from benchmarks.rawhttp import RawHttpConnection
+from benchmarks.runner import SuiteConfig, run_suite
+from benchmarks.schema import validate_results
+from core.preprocessing import encode_jpeg
+
+TINY_SERVER_ARGS = (
+    "--intra-op-threads",
+    "1",
+    "--decode-threads",
+    "1",
+    "--warmup-batch-sizes",
+    "1",
+)
+
+
+def _image_folder(root: Path, count: int = 6) -> Path:
+    folder = root / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for index in range(count):
+        rgb = rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)
+        (folder / f"img{index}.jpg").write_bytes(encode_jpeg(rgb))
+    return folder
+
+
+def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_path: Path):
+    config = SuiteConfig(
+        models=tiny_repo,
+        images=_image_folder(tmp_path),
+        concurrency=(1, 3),
+        requests=15,
+        duration_s=5.0,
+        warmup_requests=2,
+        systems=("ours-off", "ours-on"),
+        raw=RawConfig(batch_sizes=(1, 4), seconds_per_batch_size=0.05, max_runs=5),
+        server_args=TINY_SERVER_ARGS,
+        out_dir=tmp_path / "results",
+        machine_name="testbox",
+        startup_timeout_s=60.0,
+    )
+    results, path = run_suite(config)
+
+    assert validate_results(results) == []
+    assert json.loads(path.read_text()) == json.loads(json.dumps(results))
+    assert path.name == f"testbox-{results['created'][:10]}.json"
+    assert [item["name"] for item in results["systems"]] == [
+        "ours-batching-off",
+        "ours-batching-on",
+    ]
+    for item in results["systems"]:
+        assert "error" not in item and item["exit_code"] == 0  # stopped gracefully
+        for level in item["levels"]:
+            assert level["ok"] == level["requests"] == 15 and level["errors"] == {}
+            batches = level["batch_sizes"]
+            assert batches["histogram"] == "dfd_batch_size"
+            # the warm-up is excluded: the measured batches hold exactly the measured rows
+            assert round(batches["mean"] * batches["batches"]) == 15
+            assert sum(batches["distribution"].values()) == batches["batches"]
+            assert level["server_cpu_s"] > 0
+    off = results["systems"][0]["levels"]
+    assert all(set(level["batch_sizes"]["distribution"]) == {"1"} for level in off)
+    metadata = json.loads((tiny_repo / "cnn" / "1" / "metadata.json").read_text())
+    assert results["model"]["test_metrics"] == metadata["metrics"]["test"]
+    assert [run["variant"] for run in results["raw"]["runs"]] == ["fp32"]
+    summary = (path.parent / "SUMMARY.md").read_text()
+    assert path.name in summary and "accuracy 0.000" in summary
+    for plot in ("throughput", "latency-cdf"):
+        assert (path.parent / f"{path.stem}-{plot}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_server_that_cannot_start_is_reported_not_fatal(tiny_repo: Path, tmp_path: Path):
+    config = SuiteConfig(
+        models=tiny_repo,
+        images=_image_folder(tmp_path, 2),
+        concurrency=(1,),
+        requests=2,
+        systems=("ours-on",),
+        raw=RawConfig(batch_sizes=(1,), seconds_per_batch_size=0.01, max_runs=2),
+        server_args=("--max-batch-size", "0"),  # refused by the server's config check
+        out_dir=tmp_path / "results",
+        write_plots=False,
+    )
+    results, _ = run_suite(config)
+    (system,) = results["systems"]
+    assert "max_batch_size" in system["error"] and system["levels"] == []
+    assert {t["status"] for t in results["targets"]} == {"not measured"}
+
+
+def test_raw_client_handles_length_chunked_and_close_framing():
+    answers = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nsec\r\n3\r\nond\r\n0\r\n\r\n",
+        b"HTTP/1.1 503 Busy\r\nConnection: close\r\n\r\nthird",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfourth",
+    ]
+    seen: list[tuple[bytes, bytes]] = []
+    connections = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        while answers:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            seen.append((head.split(b" ")[1], await reader.readexactly(length)))
+            answer = answers.pop(0)
+            writer.write(answer)
+            await writer.drain()
+            if b"Connection: close" in answer:
+                break
+        writer.close()
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = RawHttpConnection(f"http://127.0.0.1:{port}")
+        got = [await client.request("POST", f"/r{i}", b"x" * i) for i in range(1, 5)]
+        await client.close()
+        server.close()
+        await server.wait_closed()
+        return got
+
+    got = asyncio.run(scenario())
+    assert got == [(200, b"first"), (201, b"second"), (503, b"third"), (200, b"fourth")]
+    assert seen == [(b"/r1", b"x"), (b"/r2", b"xx"), (b"/r3", b"xxx"), (b"/r4", b"xxxx")]
+    assert len(connections) == 2  # kept alive, then reconnected after "Connection: close"
+
+
+def test_raw_client_rejects_non_http_urls():
+    with pytest.raises(ValueError, match="http://"):
+        RawHttpConnection("https://example.org")
+
+
+def test_batch_histogram_diff_counts_only_new_observations():
+    registry = CollectorRegistry()
+    batch = Histogram(
+        "dfd_batch_size",
+        "rows",
+        ["model", "version"],
+        buckets=(1, 2, 4, 8, 12, 16),
+        registry=registry,
+    )
+    other = Histogram("dfd_queue_delay_seconds", "delay", registry=registry)
+    for size in (1, 1, 8):
+        batch.labels("cnn", "1").observe(size)
+    before = parse_histograms(generate_latest(registry).decode())
+    for size in (1, 3, 4, 12, 16, 40):
+        batch.labels("cnn", "1").observe(size)
+    batch.labels("xception", "1").observe(2)  # label sets are summed
+    other.observe(0.01)
+    after = parse_histograms(generate_latest(registry).decode())
+
+    changes = diff_histograms(before, after)
+    found = find_batch_histogram(changes)
+    assert found is not None and found.name == "dfd_batch_size"
+    assert found.count == 7 and found.total == 78
+    assert found.distribution() == {"1": 1, "2": 1, "3-4": 2, "9-12": 1, "13-16": 1, ">16": 1}
+    assert find_batch_histogram(changes, "dfd_queue_delay_seconds").count == 1
+    assert find_batch_histogram(changes, "no_such_metric") is None
+
+
+def test_images_from_a_folder_or_synthetic(tmp_path: Path):
+    folder = _image_folder(tmp_path, 4)
+    images = load_images(folder, limit=3)
+    assert len(images.payloads) == 3 and images.content_type == "image/jpeg"
+    assert decoded_batch(images, 5, 32).shape == (5, 32, 32, 3)
+    synthetic = synthetic_jpegs(count=3, size=64)
+    assert len(set(synthetic)) == 3 and all(p[:2] == b"\xff\xd8" for p in synthetic)
+    assert synthetic == synthetic_jpegs(count=3, size=64)  # seeded
+    with pytest.raises(FileNotFoundError, match="no image files"):
+        load_images(tmp_path / "empty-or-missing")
+
+
+def test_bad_configuration_is_a_clear_error(capsys):
+    from benchmarks.loadgen import LoadConfig
+
+    with pytest.raises(ValueError, match="concurrency"):
+        LoadConfig("http://127.0.0.1:1", concurrency=0)
+    with pytest.raises(ValueError, match="unknown client"):
+        LoadConfig("http://127.0.0.1:1", client="curl")
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["run", "--concurrency", "1,zero"])
+    assert exit_info.value.code == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--skip", "nginx"])
+
+
+def test_run_without_a_model_says_what_to_do(tmp_path: Path, capsys):
+    assert main(["run", "--models", str(tmp_path), "--no-plots", "--out", str(tmp_path)]) == 2
+    assert "make export" in capsys.readouterr().err
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("run", "load", "raw", "clients", "summary"):
+        assert command in text
+
+
+def test_load_command_against_a_real_server(tiny_repo: Path, tmp_path: Path, capsys):
+    from benchmarks.servers import RunningServer, our_server_spec
+
+    spec = our_server_spec("ours", tiny_repo, TINY_SERVER_ARGS)
+    spec = replace(spec, startup_timeout_s=60.0)
+    folder = _image_folder(tmp_path, 3)
+    with RunningServer(spec) as server:
+        code = main(
+            [
+                "load",
+                "--url",
+                server.base_url,
+                "--concurrency",
+                "2",
+                "--requests",
+                "6",
+                "--warmup",
+                "1",
+                "--images",
+                str(folder),
+                "--client",
+                "httpx",
+            ]
+        )
+        assert server.cpu_seconds() > 0
+    assert code == 0
+    (level,) = json.loads(capsys.readouterr().out)["levels"]
+    assert level["client"] == "httpx" and level["ok"] == 6 and level["errors"] == {}
+
+
+def test_load_counts_errors_by_status(tiny_repo: Path):
+    from benchmarks.loadgen import LoadConfig, run_level_sync
+    from benchmarks.servers import RunningServer, our_server_spec
+
+    spec = replace(our_server_spec("ours", tiny_repo, TINY_SERVER_ARGS), startup_timeout_s=60.0)
+    garbage = ImageSet((b"not an image", encode_jpeg(np.zeros((8, 8, 3), np.uint8))), "mixed")
+    with RunningServer(spec) as server:
+        level = run_level_sync(
+            LoadConfig(server.base_url, concurrency=2, requests=10, warmup_requests=0), garbage
+        )
+    assert level["ok"] == 5 and level["errors"] == {"400": 5}
+    assert level["requests"] == 10

@@ -1,0 +1,168 @@
+"""SUMMARY.md is generated from the results JSON: its numbers and verdicts come from there."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.report import latest_results, write_outputs
+from benchmarks.schema import validate_results
+from benchmarks.summary import render_summary
+from benchmarks.targets import evaluate_targets
+
+CONCURRENCY = (1, 4, 16, 64)
+
+
+def _level(concurrency: int, images_per_s: float, p50: float, p99: float, mean_batch=None):
+    cdf = list(np.linspace(p50 / 2, p99 * 1.1, 101).round(3))
+    return {
+        "concurrency": concurrency, "client": "raw", "requests": 200, "ok": 198,
+        "errors": {"503": 2}, "wall_s": 198 / images_per_s, "images_per_s": images_per_s,
+        "latency_ms": {"p50": p50, "p95": (p50 + p99) / 2, "p99": p99, "max": p99 * 1.2,
+                       "mean": p50 * 1.05},
+        "latency_cdf_ms": [float(v) for v in cdf], "client_cpu_s": 0.25,
+        "client_cpu_percent": 11.5, "client_cpu_ms_per_request": 0.2,
+        "server_cpu_s": 3.1, "server_cpu_percent": 187.3,
+        "batch_sizes": None if mean_batch is None else {
+            "histogram": "dfd_batch_size", "distribution": {"1": 7, "9-12": 13},
+            "batches": 20, "mean": mean_batch},
+    }  # fmt: skip
+
+
+def make_results(ours_c64: float = 412.3, baseline_c64: float = 61.7) -> dict:
+    """A complete results dict with distinctive numbers (no GPU, untrained=False)."""
+    ours = [_level(c, ips, p50, p99, 9.5) for c, ips, p50, p99 in
+            [(1, 88.1, 6.54, 9.87), (4, 201.4, 17.2, 30.1), (16, 350.9, 40.3, 80.2),
+             (64, ours_c64, 140.2, 201.7)]]  # fmt: skip
+    base = [_level(c, ips, p50, p99) for c, ips, p50, p99 in
+            [(1, 30.2, 31.1, 40.2), (4, 45.3, 80.3, 120.4), (16, 55.4, 260.5, 400.6),
+             (64, baseline_c64, 900.7, 1234.5)]]  # fmt: skip
+    raw_batches = [
+        {"batch_size": b, "runs": 10, "images_per_s": ips, "batch_ms_p50": 1.0, "per_image_ms": 1.0}
+        for b, ips in [(1, 240.5), (8, 430.6), (64, 455.25)]
+    ]
+    return {
+        "schema": 1, "created": "2026-11-28T10:11:12Z",
+        "machine": {"cpu": "Test CPU 9000", "cores": 2, "cores_usable": 2, "memory_gib": 23.5,
+                    "os": "Linux", "gpus": [], "python": "3.11.7",
+                    "packages": {"onnxruntime": "1.32.0"}, "load_average_at_start": [0.42, 0, 0]},
+        "machine_name": "test-cpu-2c",
+        "config": {"concurrency": list(CONCURRENCY), "requests": 200, "duration_s": 8.0,
+                   "warmup_requests": 16, "client": "raw"},
+        "model": {"name": "cnn", "version": 3, "entry": "models/cnn/3",
+                  "variants": ["fp32"], "test_metrics": {"accuracy": 0.8766, "roc_auc": 0.9321},
+                  "trained": True, "training_data": "Yonsei faces"},
+        "images": {"source": "12 files from data/faces/test", "count": 12, "mean_bytes": 31337},
+        "raw": {"preprocessing": {"runs": 64, "ms_p50": 1.23},
+                "runs": [{"variant": "fp32", "provider": "cpu", "file": "model.onnx",
+                          "batches": raw_batches, "best": {"batch_size": 64,
+                          "images_per_s": 455.25}, "batch1_latency_ms": 4.16}]},
+        "systems": [
+            {"name": "baseline-flask", "description": "seed", "levels": base,
+             "info": {"origin": "--keras x.keras", "weights_match_onnx": True}},
+            {"name": "ours-batching-on", "description": "ours", "levels": ours},
+            {"name": "ours-batching-on-int8", "description": "ours", "levels": [],
+             "error": "ours-batching-on-int8 exited with 1 before it was ready; log tail:\nboom"},
+        ],
+        "targets": [],
+        "duration_s": 321.0,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def results() -> dict:
+    data = make_results()
+    data["targets"] = evaluate_targets(data)
+    return data
+
+
+def test_fixture_is_a_complete_results_file(results: dict):
+    assert validate_results(results) == []
+
+
+def test_numbers_in_the_summary_come_from_the_json(results: dict):
+    text = render_summary(results, "test-cpu-2c-2026-11-28.json")
+    for expected in (
+        "| ours-batching-on | 64 | 412.3 | 140.20 | 170.95 | 201.70 | 242.04 | 503: 2 | 9.50 "
+        "| 187.3 | 11.5 |",
+        "| baseline-flask | 64 | 61.7 | 900.70 |",
+        "| fp32 | cpu | 64 | 455.2 | 4.16 | 1: 240.5, 8: 430.6, 64: 455.2 |",
+        "accuracy 0.877, roc_auc 0.932",
+        "Test CPU 9000",
+        "p50 1.23 ms",
+        "| ours-batching-on | 64 | 20 | 1: 7, 9-12: 13 |",
+        "failed to start: ours-batching-on-int8 exited with 1",
+        "[`test-cpu-2c-2026-11-28.json`]",
+        "Do not edit by hand",
+    ):
+        assert expected in text, expected
+    changed = make_results(ours_c64=123.4)
+    assert "| ours-batching-on | 64 | 123.4 |" in render_summary(changed, "x.json")
+
+
+def test_targets_are_checked_with_the_margin_when_missed(results: dict):
+    verdicts = {check["id"]: check for check in evaluate_targets(results)}
+    # 412.3 / 455.25 = 90.6 % of raw: met; 412.3 / 61.7 = 6.68x: met
+    assert verdicts["raw_fraction"]["status"] == "met"
+    assert verdicts["baseline_throughput"]["status"] == "met"
+    assert verdicts["baseline_p99"]["status"] == "met"  # 201.7 <= 1234.5 / 3
+    # 6.54 ms - 4.16 ms = 2.38 ms > 2 ms
+    assert verdicts["http_overhead"]["status"] == "missed"
+    assert verdicts["http_overhead"]["shortfall"] == "0.38 ms over the 2 ms budget"
+    assert verdicts["tensorrt_fp16"]["status"] == "not measured"
+    assert verdicts["tensorrt_fp16"]["measured"] == "not measured: no GPU"
+
+    slow = make_results(ours_c64=300.0, baseline_c64=100.0)
+    verdicts = {check["id"]: check for check in evaluate_targets(slow)}
+    assert verdicts["raw_fraction"]["status"] == "missed"
+    assert verdicts["raw_fraction"]["shortfall"] == "short by 24 percentage points"  # 65.9 %
+    assert verdicts["baseline_throughput"]["shortfall"] == "short by 2.00x (reached 3.00x of 5x)"
+    text = render_summary(slow, "x.json")
+    assert "❌ missed: short by 24 percentage points" in text
+    assert "— not measured" in text
+
+
+def test_summary_command_regenerates_from_the_json(results: dict, tmp_path: Path, capsys):
+    path = write_outputs(results, tmp_path, plots=False)
+    assert latest_results(tmp_path) == path
+    summary = tmp_path / "SUMMARY.md"
+    summary.write_text("hand-typed numbers")
+    edited = json.loads(path.read_text())
+    edited["systems"][1]["levels"][3]["images_per_s"] = 999.9
+    path.write_text(json.dumps(edited))
+    assert main(["summary", str(path), "--no-plots"]) == 0
+    text = summary.read_text()
+    assert "hand-typed" not in text and "| ours-batching-on | 64 | 999.9 |" in text
+    assert main(["summary", "--out", str(tmp_path)]) == 0  # newest JSON, with plots
+    assert (tmp_path / "test-cpu-2c-2026-11-28-throughput.png").is_file()
+    assert (tmp_path / "test-cpu-2c-2026-11-28-latency-cdf.png").is_file()
+    assert "![throughput](test-cpu-2c-2026-11-28-throughput.png)" in summary.read_text()
+
+
+def test_summary_of_a_missing_or_broken_file_is_a_clear_error(tmp_path: Path, capsys):
+    assert main(["summary", "--out", str(tmp_path)]) == 2
+    assert "no results JSON" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert main(["summary", str(broken)]) == 2
+    assert "cannot read results" in capsys.readouterr().err
+
+
+def test_validation_finds_incomplete_results(results: dict):
+    del results["systems"][1]["levels"][2]["latency_ms"]
+    results["raw"]["runs"] = []
+    results["targets"] = results["targets"][:2]
+    problems = validate_results(results)
+    assert "systems[ours-batching-on].c16.latency_ms is missing" in problems
+    assert "raw.runs is empty" in problems
+    assert any(problem.startswith("targets are") for problem in problems)
+
+
+def test_an_untrained_model_is_labelled_as_such(results: dict):
+    results["model"].update(trained=False, test_metrics={})
+    text = render_summary(results, "x.json")
+    assert "**untrained model**" in text and "accuracy" not in text
