@@ -6,13 +6,13 @@ Exit codes: 0 after a clean stop (SIGTERM or Ctrl+C: in-flight requests finish f
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from core.modelrepo import ModelRepository
+from serving.app import configure_logging
 from serving.config import ServerConfig, parse_args
 from serving.models import find_entries
 
@@ -45,9 +45,7 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(config.log_level)
     problem = repository_problem(config)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

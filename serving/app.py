@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -298,4 +299,13 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
 
 def create_app_from_env() -> Starlette:
     """Uvicorn factory (``--factory``): the config comes from the ``DFD_*`` variables."""
-    return create_app(ServerConfig.from_env())
+    config = ServerConfig.from_env()
+    configure_logging(config.log_level)  # worker processes start without logging set up
+    return create_app(config)
+
+
+def configure_logging(level: str) -> None:
+    """Log ``serving.*`` messages at ``level`` unless the process already set up logging."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("serving").setLevel(level.upper())

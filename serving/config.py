@@ -130,7 +130,9 @@ class ServerConfig:
         (), "batch sizes run once at start (default: 1 and max batch size)", _parse_ints
     )
     lime_concurrency: int = _option(2, "LIME explanations running at once per worker", int)
-    lime_max_samples: int = _option(1000, "upper bound of the num_samples parameter", int)
+    lime_max_samples: int = _option(
+        1000, "upper bound of the num_samples parameter (also capped by the queue size)", int
+    )
     explain_max_features: int = _option(50, "upper bound of the num_features parameter", int)
     retry_after_s: int = _option(1, "Retry-After seconds sent with 503 answers", int)
     graceful_timeout_s: float = _option(
@@ -160,8 +162,6 @@ class ServerConfig:
             raise ValueError(f"request_timeout_s must be positive, got {self.request_timeout_s}")
         if self.max_queue_size < self.max_batch_size:
             raise ValueError("max_queue_size must be at least max_batch_size")
-        if self.lime_max_samples > self.max_queue_size:
-            raise ValueError("lime_max_samples must not exceed max_queue_size")
         unknown = [p for p in self.providers if p not in PROVIDER_CHOICES]
         if unknown or not self.providers:
             raise ValueError(f"providers must be some of {', '.join(PROVIDER_CHOICES)}")
@@ -227,19 +227,34 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
             "batcher, HTTP API per docs/CONTRACTS.md. Every flag can also be set with the "
             f"environment variable shown (prefix {ENV_PREFIX}); flags win."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for item in fields(ServerConfig):
         name = env_name(item.name)
         default = environ.get(name, _render(item.default))
+        shown = f"; default {default}" if default else ""
         parser.add_argument(
             _flag(item),
             dest=item.name,
             default=default,
-            metavar=item.name.upper(),
-            help=f"{item.metadata['help']} [env {name}]",
+            metavar=_metavar(item),
+            help=f"{item.metadata['help']} [env {name}{shown}]",
         )
     return parser
+
+
+def _metavar(item: dataclasses.Field) -> str:
+    if item.metadata["choices"]:
+        return "{" + ",".join(item.metadata["choices"]) + "}"
+    names = {
+        _parse_bool: "{true,false}",
+        int: "N",
+        float: "NUMBER",
+        Path: "DIR",
+        _parse_optional_path: "DIR",
+        _parse_ints: "N,N,...",
+        _parse_strs: "NAME,NAME,...",
+    }
+    return names.get(item.metadata["parse"], "TEXT")
 
 
 def parse_args(

@@ -58,11 +58,10 @@ def parse_params(query: QueryParams, config: ServerConfig) -> ExplainParams:
         raise bad_parameter(
             f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}"
         )
+    max_samples = min(config.lime_max_samples, config.max_queue_size)
     return ExplainParams(
         method=method,
-        num_samples=_int_param(
-            query, "num_samples", min(1000, config.lime_max_samples), 1, config.lime_max_samples
-        ),
+        num_samples=_int_param(query, "num_samples", min(1000, max_samples), 1, max_samples),
         num_features=_int_param(query, "num_features", 10, 1, config.explain_max_features),
         segmentation=segmentation,
         random_state=_int_param(query, "random_state", 0, 0, 2**32 - 1),

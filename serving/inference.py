@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from core.decision import calibrate, decide
@@ -17,6 +19,8 @@ from serving.errors import APIError, from_image_error, out_of_range, unavailable
 from serving.models import LoadedModel
 from serving.state import ServingState
 
+logger = logging.getLogger("serving")
+
 
 async def preprocess(state: ServingState, data: bytes, config: PreprocessConfig) -> np.ndarray:
     """``core.preprocessing.preprocess_bytes`` on the thread pool; image errors become 4xx."""
@@ -24,6 +28,9 @@ async def preprocess(state: ServingState, data: bytes, config: PreprocessConfig)
         return await state.run_blocking(preprocess_bytes, data, config)
     except ImageError as exc:
         raise from_image_error(exc) from None
+    except Exception as exc:  # e.g. the optional face detector failing: answer, keep serving
+        logger.exception("preprocessing failed")
+        raise APIError(500, "preprocessing_failed", f"preprocessing failed: {exc}") from None
 
 
 async def infer(state: ServingState, model: LoadedModel, rows: np.ndarray) -> dict[str, np.ndarray]:

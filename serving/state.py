@@ -66,6 +66,12 @@ class ServingState:
             self.problem = f"no servable model in repository {root}"
             logger.error("%s: expected %s/<name>/<version>/{model.onnx,metadata.json}", root, root)
             return
+        import onnxruntime as ort
+
+        logger.info(
+            "execution providers: preference %s, available %s",
+            ",".join(self.config.providers), ",".join(ort.get_available_providers()),
+        )  # fmt: skip
         loaded = []
         for entry in entries:
             try:

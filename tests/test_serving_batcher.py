@@ -1,0 +1,171 @@
+"""The dynamic batcher alone, with plain Python "models" (no ONNX needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from serving.batcher import (
+    BatcherConfig,
+    BatcherStopped,
+    DynamicBatcher,
+    ModelRunError,
+    QueueFull,
+    RequestTimeout,
+    TooManyRows,
+)
+
+pytestmark = pytest.mark.asyncio
+
+
+class RecordingModel:
+    """Returns each row's id (first value) and row sum; records batch sizes and threads."""
+
+    def __init__(self, delay_s: float = 0.0, fail_on: float | None = None) -> None:
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.batch_sizes: list[int] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        self.batch_sizes.append(len(batch))
+        self.threads.add(threading.current_thread().name)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        ids = batch.reshape(len(batch), -1)[:, 0]
+        if self.fail_on is not None and np.any(ids == self.fail_on):
+            raise ValueError("poisoned row")
+        return {"id": ids.copy(), "sum": batch.reshape(len(batch), -1).sum(axis=1, keepdims=True)}
+
+
+def rows(first_id: int, count: int) -> np.ndarray:
+    data = np.ones((count, 2, 2, 3), np.float32)
+    data[:, 0, 0, 0] = np.arange(first_id, first_id + count)
+    return data
+
+
+async def started(model, **config) -> DynamicBatcher:
+    batcher = DynamicBatcher(model, BatcherConfig(**config), name="test")
+    batcher.start()
+    return batcher
+
+
+async def test_concurrent_single_rows_share_batches_and_get_their_own_rows():
+    model = RecordingModel(delay_s=0.02)
+    batcher = await started(model, max_batch_size=8, max_queue_delay_ms=20)
+    results = await asyncio.gather(*(batcher.submit(rows(i, 1)) for i in range(20)))
+    await batcher.stop()
+    for i, result in enumerate(results):
+        assert result["id"].tolist() == [i]
+        assert result["sum"].shape == (1, 1)
+    assert sum(model.batch_sizes) == 20
+    assert len(model.batch_sizes) < 20 and max(model.batch_sizes) <= 8
+    assert model.threads == {"infer-test_0"}  # one dedicated thread, never the event loop
+
+
+async def test_big_submission_is_split_across_batches_and_reassembled_in_order():
+    model = RecordingModel()
+    batcher = await started(model, max_batch_size=32, max_queue_delay_ms=1)
+    big, small = batcher.submit(rows(1000, 70)), batcher.submit(rows(5, 3))
+    big_result, small_result = await asyncio.gather(big, small)
+    await batcher.stop()
+    assert big_result["id"].tolist() == list(range(1000, 1070))
+    assert big_result["sum"].shape == (70, 1)
+    assert small_result["id"].tolist() == [5, 6, 7]
+    assert model.batch_sizes == [32, 32, 9]  # 70 + 3 rows, never more than 32 at once
+
+
+async def test_partial_batch_waits_at_most_the_queue_delay():
+    model = RecordingModel()
+    batcher = await started(model, max_batch_size=32, max_queue_delay_ms=50)
+    start = time.perf_counter()
+    await batcher.submit(rows(0, 1))
+    waited = time.perf_counter() - start
+    await batcher.stop()
+    assert 0.04 <= waited < 1.0
+    assert model.batch_sizes == [1]
+
+
+async def test_full_batch_runs_without_waiting_for_the_delay():
+    model = RecordingModel()
+    batcher = await started(model, max_batch_size=4, max_queue_delay_ms=5000)
+    start = time.perf_counter()
+    await batcher.submit(rows(0, 4))
+    assert time.perf_counter() - start < 2.0
+    await batcher.stop()
+
+
+async def test_queue_full_then_recovers():
+    model = RecordingModel(delay_s=0.2)
+    batcher = await started(model, max_batch_size=1, max_queue_size=2, max_queue_delay_ms=0)
+    outcomes = await asyncio.gather(
+        *(batcher.submit(rows(i, 1)) for i in range(6)), return_exceptions=True
+    )
+    rejected = [o for o in outcomes if isinstance(o, QueueFull)]
+    served = [o for o in outcomes if isinstance(o, dict)]
+    assert rejected and served and len(rejected) + len(served) == 6
+    assert (await batcher.submit(rows(99, 1)))["id"].tolist() == [99]
+    await batcher.stop()
+
+
+async def test_submission_larger_than_the_queue_is_refused():
+    batcher = await started(RecordingModel(), max_batch_size=2, max_queue_size=4)
+    with pytest.raises(TooManyRows):
+        await batcher.submit(rows(0, 5))
+    await batcher.stop()
+
+
+async def test_timeout_raises_and_abandoned_rows_are_skipped():
+    model = RecordingModel(delay_s=0.3)
+    batcher = await started(model, max_batch_size=1, request_timeout_s=0.1, max_queue_delay_ms=0)
+    outcomes = await asyncio.gather(
+        batcher.submit(rows(0, 1)), batcher.submit(rows(1, 1)), return_exceptions=True
+    )
+    assert all(isinstance(o, RequestTimeout) for o in outcomes)
+    await batcher.stop()
+    assert model.batch_sizes == [1]  # the second row timed out in the queue: never run
+    assert batcher.depth == 0
+
+
+async def test_model_error_fails_its_batch_only():
+    model = RecordingModel(fail_on=13)
+    batcher = await started(model, max_batch_size=4, max_queue_delay_ms=0)
+    with pytest.raises(ModelRunError, match="poisoned"):
+        await batcher.submit(rows(13, 1))
+    assert (await batcher.submit(rows(1, 2)))["id"].tolist() == [1, 2]
+    await batcher.stop()
+
+
+async def test_wrong_output_length_is_an_error_not_a_misassignment():
+    batcher = await started(lambda batch: {"p": np.zeros(len(batch) + 1)}, max_queue_delay_ms=0)
+    with pytest.raises(ModelRunError, match="rows"):
+        await batcher.submit(rows(0, 2))
+    await batcher.stop()
+
+
+async def test_stop_drains_queued_work_and_refuses_new():
+    model = RecordingModel(delay_s=0.05)
+    batcher = await started(model, max_batch_size=2, max_queue_delay_ms=0)
+    pending = [asyncio.create_task(batcher.submit(rows(i, 1))) for i in range(6)]
+    await asyncio.sleep(0.01)
+    stopping = asyncio.create_task(batcher.stop(drain=True))
+    await asyncio.sleep(0)
+    with pytest.raises(BatcherStopped):
+        await batcher.submit(rows(50, 1))
+    results = await asyncio.gather(*pending)
+    await stopping
+    assert [r["id"].tolist() for r in results] == [[i] for i in range(6)]
+
+
+async def test_stop_without_drain_fails_queued_work():
+    batcher = await started(RecordingModel(delay_s=0.1), max_batch_size=1, max_queue_delay_ms=0)
+    pending = [asyncio.create_task(batcher.submit(rows(i, 1))) for i in range(4)]
+    await asyncio.sleep(0.02)
+    await batcher.stop(drain=False)
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    assert isinstance(outcomes[0], dict)  # already running: finishes
+    assert any(isinstance(o, BatcherStopped) for o in outcomes[1:])

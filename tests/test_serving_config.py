@@ -1,0 +1,90 @@
+"""Server configuration (flags, DFD_* variables, validation) and provider choice."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from serving.config import ServerConfig, build_parser, env_name, parse_args
+from serving.runtime import PROVIDER_NAMES, choose_providers
+
+
+def test_defaults_match_the_brief():
+    config = ServerConfig()
+    assert config.max_batch_size == 32
+    assert config.max_body_bytes == 10 * 1024 * 1024
+    assert config.providers == ("tensorrt", "cuda", "cpu")
+    assert config.warmup_sizes == (1, 32)
+
+
+def test_flags_beat_environment_beat_defaults():
+    env = {"DFD_PORT": "9100", "DFD_MAX_BATCH_SIZE": "8", "DFD_PROVIDERS": "cuda,cpu"}
+    config = parse_args(["--port", "9200", "--models", "repo"], environ=env)
+    assert config.port == 9200  # flag wins
+    assert config.max_batch_size == 8  # environment
+    assert config.providers == ("cuda", "cpu")
+    assert config.models_dir == Path("repo")
+    assert config.max_queue_delay_ms == ServerConfig().max_queue_delay_ms  # default
+
+
+def test_env_round_trip_carries_every_field_to_workers():
+    config = ServerConfig(
+        models_dir=Path("/x/models"), port=1234, trt_fp16=False, default_model="cnn",
+        warmup_batch_sizes=(1, 4), webui_dir=None, max_queue_delay_ms=2.5,
+    )  # fmt: skip
+    env = config.to_env()
+    assert set(env) == {env_name(f.name) for f in fields(ServerConfig)}
+    assert ServerConfig.from_env(env) == config
+
+
+def test_help_lists_every_flag_with_its_variable(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser({}).parse_args(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for item in fields(ServerConfig):
+        assert env_name(item.name) in text
+    for flag in ("--models", "--host", "--port", "--workers", "--max-batch-size", "--webui"):
+        assert flag in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--max-batch-size", "0"],
+        ["--port", "eighty"],
+        ["--providers", "tpu"],
+        ["--graph-optimization", "max"],
+        ["--trt-fp16", "maybe"],
+        ["--max-batch-size", "64", "--max-queue-size", "32"],
+    ],
+)
+def test_bad_values_exit_2_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv, environ={})
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_bad_environment_value_is_reported_with_its_name(capsys):
+    with pytest.raises(SystemExit):
+        parse_args([], environ={"DFD_WORKERS": "two"})
+    assert "DFD_WORKERS" in capsys.readouterr().err
+
+
+def test_providers_follow_preference_and_availability_with_cpu_last():
+    cpu, cuda, trt = (PROVIDER_NAMES[k] for k in ("cpu", "cuda", "tensorrt"))
+    assert choose_providers(("tensorrt", "cuda", "cpu"), [cpu]) == [cpu]
+    assert choose_providers(("tensorrt", "cuda", "cpu"), [cuda, cpu, trt]) == [trt, cuda, cpu]
+    assert choose_providers(("cuda",), [trt, cuda, cpu]) == [cuda, cpu]
+    assert choose_providers(("cpu", "cuda"), [cuda, cpu]) == [cuda, cpu]
+
+
+def test_readme_serving_section_lists_every_flag_and_variable():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Serving", 1)[1].split("\n## ", 1)[0]
+    for item in fields(ServerConfig):
+        assert f"`{env_name(item.name)}`" in section, env_name(item.name)
+    assert "curl -F file=@face.jpg localhost:8000/v1/predict" in section
