@@ -130,6 +130,7 @@
     if (status === 413) return `File too large for the server: ${message}`;
     if (status === 415) return `Unsupported file type: ${message}`;
     if (status === 422) return `Request rejected: ${message}`;
+    if (status === 501) return `Not available on this server: ${message}`;
     if (status === 504) return "The server timed out while busy. Please retry.";
     if (status >= 500) return `Server error (HTTP ${status}): ${message}`;
     return `Request failed (HTTP ${status}): ${message}`;
@@ -226,7 +227,10 @@
     }
     if (!file.type && file.size === 0) return "The file is empty.";
     if (file.size > maxBytes) {
-      return `File too large: ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}.`;
+      const limit = formatBytes(maxBytes);
+      let size = formatBytes(file.size);
+      if (size === limit) size = `${file.size.toLocaleString("en-US")} bytes`;
+      return `File too large: ${size}; the limit is ${limit}.`;
     }
     return "";
   }
@@ -259,7 +263,7 @@
     const root = el.cardTemplate.content.firstElementChild.cloneNode(true);
     const card = { root, file, model, previewUrl: null, overlays: new Map(), explainToken: 0 };
     part(card, ".card-title").textContent = file.name || "(unnamed file)";
-    part(card, ".preview").closest("figure").hidden = true;
+    root.classList.add("no-preview");
     part(card, ".retry").addEventListener("click", () => {
       hideError(card);
       schedule(() => predict(card));
@@ -269,7 +273,7 @@
       if (part(card, ".explain-toggle").getAttribute("aria-pressed") === "true") showExplanation(card);
     });
     cards.add(card);
-    el.results.prepend(root);
+    el.results.append(root);
     return card;
   }
 
@@ -278,7 +282,7 @@
     const preview = part(card, ".preview");
     preview.alt = `Preview of ${card.file.name}`;
     preview.src = card.previewUrl;
-    preview.closest("figure").hidden = false;
+    card.root.classList.remove("no-preview");
   }
 
   function setStatus(card, text) {
@@ -375,6 +379,7 @@
     const token = ++card.explainToken;
     const status = part(card, ".explain-status");
     if (!card.overlays.has(method)) {
+      part(card, ".overlay-box").hidden = true; // never show one method's map under another's name
       status.textContent =
         method === "lime" ? "Computing LIME explanation (may take a while)…" : "Computing map…";
       status.hidden = false;

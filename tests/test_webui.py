@@ -1,0 +1,478 @@
+"""The web UI in a real headless Chromium against a real ``python -m serving`` (uvicorn) on a
+free loopback port, with a tiny ONNX model repository written by the test.
+
+Needs a Chromium executable (Debian: ``apt-get install chromium``; ``make browser``). The
+module skips, saying so, only when none is found. Screenshots go to ``test-artifacts/webui/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from helpers import (
+    ServerProcess,
+    TinyModelSpec,
+    expected_probability,
+    pixel_bomb_png,
+    png_image,
+    write_model_entry,
+)
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from core.decision import decide
+from core.preprocessing import PreprocessConfig, preprocess_bytes
+
+pytestmark = pytest.mark.browser
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "webui"
+WEBUI = REPO_ROOT / "webui"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MODEL_SIZE = 32
+STRICT_THRESHOLD = 0.9
+TIMEOUT_MS = 20_000
+HOSTILE_NAME = "<img src=x onerror=alert(1)>.png"
+SERVER_FLAGS = (
+    "--intra-op-threads", "1", "--decode-threads", "2", "--warmup-batch-sizes", "1",
+    "--lime-max-samples", "64", "--log-level", "warning",
+)  # fmt: skip
+
+
+def find_chromium() -> str | None:
+    """A Chromium executable: $CHROMIUM_PATH, Debian's /usr/bin/chromium, or one on PATH."""
+    candidates = [
+        os.environ.get("CHROMIUM_PATH"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+expect.set_options(timeout=TIMEOUT_MS)
+CHROMIUM = find_chromium()
+if CHROMIUM is None:
+    pytest.skip(
+        "no Chromium executable found (install it with `apt-get install chromium` or "
+        "`make browser`, or set CHROMIUM_PATH)",
+        allow_module_level=True,
+    )
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real server with three tiny models: ``cnn`` (threshold 0.5), ``strict`` (0.9) and
+    ``nocam`` (no ``cam`` output, so its fast explanation map is refused with 501)."""
+    root = tmp_path_factory.mktemp("webui") / "models"
+    write_model_entry(root, "cnn", 1, TinyModelSpec(size=MODEL_SIZE))
+    write_model_entry(root, "strict", 1, TinyModelSpec(size=MODEL_SIZE), STRICT_THRESHOLD)
+    write_model_entry(root, "nocam", 1, TinyModelSpec(size=MODEL_SIZE, with_cam=False))
+    with ServerProcess(root, *SERVER_FLAGS) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Session:
+    """One browser tab on the UI, with what it reported along the way."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    api_requests: list[str] = field(default_factory=list)
+
+    def csp_violations(self) -> list[str]:
+        return self.page.evaluate("window.__cspViolations")
+
+    def assert_clean(self) -> None:
+        """No script error, no CSP violation, no alert()."""
+        assert self.errors == []
+        assert self.csp_violations() == []
+        assert self.dialogs == []
+
+
+def open_ui(browser: Browser, url: str, width: int = 1100, height: int = 900) -> Session:
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    session = Session(page)
+    page.add_init_script(
+        "window.__cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " (e) => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    page.on("pageerror", lambda error: session.errors.append(str(error)))
+    page.on("dialog", lambda dialog: (session.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on(
+        "request",
+        lambda request: (
+            session.api_requests.append(request.url)
+            if "/v1/predict" in request.url or "/v1/explain" in request.url
+            else None
+        ),
+    )
+    page.goto(url + "/")
+    expect(page.locator("#model-select")).to_be_enabled()
+    return session
+
+
+@pytest.fixture
+def ui(browser: Browser, server: ServerProcess) -> Iterator[Session]:
+    session = open_ui(browser, server.url)
+    yield session
+    session.page.context.close()
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def upload(page: Page, *files: tuple[str, str, bytes]) -> None:
+    """Choose ``(name, mime type, bytes)`` files with the real <input type=file>."""
+    payload = [{"name": name, "mimeType": mime, "buffer": data} for name, mime, data in files]
+    page.set_input_files("#file-input", payload)
+
+
+def card(page: Page, index: int):
+    return page.locator("#results > li.card").nth(index)
+
+
+def expected_for(data: bytes, threshold: float = 0.5) -> tuple[str, float, float]:
+    """Label, probability and confidence computed without the server."""
+    probability = expected_probability(preprocess_bytes(data, PreprocessConfig(size=MODEL_SIZE)))
+    label, confidence = decide(probability, threshold)
+    return label, probability, confidence
+
+
+def assert_verdict(item, data: bytes, threshold: float = 0.5, model: str = "cnn v1") -> None:
+    """The card shows the verdict, confidence bar and numbers that belong to ``data``."""
+    expect(item).to_have_attribute("data-state", "done")
+    label, probability, confidence = expected_for(data, threshold)
+    percent = f"{confidence * 100:.1f}"
+    expect(item.locator(".verdict-label")).to_have_text(label)
+    expect(item.locator(".confidence-text")).to_have_text(f"{percent}% confident")
+    meter = item.locator(".meter")
+    expect(meter).to_have_attribute("aria-valuenow", percent)
+    expect(meter).to_have_attribute("aria-valuetext", f"{percent}% confident {label}")
+    expect(item.locator(".probability")).to_have_text(f"{probability:.3f}")
+    expect(item.locator(".threshold")).to_have_text(f"{threshold:.3f}")
+    expect(item.locator(".model-used")).to_have_text(model)
+    expect(item.locator(".latency")).to_have_text(re.compile(r"^\d+\.\d ms server, \d+ ms total$"))
+    fill_width = item.locator(".meter-fill").evaluate("e => e.getBoundingClientRect().width")
+    bar_width = meter.evaluate("e => e.clientWidth")
+    assert fill_width == pytest.approx(bar_width * confidence, abs=2.0)
+
+
+def image_bytes(seed: int, mean: float, width: int = 96, height: int = 96) -> bytes:
+    return png_image(seed, height=height, width=width, mean=mean)
+
+
+def ppm_image() -> bytes:
+    """A real image in a format the server does not accept (PPM)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(buffer, format="PPM")
+    return buffer.getvalue()
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_index_has_security_headers_and_page_runs_under_csp(ui: Session, server: ServerProcess):
+    response = httpx.get(server.url + "/")
+    assert response.status_code == 200
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    html = (WEBUI / "index.html").read_text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html), "inline <script> block"
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.IGNORECASE)
+    page = ui.page
+    options = page.locator("#model-select option")
+    expect(options).to_have_text(["cnn v1", "nocam v1", "strict v1"])
+    expect(page.locator("#model-select option:checked")).to_have_text("cnn v1")
+    expect(page.locator("#model-info")).to_contain_text("Threshold 0.50")
+    expect(page.locator("#results")).to_have_attribute("aria-live", "polite")
+    expect(page.locator("label[for=file-input]")).to_be_visible()
+    expect(page.locator("#file-input")).to_have_attribute("multiple", "")
+    ui.assert_clean()
+
+
+def test_file_input_upload_shows_verdicts_and_confidence(ui: Session):
+    bright, dark = image_bytes(1, mean=175.0), image_bytes(2, mean=70.0)
+    upload(ui.page, ("bright.png", "image/png", bright), ("dark.png", "image/png", dark))
+    expect(ui.page.locator("#results > li.card")).to_have_count(2)
+    assert_verdict(card(ui.page, 0), bright)
+    assert_verdict(card(ui.page, 1), dark)
+    expect(card(ui.page, 0).locator(".verdict-label")).to_have_text("FAKE")
+    expect(card(ui.page, 1).locator(".verdict-label")).to_have_text("REAL")
+    expect(card(ui.page, 0).locator(".card-title")).to_have_text("bright.png")
+    assert card(ui.page, 0).locator(".preview").evaluate("img => img.naturalWidth") == 96
+    screenshot(ui.page, "desktop-results.png")
+    ui.assert_clean()
+
+
+def test_model_selector_choice_is_sent_and_shown(ui: Session):
+    ui.page.select_option("#model-select", label="strict v1")
+    expect(ui.page.locator("#model-info")).to_contain_text("Threshold 0.90")
+    data = image_bytes(3, mean=170.0)  # p(fake) about 0.89: FAKE for cnn, REAL for strict
+    assert expected_for(data)[0] == "FAKE" and expected_for(data, STRICT_THRESHOLD)[0] == "REAL"
+    upload(ui.page, ("face.png", "image/png", data))
+    assert_verdict(card(ui.page, 0), data, STRICT_THRESHOLD, model="strict v1")
+    assert any("model=strict" in url for url in ui.api_requests)
+    ui.assert_clean()
+
+
+def test_drop_event_upload_shows_verdict(ui: Session):
+    data = image_bytes(4, mean=60.0)
+    outcome = ui.page.evaluate(
+        """({b64, name}) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, {type: "image/png"}));
+            const zone = document.getElementById("drop-zone");
+            const fire = (kind) => zone.dispatchEvent(new DragEvent(kind,
+                {bubbles: true, cancelable: true, dataTransfer: transfer}));
+            const enterAccepted = !fire("dragenter");
+            const highlighted = zone.classList.contains("dragging");
+            const overAccepted = !fire("dragover");
+            const dropHandled = !fire("drop");
+            return {enterAccepted, highlighted, overAccepted, dropHandled,
+                    stillHighlighted: zone.classList.contains("dragging")};
+        }""",
+        {"b64": base64.b64encode(data).decode(), "name": "dropped.png"},
+    )
+    assert outcome == {
+        "enterAccepted": True,
+        "highlighted": True,
+        "overAccepted": True,
+        "dropHandled": True,
+        "stillHighlighted": False,
+    }
+    expect(card(ui.page, 0).locator(".card-title")).to_have_text("dropped.png")
+    assert_verdict(card(ui.page, 0), data)
+    ui.assert_clean()
+
+
+def test_explain_toggle_shows_cam_overlay(ui: Session):
+    data = image_bytes(5, mean=150.0, width=48, height=40)
+    upload(ui.page, ("explain-me.png", "image/png", data))
+    item = card(ui.page, 0)
+    assert_verdict(item, data)
+    overlay_box, overlay = item.locator(".overlay-box"), item.locator(".overlay")
+    expect(overlay_box).to_be_hidden()
+    toggle = item.locator(".explain-toggle")
+    expect(item.locator(".explain-method")).to_have_value("cam")  # the fast map by default
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect(overlay_box).to_be_visible()
+    expect(item.locator(".overlay-caption")).to_contain_text("Fast map (CAM)")
+    size = overlay.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+    assert size == [48, 40]  # the overlay has the uploaded image's size
+    assert overlay.get_attribute("src").startswith("data:image/png;base64,")
+    screenshot(ui.page, "desktop-explain-cam.png")
+
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    expect(overlay_box).to_be_hidden()
+    toggle.click()  # shown again from the cached answer, no second request
+    expect(overlay_box).to_be_visible()
+    assert sum("/v1/explain" in url for url in ui.api_requests) == 1
+    ui.assert_clean()
+
+
+def test_explain_failure_is_shown_not_swallowed(ui: Session):
+    ui.page.select_option("#model-select", label="nocam v1")
+    data = image_bytes(9, mean=100.0)
+    upload(ui.page, ("no-map.png", "image/png", data))
+    item = card(ui.page, 0)
+    assert_verdict(item, data, model="nocam v1")
+    item.locator(".explain-toggle").click()
+    status = item.locator(".explain-status")
+    expect(status).to_have_text(
+        "Explanation failed. Not available on this server: "
+        "model nocam has no 'cam' output; use lime"
+    )
+    expect(status).to_have_class(re.compile(r"\berror-text\b"))
+    expect(item.locator(".overlay-box")).to_be_hidden()
+    ui.assert_clean()
+
+
+def test_text_file_is_refused_in_the_browser(ui: Session):
+    upload(ui.page, ("notes.txt", "text/plain", b"just some text"))
+    item = card(ui.page, 0)
+    expect(item).to_have_attribute("data-state", "error")
+    expect(item.locator(".error")).to_contain_text("Not a supported image (text/plain)")
+    expect(item.locator(".outcome")).to_be_hidden()
+    assert ui.api_requests == []  # refused before any upload
+    ui.assert_clean()
+
+
+def test_server_refusals_400_415_413_are_explained(ui: Session):
+    upload(
+        ui.page,
+        ("text-in-disguise.png", "image/png", b"this is not a PNG at all"),
+        ("old-format.png", "image/png", ppm_image()),
+        ("bomb.png", "image/png", pixel_bomb_png()),
+    )
+    expected_messages = [
+        "Not a readable image: ",
+        "Unsupported file type: ",
+        "File too large for the server: ",
+    ]
+    for index, message in enumerate(expected_messages):
+        item = card(ui.page, index)
+        expect(item).to_have_attribute("data-state", "error")
+        expect(item.locator(".error")).to_contain_text(message)
+        text = item.locator(".error").inner_text()
+        assert len(text) > len(message) + 5, "the server's own explanation is shown too"
+        expect(item.locator(".retry")).to_be_hidden()  # retrying the same bytes cannot help
+    assert len(ui.api_requests) == 3
+    ui.assert_clean()
+
+
+def test_too_large_file_is_refused_before_upload(ui: Session):
+    limit = int(ui.page.get_attribute('meta[name="max-upload-bytes"]', "content"))
+    ui.page.evaluate(
+        """(size) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(size)], "huge.png", {type: "image/png"}));
+            const input = document.getElementById("file-input");
+            input.files = transfer.files;
+            input.dispatchEvent(new Event("change", {bubbles: true}));
+        }""",
+        limit + 1,
+    )
+    item = card(ui.page, 0)
+    assert limit == 10 * 1024 * 1024  # the server's default --max-body-bytes
+    expect(item.locator(".error")).to_have_text(
+        f"File too large: {limit + 1:,} bytes; the limit is 10 MB."
+    )
+    assert ui.api_requests == []
+    ui.assert_clean()
+
+
+def test_hostile_file_name_is_shown_as_text(ui: Session):
+    data = image_bytes(6, mean=120.0)
+    upload(ui.page, (HOSTILE_NAME, "image/png", data))
+    item = card(ui.page, 0)
+    assert_verdict(item, data)
+    expect(item.locator(".card-title")).to_have_text(HOSTILE_NAME)
+    assert ui.page.locator('img[src="x"]').count() == 0
+    assert item.locator(".card-title *").count() == 0  # no element was parsed from the name
+    ui.assert_clean()  # in particular: no alert() dialog
+
+
+def test_keyboard_reaches_file_picker_with_visible_focus(ui: Session):
+    page = ui.page
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "file-input":
+            break
+    assert page.evaluate("document.activeElement.id") == "file-input"
+    outline = page.locator("label[for=file-input]").evaluate(
+        "l => [getComputedStyle(l).outlineStyle, parseFloat(getComputedStyle(l).outlineWidth)]"
+    )
+    assert outline[0] != "none" and outline[1] >= 2
+    data = image_bytes(7, mean=90.0)
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files([{"name": "keyboard.png", "mimeType": "image/png", "buffer": data}])
+    assert_verdict(card(page, 0), data)
+    ui.assert_clean()
+
+
+@pytest.mark.parametrize("width", [375, 360])
+def test_phone_width_has_no_horizontal_overflow(browser: Browser, server: ServerProcess, width):
+    session = open_ui(browser, server.url, width=width, height=800)
+    page = session.page
+    try:
+        data = image_bytes(8, mean=180.0, width=400, height=300)
+        long_name = "a-very-long-file-name-without-any-spaces-" * 4 + ".png"
+        upload(page, (long_name, "image/png", data), ("readme.txt", "text/plain", b"text"))
+        item = card(page, 0)
+        assert_verdict(item, data)
+        item.locator(".explain-toggle").click()
+        expect(item.locator(".overlay-box")).to_be_visible()
+        expect(card(page, 1).locator(".error")).to_be_visible()
+        overflow = page.evaluate(
+            """() => {
+                const root = document.documentElement;
+                const wide = [...document.querySelectorAll("body *")]
+                    .filter((e) => e.getBoundingClientRect().right > root.clientWidth + 0.5)
+                    .map((e) => e.tagName + "." + e.className);
+                return {scroll: root.scrollWidth, client: root.clientWidth, wide};
+            }"""
+        )
+        assert overflow == {"scroll": width, "client": width, "wide": []}
+        screenshot(page, f"phone-{width}.png")
+        session.assert_clean()
+    finally:
+        page.context.close()
+
+
+def test_server_busy_503_says_when_to_retry(browser: Browser, tmp_path: Path):
+    """A slow model, a one-row queue: concurrent uploads get a real 503 + Retry-After."""
+    root = tmp_path / "models"
+    write_model_entry(root, "cnn", 1, TinyModelSpec(size=MODEL_SIZE, slow_matmuls=60))
+    flags = (
+        "--max-batch-size", "1", "--max-queue-size", "1", "--lime-max-samples", "1",
+        "--retry-after-s", "3", "--intra-op-threads", "1", "--warmup-batch-sizes", "1",
+        "--log-level", "warning",
+    )  # fmt: skip
+    with ServerProcess(root, *flags) as slow_server:
+        session = open_ui(browser, slow_server.url)
+        page = session.page
+        try:
+            images = [image_bytes(10 + i, mean=60.0 + 30 * i) for i in range(4)]
+            upload(page, *((f"face{i}.png", "image/png", data) for i, data in enumerate(images)))
+            expect(page.locator("#results > li.card[data-state=pending]")).to_have_count(0)
+            busy = page.locator("#results > li.card[data-state=error]")
+            assert busy.count() >= 1, "four concurrent uploads into a one-row queue"
+            expect(busy.first.locator(".error")).to_have_text("Server busy, retry in 3 s.")
+            retry = busy.first.locator(".retry")
+            expect(retry).to_be_visible()
+            screenshot(page, "server-busy.png")
+            index = int(busy.first.evaluate("e => [...e.parentNode.children].indexOf(e)"))
+            retry.click()
+            assert_verdict(card(page, index), images[index])
+            session.assert_clean()
+        finally:
+            page.context.close()
