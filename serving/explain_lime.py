@@ -5,7 +5,7 @@ Per request:
 1. the ``S x S`` model input (``core.preprocessing``) is segmented ONCE (quickshift or slic);
 2. ``lime``'s :class:`~lime.lime_image.LimeImageExplainer` draws ``num_samples`` on/off
    masks over the regions (seeded by ``random_state``); the perturbed images are built
-   vectorised and scored in chunks of 64..``chunk_rows`` rows, each chunk ONE submission
+   vectorised and scored in chunks of 64 to 127 rows, each chunk ONE submission
    to the same :class:`~serving.batcher.DynamicBatcher` that serves predictions (the next
    chunk is built while the previous one runs);
 3. the classifier function answers ``[p_real, p_fake]`` with the calibrated probability
@@ -45,7 +45,7 @@ FAKE_LABEL = 1  # column of p_fake in the classifier output (core.decision.CLASS
 class LimeSettings:
     """How LIME segments, samples and scores (the request chooses the rest)."""
 
-    chunk_rows: int = 128  # most perturbed images per batcher submission (>= 64)
+    chunk_rows: int = 64  # rows per batcher submission: at least this, under twice this
     chunks_in_flight: int = 2  # submissions queued ahead while the next chunk is built
     quickshift_kernel_size: float = 4.0  # lime's defaults
     quickshift_max_dist: float = 200.0
@@ -96,9 +96,10 @@ def segment(image: np.ndarray, method: str, seed: int, settings: LimeSettings) -
     return labels.reshape(raw.shape).astype(np.int32)
 
 
-def chunk_bounds(total: int, most: int) -> list[tuple[int, int]]:
-    """``total`` rows in equal chunks of at most ``most`` rows (so none is tiny)."""
-    count = max(1, -(-total // most))
+def chunk_bounds(total: int, least: int) -> list[tuple[int, int]]:
+    """``total`` rows in near-equal chunks of ``least`` to ``2 * least - 1`` rows (one chunk
+    when ``total < least``): every batcher submission is large, none is a small leftover."""
+    count = max(1, total // least)
     edges = np.linspace(0, total, count + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
