@@ -249,6 +249,56 @@ def test_file_input_upload_shows_verdicts_and_confidence(ui: Session):
     ui.assert_clean()
 
 
+CONTRAST_FAILURES_JS = """() => {
+    const rgba = (text) => {
+        const parts = text.match(/rgba?\\(([^)]+)\\)/)[1].split(/[\\s,\\/]+/).filter(Boolean);
+        return parts.map(Number).concat(parts.length > 3 ? [] : [1]);
+    };
+    const channel = (v) => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    const luminance = ([r, g, b]) =>
+        0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+    const background = (element) => {
+        for (let e = element; e; e = e.parentElement) {
+            const colour = rgba(getComputedStyle(e).backgroundColor);
+            if (colour[3] > 0) return colour;
+        }
+        return [255, 255, 255, 1];
+    };
+    const failures = [];
+    for (const element of document.querySelectorAll("body *")) {
+        const ownText = [...element.childNodes].some((n) => n.nodeType === 3 && n.data.trim());
+        if (!ownText || !element.checkVisibility()) continue;
+        const style = getComputedStyle(element);
+        const [a, b] = [luminance(rgba(style.color)), luminance(background(element))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const size = parseFloat(style.fontSize);
+        const large = size >= 24 || (Number(style.fontWeight) >= 700 && size >= 18.66);
+        if (ratio < (large ? 3 : 4.5)) failures.push(`${element.className}: ${ratio.toFixed(2)}`);
+    }
+    return failures;
+}"""
+
+
+def test_text_contrast_meets_wcag_aa(ui: Session):
+    """Every visible text (verdicts, errors, hints, buttons) has WCAG AA contrast."""
+    fake, real = image_bytes(11, mean=190.0), image_bytes(12, mean=50.0)
+    upload(
+        ui.page,
+        ("fake.png", "image/png", fake),
+        ("real.png", "image/png", real),
+        ("notes.txt", "text/plain", b"text"),
+    )
+    assert_verdict(card(ui.page, 0), fake)
+    assert_verdict(card(ui.page, 1), real)
+    expect(card(ui.page, 2).locator(".error")).to_be_visible()
+    assert ui.page.evaluate(CONTRAST_FAILURES_JS) == []
+    ui.page.locator(".explain-toggle").first.focus()
+    ui.page.keyboard.press("Enter")  # a toggle operated from the keyboard
+    expect(card(ui.page, 0).locator(".overlay-box")).to_be_visible()
+    assert ui.page.evaluate(CONTRAST_FAILURES_JS) == []  # pressed-toggle colours too
+    ui.assert_clean()
+
+
 def test_model_selector_choice_is_sent_and_shown(ui: Session):
     ui.page.select_option("#model-select", label="strict v1")
     expect(ui.page.locator("#model-info")).to_contain_text("Threshold 0.90")
@@ -425,7 +475,7 @@ def test_phone_width_has_no_horizontal_overflow(browser: Browser, server: Server
     page = session.page
     try:
         data = image_bytes(8, mean=180.0, width=400, height=300)
-        long_name = "a-very-long-file-name-without-any-spaces-" * 4 + ".png"
+        long_name = "a_very_long_file_name_without_any_break_opportunity_" * 4 + ".png"
         upload(page, (long_name, "image/png", data), ("readme.txt", "text/plain", b"text"))
         item = card(page, 0)
         assert_verdict(item, data)

@@ -137,7 +137,8 @@
   }
 
   function isRetryable(error) {
-    return !(error instanceof ApiError) || error.status === 0 || error.status >= 500;
+    if (!(error instanceof ApiError)) return true;
+    return error.status === 0 || (error.status >= 500 && error.status !== 501);
   }
 
   // ---------------------------------------------------------------- page messages
