@@ -26,6 +26,7 @@ INPUT_NAME = "image"
 PROBABILITY_OUTPUT = "probability_fake"
 CAM_OUTPUT = "cam"
 BATCH_DIM = "N"
+CATCH_ERRORS_ENV = "TF2ONNX_CATCH_ERRORS"
 
 
 class ClassActivationMap(layers.Layer):
@@ -106,16 +107,39 @@ def _name_batch_axis(value: onnx.ValueInfoProto) -> None:
     dim.dim_param = BATCH_DIM
 
 
-def to_onnx(export_model: keras.Model, input_size: int, opset: int) -> onnx.ModelProto:
-    """tf2onnx conversion with input ``image`` [N,s,s,3] and outputs named per the contract."""
+def _from_keras(model: keras.Model, signature: tuple, opset: int, fast: bool) -> onnx.ModelProto:
+    """``tf2onnx.convert.from_keras``; ``fast`` runs its graph optimisers in place.
+
+    By default tf2onnx deep-copies the whole graph (weights included) before each optimiser
+    pass so that a failing pass can be skipped; for Xception that is most of the conversion
+    time. Setting ``TF2ONNX_CATCH_ERRORS`` (any value) turns the copies off; the same
+    optimisers run, and if one fails the caller retries with the default.
+    """
     import tf2onnx
 
     tf2onnx.logging.set_level(logging.ERROR)
+    previous = os.environ.pop(CATCH_ERRORS_ENV, None)
+    if fast:
+        os.environ[CATCH_ERRORS_ENV] = "FALSE"
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+        return proto
+    finally:
+        os.environ.pop(CATCH_ERRORS_ENV, None)
+        if previous is not None:
+            os.environ[CATCH_ERRORS_ENV] = previous
+
+
+def to_onnx(export_model: keras.Model, input_size: int, opset: int) -> onnx.ModelProto:
+    """tf2onnx conversion with input ``image`` [N,s,s,3] and outputs named per the contract."""
     signature = (tf.TensorSpec((None, input_size, input_size, 3), tf.float32, name=INPUT_NAME),)
     try:
-        proto, _ = tf2onnx.convert.from_keras(export_model, input_signature=signature, opset=opset)
-    except Exception as exc:  # tf2onnx raises many types
-        raise ExportError(f"tf2onnx could not convert the model: {exc}") from None
+        proto = _from_keras(export_model, signature, opset, fast=True)
+    except Exception:  # an optimiser failed in place: redo with tf2onnx's guarded default
+        try:
+            proto = _from_keras(export_model, signature, opset, fast=False)
+        except Exception as exc:  # tf2onnx raises many types
+            raise ExportError(f"tf2onnx could not convert the model: {exc}") from None
     graph = proto.graph
     if [value.name for value in graph.input] != [INPUT_NAME]:
         raise ExportError(f"unexpected ONNX inputs {[v.name for v in graph.input]}")

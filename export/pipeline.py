@@ -126,7 +126,7 @@ def _export(
                 images,
                 calibration.threshold,
                 calibration.temperature,
-                config.parity_batch,
+                batch_sizes,
             )
             files[f"onnx_{key}"] = FILES[f"onnx_{key}"]
         progress.update()
