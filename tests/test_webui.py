@@ -356,7 +356,8 @@ def test_explain_toggle_shows_cam_overlay(ui: Session):
     expect(item.locator(".overlay-caption")).to_contain_text("Fast map (CAM)")
     size = overlay.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
     assert size == [48, 40]  # the overlay has the uploaded image's size
-    assert overlay.get_attribute("src").startswith("data:image/png;base64,")
+    cam_src = overlay.get_attribute("src")
+    assert cam_src.startswith("data:image/png;base64,")
     screenshot(ui.page, "desktop-explain-cam.png")
 
     toggle.click()
@@ -365,6 +366,28 @@ def test_explain_toggle_shows_cam_overlay(ui: Session):
     toggle.click()  # shown again from the cached answer, no second request
     expect(overlay_box).to_be_visible()
     assert sum("/v1/explain" in url for url in ui.api_requests) == 1
+    ui.assert_clean()
+
+
+def test_explain_lime_option_replaces_the_map(ui: Session):
+    data = image_bytes(13, mean=150.0, width=48, height=40)
+    upload(ui.page, ("lime-me.png", "image/png", data))
+    item = card(ui.page, 0)
+    assert_verdict(item, data)
+    item.locator(".explain-toggle").click()
+    caption, overlay = item.locator(".overlay-caption"), item.locator(".overlay")
+    expect(caption).to_contain_text("Fast map (CAM)")
+    cam_src = overlay.get_attribute("src")
+    item.locator(".explain-method").select_option("lime")
+    expect(caption).to_contain_text("LIME regions")
+    assert overlay.evaluate("img => img.decode().then(() => img.naturalWidth)") == 48
+    assert overlay.get_attribute("src") not in (cam_src, None)
+    screenshot(ui.page, "desktop-explain-lime.png")
+    item.locator(".explain-method").select_option("cam")  # back to the cached map
+    expect(caption).to_contain_text("Fast map (CAM)")
+    assert overlay.get_attribute("src") == cam_src
+    explains = [url for url in ui.api_requests if "/v1/explain" in url]
+    assert [url.rsplit("method=", 1)[1] for url in explains] == ["cam", "lime"]
     ui.assert_clean()
 
 

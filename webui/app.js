@@ -412,7 +412,7 @@
     image.src = overlay.src;
     const name = method === "lime" ? "LIME regions" : "Fast map (CAM)";
     part(card, ".overlay-caption").textContent =
-      `${name}, ${Number(overlay.latency).toFixed(0)} ms: highlighted areas weigh most in the verdict`;
+      `${name}, ${Number(overlay.latency).toFixed(0)} ms: red pushes towards FAKE, blue towards REAL`;
     part(card, ".overlay-box").hidden = false;
     status.hidden = true;
   }
