@@ -32,17 +32,19 @@ def plot_throughput(results: dict, path: Path) -> Path:
             marker="o",
             label=item["name"],
         )
+    styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1))] * 4)
     for run in results.get("raw", {}).get("runs", []):
         if "best" in run:
             axis.axhline(
                 run["best"]["images_per_s"],
-                linestyle="--",
-                linewidth=1,
-                color="grey" if run["variant"] == "fp32" else "silver",
+                linestyle=next(styles),
+                linewidth=1.2,
+                color="black" if run["variant"] == "fp32" else "grey",
                 label=f"raw onnxruntime {run['variant']}/{run['provider']} "
                 f"(batch {run['best']['batch_size']})",
             )
     axis.set_xscale("log", base=2)
+    axis.set_ylim(bottom=0)
     concurrency = results.get("config", {}).get("concurrency") or [1]
     axis.set_xticks(concurrency, [str(c) for c in concurrency])
     axis.set_xlabel("concurrent requests (closed loop)")
@@ -59,6 +61,8 @@ def plot_throughput(results: dict, path: Path) -> Path:
 def plot_latency_cdf(results: dict, path: Path) -> Path:
     """Latency CDF of every HTTP system, one panel per concurrency level."""
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     concurrency = results.get("config", {}).get("concurrency") or [1]
     figure, axes = plt.subplots(
         1, len(concurrency), figsize=(4 * len(concurrency), 4), sharey=True, squeeze=False
@@ -73,14 +77,17 @@ def plot_latency_cdf(results: dict, path: Path) -> Path:
             quantiles = np.linspace(0, 1, len(cdf))
             axis.plot(cdf, quantiles, label=item["name"])
         axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_title(f"c = {level_c}")
         axis.set_xlabel("latency (ms, log)")
         axis.grid(True, alpha=0.3)
     axes[0][0].set_ylabel("fraction of requests")
     if quantiles is not None:
-        axes[0][-1].legend(fontsize=7, loc="lower right")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
     figure.suptitle(f"Latency CDF — {results.get('machine_name', '')}, model {_model(results)}")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

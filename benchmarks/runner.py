@@ -12,6 +12,7 @@ and writes ``<out>/<machine>-<date>.json``, the plots and ``SUMMARY.md``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -272,6 +273,7 @@ def run_suite(config: SuiteConfig) -> tuple[dict, Path]:
     with progress:
         results["systems"] = [measure_system(spec, config, images, progress) for spec in specs]
     results["duration_s"] = round(time.perf_counter() - wall_started, 1)
+    results["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     results["targets"] = evaluate_targets(results)
     path = write_outputs(results, config.out_dir, plots=config.write_plots)
     return results, path

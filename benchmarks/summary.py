@@ -170,6 +170,14 @@ def _notes(results: dict) -> list[str]:
                 f"at c={', '.join(map(str, busy))}: the load generator may have limited it."
             )
     cores = results["machine"].get("cores_usable") or results["machine"].get("cores")
+    start = (results["machine"].get("load_average_at_start") or [0.0])[0]
+    end = (results.get("load_average_at_end") or [0.0])[0]
+    if cores and max(start, end) > cores:
+        notes.append(
+            f"- **The machine was busy** (1-minute load average {fmt(start, 2)} at start, "
+            f"{fmt(end, 2)} at end, on {cores} cores): other processes competed for the CPU, "
+            "so these numbers are noisy. Rerun on a quiet machine before quoting them."
+        )
     notes.append(
         f"- Client, server and (for the raw numbers) onnxruntime share {cores} cores; "
         "HTTP numbers include the client's CPU competing with the server."

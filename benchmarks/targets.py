@@ -74,6 +74,10 @@ def _check(
     }
 
 
+def _n(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or not denominator:
         return None
@@ -100,7 +104,7 @@ def evaluate_targets(results: dict) -> list[dict]:
             fraction,
             0.90,
             True,
-            measured=f"{ours_ips} vs {raw_best} img/s = {100 * (fraction or 0):.0f}%",
+            measured=f"{_n(ours_ips)} vs {_n(raw_best)} img/s = {100 * (fraction or 0):.0f}%",
             shortfall=f"short by {100 * (0.90 - (fraction or 0)):.0f} percentage points",
             missing="our server or the raw measurement is missing",
         )
@@ -115,7 +119,7 @@ def evaluate_targets(results: dict) -> list[dict]:
             speedup,
             5.0,
             True,
-            measured=f"{ours_ips} vs {base_ips} img/s = {speedup or 0:.2f}x",
+            measured=f"{_n(ours_ips)} vs {_n(base_ips)} img/s = {speedup or 0:.2f}x",
             shortfall=f"short by {5.0 - (speedup or 0):.2f}x (reached {speedup or 0:.2f}x of 5x)",
             missing="our server or the baseline is missing, or the baseline answered nothing",
         )
@@ -131,9 +135,9 @@ def evaluate_targets(results: dict) -> list[dict]:
             p99_ratio,
             1 / 3,
             False,
-            measured=f"{ours_p99} vs {base_p99} ms = {p99_ratio or 0:.2f} of baseline",
+            measured=f"{_n(ours_p99)} vs {_n(base_p99)} ms = {p99_ratio or 0:.2f} of baseline",
             shortfall=(
-                f"p99 is {ours_p99} ms, {(ours_p99 or 0) - (base_p99 or 0) / 3:.1f} ms over "
+                f"p99 is {_n(ours_p99)} ms, {(ours_p99 or 0) - (base_p99 or 0) / 3:.1f} ms over "
                 f"the limit of {(base_p99 or 0) / 3:.1f} ms"
             ),
             missing="our server or the baseline is missing",
@@ -153,8 +157,9 @@ def evaluate_targets(results: dict) -> list[dict]:
             2.0,
             False,
             measured=(
-                f"server p50 {p50_c1} ms - raw batch-1 {raw_b1} ms = {overhead or 0:.2f} ms "
-                f"(of which decode+resize in-process: {pre} ms)"
+                f"server p50 {_n(p50_c1, 2)} ms - raw batch-1 {_n(raw_b1, 2)} ms "
+                f"= {overhead or 0:.2f} ms "
+                f"(decode + resize alone: {_n(pre, 2)} ms in-process)"
             ),
             shortfall=f"{(overhead or 0) - 2.0:.2f} ms over the 2 ms budget",
             missing="our server at c=1 or the raw batch-1 measurement is missing",

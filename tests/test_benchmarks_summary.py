@@ -166,3 +166,11 @@ def test_an_untrained_model_is_labelled_as_such(results: dict):
     results["model"].update(trained=False, test_metrics={})
     text = render_summary(results, "x.json")
     assert "**untrained model**" in text and "test metrics" not in text
+
+
+def test_a_busy_machine_is_flagged(results: dict):
+    assert "machine was busy" not in render_summary(results, "x.json")
+    results["load_average_at_end"] = [5.5, 3.0, 1.0]
+    assert "load average 0.42 at start, 5.50 at end, on 2 cores" in render_summary(
+        results, "x.json"
+    )
