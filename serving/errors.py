@@ -6,7 +6,7 @@ import http
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from core.modelrepo import InvalidModelName, ModelNotFound
@@ -108,6 +108,12 @@ async def handle_invalid_name(request: Request, exc: Exception) -> JSONResponse:
     return error_response(APIError(400, "invalid_model_name", str(exc)))
 
 
+async def handle_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    """The client went away mid-upload: nobody reads this answer, and it is not a server bug."""
+    logger.info("client disconnected during %s %s", request.method, request.url.path)
+    return error_response(APIError(400, "client_disconnected", "the client closed the request"))
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     """Last resort (outside the other middleware, so it adds the security headers itself)."""
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -121,5 +127,6 @@ EXCEPTION_HANDLERS = {
     ImageError: handle_image_error,
     ModelNotFound: handle_model_not_found,
     InvalidModelName: handle_invalid_name,
+    ClientDisconnect: handle_disconnect,
     Exception: handle_unexpected,
 }

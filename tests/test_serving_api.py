@@ -190,12 +190,15 @@ async def test_explain_cam_overlay_has_image_size_and_follows_the_cam(tiny_repo)
     assert body["cam"]["max"] > body["cam"]["min"]
 
 
-async def test_explain_parameters_and_lime_placeholder(tiny_repo):
+async def test_explain_parameters_are_validated(tiny_repo):
     config = test_config(tiny_repo, lime_max_samples=500)
     image = {"file": ("a.png", png_image(1))}
     async with serving_client(config) as (client, _):
-        lime = await client.post("/v1/explain?method=lime&num_samples=64", files=image)
-        if lime.status_code != 200:  # until serving/explain_lime.py exists
+        query = "/v1/explain?method=lime&num_samples=32&segmentation=slic"
+        lime = await client.post(query, files=image)
+        if lime.status_code == 200:  # serving/explain_lime.py is plugged in
+            assert lime.json()["method"] == "lime" and "regions" in lime.json()
+        else:
             assert "lime" in assert_error(lime, 501, "not_implemented")["message"]
         assert_error(await client.post("/v1/explain?method=gradcam", files=image), 400)
         over = await client.post("/v1/explain?method=lime&num_samples=501", files=image)
@@ -229,6 +232,9 @@ async def test_health_and_v2_metadata(model_entry_writer):
         assert [o["name"] for o in meta["outputs"]] == ["probability_fake", "cam"]
         assert (await client.get("/v2/models/cnn/versions/3")).json()["versions"] == ["3"]
         assert (await client.get("/v2/models/cnn/versions/1/ready")).json()["ready"] is True
+        assert (await client.get("/v2/models/cnn/ready")).json() == {"name": "cnn", "ready": True}
+        assert_error(await client.get("/v2/models/gone/ready"), 404, "model_not_found")
+        assert (await client.get("/v2")).json()["name"] == "deepfake-detect"
         assert_error(await client.get("/v2/models/cnn/versions/2"), 404, "model_not_found")
         assert_error(await client.get("/v2/models/cnn/versions/x"), 400, "invalid_model_name")
         assert_error(await client.get("/v2/models/nope"), 404, "model_not_found")
@@ -388,6 +394,32 @@ async def test_preprocessing_failure_is_a_json_500_and_serving_goes_on(tiny_repo
         failed = await client.post("/v1/predict?face_crop=true", files=image)
         assert "face detector" in assert_error(failed, 500, "preprocessing_failed")["message"]
         assert (await client.post("/v1/predict", files=image)).status_code == 200
+
+
+async def test_client_disconnect_mid_upload_is_not_a_server_error(tiny_repo):
+    from serving.app import create_app
+
+    app = create_app(test_config(tiny_repo))
+    sent = []
+
+    async def receive():
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b"\x89PNG", "more_body": True}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/v1/predict", "raw_path": b"/v1/predict",
+        "query_string": b"", "headers": [(b"content-type", b"image/png")], "scheme": "http",
+        "server": ("t", 80), "client": ("c", 1), "http_version": "1.1", "root_path": "",
+    }  # fmt: skip
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)
+    start = next(m for m in sent[1:] if m["type"] == "http.response.start")
+    assert start["status"] == 400
 
 
 # --- body limit ------------------------------------------------------------------------------

@@ -117,8 +117,18 @@ async def test_shutdown_drains_in_flight_requests_and_refuses_new_ones(model_ent
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=60) as client:
         in_flight = [asyncio.create_task(post_image(client, png_image(i))) for i in range(3)]
-        while app.state.serving.pool.resolve().batcher.depth < 2:  # all three submitted
-            await asyncio.sleep(0.005)
+        state = app.state.serving
+        labels = {"model": "cnn", "version": "1"}
+
+        def all_submitted() -> bool:  # every request's row is queued or has reached a run
+            started = state.metrics.registry.get_sample_value(
+                "dfd_queue_delay_seconds_count", labels
+            )
+            return started + state.pool.resolve().batcher.depth == 3
+
+        async with asyncio.timeout(30):
+            while not all_submitted():
+                await asyncio.sleep(0.005)
         stopping = asyncio.create_task(lifespan.__aexit__(None, None, None))
         await asyncio.sleep(0.01)
         refused = await post_image(client, png_image(9))

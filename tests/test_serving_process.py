@@ -123,8 +123,12 @@ def test_real_server_predicts_limits_bodies_and_stops_gracefully(tmp_path):
 
         caller = threading.Thread(target=slow_request)
         caller.start()
-        time.sleep(0.4)  # the slow model takes over a second: the request is in flight
-        assert caller.is_alive()
+        started = 'dfd_queue_delay_seconds_count{model="slow",version="1"} 1.0'
+        deadline = time.monotonic() + 30
+        while started not in httpx.get(server.url + "/metrics").text:  # its model run began
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert caller.is_alive()  # the slow model takes over a second: still in flight
         exit_code = server.terminate()
         caller.join(timeout=60)
         assert exit_code == 0, server.output()
