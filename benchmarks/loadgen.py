@@ -80,9 +80,13 @@ class _Client:
             response = await self._httpx.request(method, path, content=body, headers=headers)
             return response.status_code, response.content
         assert connection is not None
-        return await asyncio.wait_for(
-            connection.request(method, path, body, ctype), self.config.timeout_s
-        )
+        try:
+            return await asyncio.wait_for(
+                connection.request(method, path, body, ctype), self.config.timeout_s
+            )
+        except BaseException:
+            await connection.close()  # a half-done exchange must not leak into the next one
+            raise
 
     async def aclose(self) -> None:
         if self._httpx is not None:

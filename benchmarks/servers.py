@@ -137,19 +137,21 @@ class RunningServer:
         deadline = started + self.spec.startup_timeout_s
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
+                tail = self.log_tail()
                 self.stop()
                 raise ServerStartError(
                     f"{self.spec.name} exited with {self.process.returncode} before it was "
-                    f"ready; log tail:\n{self.log_tail()}"
+                    f"ready; log tail:\n{tail}"
                 )
             if self._ready():
                 self.startup_s = time.perf_counter() - started
                 return
             time.sleep(0.2)
+        tail = self.log_tail()
         self.stop()
         raise ServerStartError(
             f"{self.spec.name} was not ready within {self.spec.startup_timeout_s:.0f} s; "
-            f"log tail:\n{self.log_tail()}"
+            f"log tail:\n{tail}"
         )
 
     def _ready(self) -> bool:
@@ -177,10 +179,13 @@ class RunningServer:
                 process.wait(5)
         if not self._log.closed:
             self._log.close()
+            self.log_path.unlink(missing_ok=True)
         return process.returncode if process is not None else None
 
     def log_tail(self, lines: int = 30) -> str:
-        if not self._log.closed:
-            self._log.flush()
+        """The last lines the server printed (empty once it has been stopped)."""
+        if self._log.closed:
+            return ""
+        self._log.flush()
         text = self.log_path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])

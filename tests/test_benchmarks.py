@@ -259,3 +259,41 @@ def test_load_counts_errors_by_status(tiny_repo: Path):
         )
     assert level["ok"] == 5 and level["errors"] == {"400": 5}
     assert level["requests"] == 10
+
+
+def test_a_timed_out_request_does_not_leak_its_answer_into_the_next():
+    from benchmarks.loadgen import LoadConfig, _Client
+
+    delays = [0.5, 0.0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            delay = delays.pop(0)
+            await asyncio.sleep(delay)
+            body = b"slow" if delay else b"fast"
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + body)
+            try:
+                await writer.drain()
+            except ConnectionError:
+                break
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = _Client(LoadConfig(f"http://127.0.0.1:{port}", timeout_s=0.2))
+        connection = client.connection()
+        with pytest.raises(TimeoutError):
+            await client.send(connection, "POST", "/", b"a", "image/jpeg")
+        answer = await client.send(connection, "POST", "/", b"b", "image/jpeg")
+        await client.aclose()
+        server.close()
+        return answer
+
+    assert asyncio.run(scenario()) == (200, b"fast")
