@@ -27,6 +27,15 @@ EPILOG = """examples:
 """
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, (), []) or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def _ints(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -62,7 +71,7 @@ def _add_load_args(parser: argparse.ArgumentParser, concurrency: str = "1,4,16,6
     parser.add_argument(
         "--concurrency",
         type=_ints,
-        default=_ints(concurrency),
+        default=concurrency,
         help="comma-separated concurrency levels (requests in flight)",
     )
     parser.add_argument("--requests", type=int, default=400, help="measured requests per level")
@@ -93,14 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="the whole suite; writes benchmarks/results/<machine>-<date>.json, "
         "PNG plots and SUMMARY.md",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     _add_model_args(run)
     _add_load_args(run)
     run.add_argument(
         "--systems",
         type=_names(ALL_SYSTEMS),
-        default=ALL_SYSTEMS,
+        default=",".join(ALL_SYSTEMS),
         help="HTTP systems to run: baseline = Flask+Keras, ours-off = max_batch_size 1, "
         "ours-on = defaults, variants = fp16/int8 files if present, providers = GPU providers",
     )
@@ -117,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--batch-sizes",
         type=_ints,
-        default=_ints("1,2,4,8,16,32,64"),
+        default="1,2,4,8,16,32,64",
         help="raw onnxruntime batch sizes",
     )
     run.add_argument(
@@ -143,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     load = commands.add_parser(
         "load",
         help="load one running server and print the measurements as JSON",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     load.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:8000")
     load.add_argument("--path", default="/v1/predict", help="route to POST images to")
@@ -153,28 +162,28 @@ def build_parser() -> argparse.ArgumentParser:
     raw = commands.add_parser(
         "raw",
         help="in-process onnxruntime on pre-decoded batches (the raw limit)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     _add_model_args(raw)
     raw.add_argument("--providers", help="comma-separated providers (default: all available)")
-    raw.add_argument("--batch-sizes", type=_ints, default=_ints("1,2,4,8,16,32,64"))
+    raw.add_argument("--batch-sizes", type=_ints, default="1,2,4,8,16,32,64")
     raw.add_argument("--seconds", type=float, default=2.0, help="time budget per batch size")
     raw.add_argument("--images", type=Path, help="image folder (default: synthetic JPEGs)")
 
     clients = commands.add_parser(
         "clients",
         help="measure the load generator's CPU cost: raw asyncio client vs httpx",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     _add_model_args(clients)
     clients.add_argument("--url", help="use this running server instead of starting ours")
-    clients.add_argument("--concurrency", type=_ints, default=_ints("16"))
+    clients.add_argument("--concurrency", type=_ints, default="16")
     clients.add_argument("--requests", type=int, default=300)
 
     summary = commands.add_parser(
         "summary",
         help="regenerate SUMMARY.md and the plots from a results JSON",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     summary.add_argument(
         "results", nargs="?", type=Path, help="results JSON (default: the newest in --out)"
