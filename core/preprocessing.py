@@ -85,7 +85,10 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard fires from the header alone, above its MAX_IMAGE_PIXELS.
+        raise ImageError(f"image has too many pixels: {exc}", status=413) from None
+    except UnidentifiedImageError:
         raise ImageError("not a recognised image file") from None
     except Exception as exc:  # Pillow raises many types on hostile headers
         raise ImageError(f"could not parse image header: {exc}") from None

@@ -79,3 +79,21 @@ def test_pixel_limit_checked_before_decode():
 def test_contract_is_json_ready():
     described = contract()
     assert described["color_order"] == "RGB" and described["value_range"] == [0.0, 255.0]
+
+
+def test_pixel_bomb_over_pillows_own_limit_is_413():
+    # A 20000 x 20000 1-bit PNG is ~50 KB on disk but 400 M pixels: refused from the header.
+    bomb = _image_bytes(Image.new("1", (20000, 20000)), "PNG")
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageError) as info:
+        preprocess_bytes(bomb)
+    assert info.value.status == 413
+
+
+def test_face_crop_runs_with_bundled_cascade():
+    from core.facecrop import crop_face
+
+    rgb = np.full((120, 100, 3), 127, np.uint8)
+    assert crop_face(rgb).shape == rgb.shape  # no face found: the image comes back whole
+    out = preprocess_bytes(encode_png(rgb), PreprocessConfig(size=32, face_crop=True))
+    assert out.shape == (32, 32, 3)
