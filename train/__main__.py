@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 
-from train.augment import AugmentConfig
 from train.files import DatasetError
 
 EPILOG = """\
@@ -25,44 +24,60 @@ examples:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m train",
-        description="Train a deepfake image detector (custom CNN or Xception) with Keras. "
-        "Writes OUT/model.keras (best validation loss), OUT/history.csv and OUT/config.json.",
+        description="Train a deepfake image detector (custom CNN or Xception) with Keras.\n"
+        "Writes OUT/model.keras (best validation loss), OUT/history.csv, OUT/config.json.\n"
+        "Xception trains its new head on a frozen base first, then fine-tunes the top blocks.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", choices=("cnn", "xception"), default="cnn", help="(cnn)")
+    parser.add_argument(
+        "--model", choices=("cnn", "xception"), default="cnn", help="which model (cnn)"
+    )
     parser.add_argument("--data", required=True, help="dataset folder with train/ val/ test/")
     parser.add_argument("--out", required=True, help="run folder to write")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs (Xception: head) (10)")
-    parser.add_argument("--batch-size", type=int, default=32, help="(32)")
+    parser.add_argument(
+        "--epochs", type=int, default=10, metavar="N", help="epochs; Xception: of the head (10)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, metavar="N", help="images per batch (32)"
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
     parser.add_argument(
-        "--image-size", type=int, default=224, help="square input size in pixels (224)"
+        "--image-size", type=int, default=224, metavar="PX", help="square input size (224)"
     )
     parser.add_argument(
         "--weights",
         default=None,
+        metavar="W",
         help="Xception base weights: imagenet (default), a .weights.h5 PATH, or none",
     )
     parser.add_argument(
         "--fine-tune-epochs",
         type=int,
         default=None,
+        metavar="N",
         help="Xception: epochs with the top blocks unfrozen after the head (5; 0 = skip)",
     )
     parser.add_argument(
-        "--fine-tune-lr", type=float, default=None, help="fine-tuning learning rate (lr / 10)"
+        "--fine-tune-lr",
+        type=float,
+        default=None,
+        metavar="LR",
+        help="fine-tuning learning rate (lr / 10)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(
-        "--patience", type=int, default=5, help="early-stopping patience in epochs (5)"
+        "--patience", type=int, default=5, metavar="N", help="early-stopping patience in epochs (5)"
     )
     parser.add_argument(
         "--cnn-filters",
         default=None,
+        metavar="F,F,..",
         help="CNN filters per block, comma-separated, e.g. 8,16 (the model's default)",
     )
-    parser.add_argument("--dropout", type=float, default=0.3, help="head dropout (0.3)")
+    parser.add_argument(
+        "--dropout", type=float, default=0.3, metavar="P", help="head dropout (0.3)"
+    )
     parser.add_argument(
         "--no-class-weights",
         action="store_true",
@@ -71,17 +86,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache",
         default="memory",
+        metavar="WHERE",
         help="decoded-image cache: memory, none, or a file path prefix (memory)",
     )
-    parser.add_argument("--workers", type=int, default=4, help="threads for the image check (4)")
+    parser.add_argument(
+        "--workers", type=int, default=4, metavar="N", help="threads for the image check (4)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     group = parser.add_argument_group("augmentation (training split only)")
     group.add_argument("--no-augment", action="store_true", help="turn all augmentation off")
     group.add_argument("--no-flip", action="store_true", help="no random horizontal flip")
-    group.add_argument("--rotation", type=float, default=0.05, help="+- turn fraction (0.05)")
-    group.add_argument("--zoom", type=float, default=0.1, help="+- zoom fraction (0.1)")
-    group.add_argument("--shift", type=float, default=0.1, help="+- translation fraction (0.1)")
+    group.add_argument(
+        "--rotation", metavar="F", type=float, default=0.05, help="+- turn fraction (0.05)"
+    )
+    group.add_argument(
+        "--zoom", metavar="F", type=float, default=0.1, help="+- zoom fraction (0.1)"
+    )
+    group.add_argument(
+        "--shift", metavar="F", type=float, default=0.1, help="+- translation fraction (0.1)"
+    )
     group.add_argument(
         "--jpeg-quality",
         type=int,
@@ -91,7 +115,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="random JPEG re-compression quality range (30 95)",
     )
     group.add_argument(
-        "--jpeg-prob", type=float, default=0.5, help="share of images re-compressed (0.5; 0 = off)"
+        "--jpeg-prob",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="share of images re-compressed (0.5; 0 = off)",
     )
     group.add_argument(
         "--blur-sigma",
@@ -102,12 +130,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="random Gaussian blur sigma range in pixels (0.1 1.5)",
     )
     group.add_argument(
-        "--blur-prob", type=float, default=0.3, help="share of images blurred (0.3; 0 = off)"
+        "--blur-prob",
+        type=float,
+        default=0.3,
+        metavar="P",
+        help="share of images blurred (0.3; 0 = off)",
     )
     return parser.parse_args(argv)
 
 
-def augment_config(args: argparse.Namespace) -> AugmentConfig:
+def augment_config(args: argparse.Namespace):
+    """The :class:`train.augment.AugmentConfig` the options ask for."""
+    from train.augment import AugmentConfig
+
     if args.no_augment:
         return AugmentConfig.off()
     return AugmentConfig(

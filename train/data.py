@@ -20,12 +20,9 @@ from core.preprocessing import (
     preprocess_rgb,
 )
 from train.files import SplitFiles
+from train.transforms import Transform
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-# A change made to a decoded uint8 RGB image before preprocessing (robustness tests):
-# it returns either a new RGB array or encoded bytes (for example a JPEG re-encode).
-Transform = Callable[[np.ndarray], np.ndarray | bytes]
 
 
 @dataclass(frozen=True)

@@ -19,21 +19,21 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from core.decision import calibrate
-from core.preprocessing import encode_jpeg
 from train import metrics
-from train.data import PipelineConfig, Transform, make_dataset
 from train.files import DatasetError, SplitFiles, load_split
 from train.plots import write_plots
 from train.report import THRESHOLD_RULES, evaluate_predictions
+from train.transforms import ROBUSTNESS, Transform
+
+if TYPE_CHECKING:  # TensorFlow loads only when a run is evaluated, not for --help
+    import keras
 
 log = logging.getLogger(__name__)
 
@@ -53,35 +53,10 @@ class EvaluateConfig:
     progress: bool = True
 
 
-def jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    """Re-encode as JPEG at ``quality``."""
-    return encode_jpeg(rgb, quality)
-
-
-def downscale(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """Shrink by ``factor`` (antialiased bilinear), as a low-resolution upload would be."""
-    height, width = rgb.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
-
-
-def blur(rgb: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur with standard deviation ``sigma`` pixels (Pillow's GaussianBlur)."""
-    return np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(radius=sigma)))
-
-
-ROBUSTNESS: dict[str, Transform] = {
-    "jpeg_q95": partial(jpeg, quality=95),
-    "jpeg_q75": partial(jpeg, quality=75),
-    "jpeg_q50": partial(jpeg, quality=50),
-    "jpeg_q30": partial(jpeg, quality=30),
-    "downscale_x0.5": partial(downscale, factor=0.5),
-    "blur_sigma1": partial(blur, sigma=1.0),
-}
-
-
 def load_run(run: Path) -> tuple[keras.Model, dict]:
     """The run's model and its ``config.json``; :class:`DatasetError` if either is missing."""
+    import keras
+
     model_path, config_path = run / "model.keras", run / "config.json"
     for path in (model_path, config_path):
         if not path.is_file():
@@ -99,6 +74,8 @@ def predict(
     label: str = "",
 ) -> np.ndarray:
     """Raw probability of FAKE for every file, in ``files.paths`` order."""
+    from train.data import PipelineConfig, make_dataset
+
     config = PipelineConfig(image_size=image_size, batch_size=batch_size, cache="none")
     dataset = make_dataset(files, config, transform=transform)
     steps = -(-len(files.paths) // batch_size)
@@ -230,11 +207,12 @@ def _json_default(value: object) -> object:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m train.evaluate",
-        description="Evaluate a training run: temperature scaling and decision threshold are "
-        "fitted on the VALIDATION split, metrics are computed once on TEST. Writes "
-        "RUN/report.json, RUN/predictions.csv and RUN/plots/*.png.",
-        epilog="Example: python -m train.evaluate --run runs/cnn --data data/faces "
+        description="Evaluate a training run. Temperature scaling and the decision threshold\n"
+        "are fitted on the VALIDATION split; metrics are computed once on TEST.\n"
+        "Writes RUN/report.json, RUN/predictions.csv and RUN/plots/*.png.",
+        epilog="example:\n  python -m train.evaluate --run runs/cnn --data data/faces "
         "--bootstrap 1000 --robustness",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--run", required=True, help="run folder written by python -m train")
     parser.add_argument(
@@ -243,6 +221,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--bootstrap",
         type=int,
+        metavar="N",
         default=1000,
         help="bootstrap resamples for 95%% confidence intervals (1000; 0 = none)",
     )
@@ -253,7 +232,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="f1",
         help="threshold chosen on validation to maximise F1 or Youden's J = TPR - FPR (f1)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="(64)")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, metavar="N", help="images per batch (64)"
+    )
     parser.add_argument(
         "--robustness",
         action="store_true",

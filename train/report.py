@@ -119,8 +119,9 @@ def evaluate_predictions(
         "val": split_metrics(y_val, p_val, temperature, threshold),
         "test": split_metrics(y_test, p_test, temperature, threshold),
     }
-    if bootstrap > 0:
-        report["ci"] = bootstrap_ci(
-            y_test, calibrate(p_test, temperature), threshold, bootstrap, seed
-        )
+    report["ci"] = (
+        bootstrap_ci(y_test, calibrate(p_test, temperature), threshold, bootstrap, seed)
+        if bootstrap > 0
+        else None
+    )
     return report

@@ -130,9 +130,7 @@ class StageLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
             logs["stage"] = self.stage
-            logs["learning_rate"] = float(
-                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
-            )
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
 
 
 def load_data(config: TrainConfig) -> dict[str, SplitFiles]:
