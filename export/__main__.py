@@ -25,17 +25,26 @@ status is 1.
 def parse_args(argv: list[str] | None = None) -> ExportConfig:
     parser = argparse.ArgumentParser(
         prog="python -m export",
-        description="Export a trained Keras model to ONNX (with a CAM output), check parity "
+        description="Export a trained Keras model to ONNX (with a CAM output), check parity\n"
         "with Keras, and write a model-repository entry.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, type=Path, help="the trained .keras file")
-    parser.add_argument("--name", required=True, help="model name in the repository, e.g. cnn")
-    parser.add_argument("--repo", type=Path, default=Path("models"), help="repository root")
-    parser.add_argument("--version", type=int, help="version number (default: next free)")
     parser.add_argument(
-        "--report", type=Path, help="evaluation report.json (threshold, temperature, metrics)"
+        "--model", required=True, type=Path, metavar="PATH", help="the trained .keras file"
+    )
+    parser.add_argument("--name", required=True, help="model name in the repository, e.g. cnn")
+    parser.add_argument(
+        "--repo", type=Path, default=Path("models"), metavar="DIR", help="repository root"
+    )
+    parser.add_argument(
+        "--version", type=int, metavar="N", help="version number (default: next free)"
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="evaluation report.json (threshold, temperature, metrics)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing version")
     parser.add_argument("--fp16", action="store_true", help="also write model.fp16.onnx")
@@ -43,23 +52,38 @@ def parse_args(argv: list[str] | None = None) -> ExportConfig:
     parser.add_argument(
         "--parity-images",
         type=Path,
+        metavar="DIR",
         help="folder of images for the parity check (labelled if in real/ and fake/); "
         "default: seeded synthetic images",
     )
-    parser.add_argument("--parity-count", type=int, default=16, help="images to compare")
-    parser.add_argument("--parity-batch", type=int, default=7, help="batch size besides 1")
     parser.add_argument(
-        "--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max |Δp| Keras vs ONNX"
+        "--parity-count", type=int, default=16, metavar="N", help="images to compare"
     )
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17)")
+    parser.add_argument(
+        "--parity-batch", type=int, default=7, metavar="N", help="batch size besides 1"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        metavar="X",
+        help="max |Δp| Keras vs ONNX",
+    )
+    parser.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, metavar="N", help="ONNX opset (>= 17)"
+    )
     parser.add_argument(
         "--optimization",
         choices=OPTIMIZATION_LEVELS,
         default="extended",
         help="onnxruntime graph optimisation saved into model.onnx",
     )
-    parser.add_argument("--training-data", help="honest description of the training data")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic images")
+    parser.add_argument(
+        "--training-data", metavar="TEXT", help="honest description of the training data"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed of the synthetic images"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     return ExportConfig(

@@ -381,24 +381,38 @@ def build_plan(config: TensorRTConfig) -> dict:
 def parse_args(argv: list[str] | None = None) -> TensorRTConfig:
     parser = argparse.ArgumentParser(
         prog="python -m export.tensorrt",
-        description="Build a TensorRT engine (model.plan) for a model-repository entry. "
+        description="Build a TensorRT engine (model.plan) for a model-repository entry.\n"
         "Needs an NVIDIA GPU with TensorRT; exits with status 2 when there is none.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  python -m export.tensorrt --repo models --name cnn --fp16 "
         "--max-batch 64\n  python -m export.tensorrt --repo models --name cnn --int8 "
         "--calib-dir data/faces/val",
     )
-    parser.add_argument("--repo", type=Path, default=Path("models"), help="repository root")
+    parser.add_argument(
+        "--repo", type=Path, default=Path("models"), metavar="DIR", help="repository root"
+    )
     parser.add_argument("--name", required=True, help="model name, e.g. cnn")
-    parser.add_argument("--version", type=int, help="version (default: the latest)")
+    parser.add_argument("--version", type=int, metavar="N", help="version (default: the latest)")
     parser.add_argument("--fp16", action="store_true", help="allow FP16 kernels")
     parser.add_argument("--int8", action="store_true", help="INT8 with entropy calibration")
-    parser.add_argument("--calib-dir", type=Path, help="calibration images (for --int8)")
-    parser.add_argument("--calib-count", type=int, default=256, help="calibration images used")
-    parser.add_argument("--calib-batch", type=int, default=8, help="calibration batch size")
-    parser.add_argument("--max-batch", type=int, default=64, help="largest batch of the profile")
-    parser.add_argument("--opt-batch", type=int, default=8, help="batch TensorRT tunes for")
-    parser.add_argument("--workspace-gib", type=float, default=4.0, help="builder workspace")
+    parser.add_argument(
+        "--calib-dir", type=Path, metavar="DIR", help="calibration images (for --int8)"
+    )
+    parser.add_argument(
+        "--calib-count", type=int, default=256, metavar="N", help="calibration images used"
+    )
+    parser.add_argument(
+        "--calib-batch", type=int, default=8, metavar="N", help="calibration batch size"
+    )
+    parser.add_argument(
+        "--max-batch", type=int, default=64, metavar="N", help="largest batch of the profile"
+    )
+    parser.add_argument(
+        "--opt-batch", type=int, default=8, metavar="N", help="batch TensorRT tunes for"
+    )
+    parser.add_argument(
+        "--workspace-gib", type=float, default=4.0, metavar="GIB", help="builder workspace"
+    )
     parser.add_argument(
         "--backend", choices=("auto", "python", "trtexec"), default="auto", help="builder"
     )

@@ -364,3 +364,34 @@ def test_staged_entry_is_all_or_nothing(tmp_path):
         (staging / "new.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert [p.name for p in (tmp_path / "cnn").iterdir()] == ["3"]
+
+
+def test_a_model_without_the_graph_contract_is_refused(tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((32, 32, 3), name="image")
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inputs))
+    outputs = keras.layers.Dense(1, activation="sigmoid")(pooled)
+    path = tmp_path / "plain.keras"
+    keras.Model(inputs, outputs).save(path)
+    argv = ["--model", str(path), "--name", "cnn", "--repo", str(tmp_path / "models"), "--quiet"]
+    assert export_main(argv) == 1
+    assert "no layer named features, classifier" in capsys.readouterr().err
+
+
+def test_parity_folder_without_labels_and_with_broken_files(tmp_path):
+    from export.parity import folder_images
+
+    rng = np.random.default_rng(3)
+    for index in range(5):
+        rgb = rng.integers(0, 255, (20 + index, 30, 3), dtype=np.uint8)
+        (tmp_path / f"{index}.png").write_bytes(encode_png(rgb))
+    (tmp_path / "5.png").write_bytes(b"not a png")  # skipped, not fatal
+    (tmp_path / "notes.txt").write_text("ignored")
+    found = folder_images(tmp_path, count=16, size=24)
+    assert found.images.shape == (5, 24, 24, 3) and found.labels is None
+    labelled = folder_images(_labelled_folder(tmp_path / "l", per_class=3), count=4, size=24)
+    assert labelled.labels.tolist() == [0, 1, 0, 1]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="no readable images"):
+        folder_images(tmp_path / "empty", 4, 24)
