@@ -236,16 +236,8 @@ def _suite_config(args: argparse.Namespace) -> SuiteConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.runner import run_suite
-    from core.modelrepo import InvalidMetadata, ModelNotFound
 
-    try:
-        results, path = run_suite(_suite_config(args))
-    except (ModelNotFound, InvalidMetadata, FileNotFoundError) as exc:
-        print(
-            f"error: {exc}\nhint: export a model first (make export) or pass --models/--model",
-            file=sys.stderr,
-        )
-        return 2
+    results, path = run_suite(_suite_config(args))
     from benchmarks.schema import validate_results
 
     print(f"results: {path}\nsummary: {path.parent / 'SUMMARY.md'}")
@@ -346,8 +338,21 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.servers import ServerStartError
+    from core.modelrepo import InvalidMetadata, InvalidModelName, ModelNotFound
+
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except (ModelNotFound, InvalidMetadata, InvalidModelName, FileNotFoundError) as exc:
+        print(
+            f"error: {exc}\nhint: export a model first (make export) or pass --models/--model",
+            file=sys.stderr,
+        )
+        return 2
+    except (ServerStartError, ConnectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
