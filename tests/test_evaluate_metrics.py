@@ -69,6 +69,8 @@ def test_metrics_reject_bad_input_and_handle_one_class():
         metrics.all_metrics([0, 1], [0.5], 0.5)
     with pytest.raises(ValueError, match="labels"):
         metrics.all_metrics([0, 2], [0.5, 0.5], 0.5)
+    with pytest.raises(ValueError, match="finite"):
+        metrics.all_metrics([0, 1], [0.5, float("nan")], 0.5)
     assert np.isnan(metrics.roc_auc([1, 1, 1], [0.2, 0.5, 0.9]))
 
 

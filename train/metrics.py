@@ -20,6 +20,8 @@ def _arrays(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"labels and scores differ in length: {y.size} vs {p.size}")
     if not np.isin(y, (0, 1)).all():
         raise ValueError("labels must be 0 (REAL) or 1 (FAKE)")
+    if not np.isfinite(p).all():
+        raise ValueError("probabilities must be finite numbers (did the model output NaN?)")
     return y, p
 
 
