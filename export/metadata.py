@@ -22,6 +22,7 @@ FILES = {
     "onnx_portable": "model.portable.onnx",
     "onnx_fp16": "model.fp16.onnx",
     "onnx_int8": "model.int8.onnx",
+    "onnx_qdq": "model.qdq.onnx",
     "plan": "model.plan",
 }
 METRIC_KEYS = ("test", "val", "validation", "ci")

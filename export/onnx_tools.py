@@ -103,6 +103,48 @@ def to_fp16(source: Path, destination: Path) -> None:
     check_model(destination)
 
 
+def to_qdq_int8(source: Path, destination: Path, images: np.ndarray, batch_size: int = 8) -> None:
+    """Static INT8 with explicit QuantizeLinear/DequantizeLinear pairs (for TensorRT >= 11).
+
+    Scales come from entropy calibration on ``images``; weights per channel; both symmetric
+    (zero point 0), which is the form TensorRT's explicit quantization accepts.
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self) -> None:
+            starts = range(0, len(images), batch_size)
+            self.batches = iter([{"image": images[i : i + batch_size]} for i in starts])
+
+        def get_next(self) -> dict | None:
+            return next(self.batches, None)
+
+    prepared = destination.with_name(f".{destination.name}.prepared")
+    try:
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(destination),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=CalibrationMethod.Entropy,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        )
+    finally:
+        prepared.unlink(missing_ok=True)
+    check_model(destination)
+
+
 def to_int8(source: Path, destination: Path) -> None:
     """Dynamic INT8 quantisation of weights (activations quantised on the fly).
 

@@ -10,7 +10,9 @@ Backends, tried in order:
 
 TensorRT versions: 10.x takes FP16 and INT8 as builder flags. 11.x removed both flags and
 implicit INT8 calibration (networks are strongly typed): FP16 then builds from the entry's
-``model.fp16.onnx`` (export with ``--fp16``), and INT8 is refused with exit status 2.
+``model.fp16.onnx`` (export with ``--fp16``), and INT8 from ``model.qdq.onnx``, written here
+by ONNX Runtime's static quantisation (explicit symmetric Q/DQ pairs, entropy-calibrated
+on the same ``--calib-dir`` images).
 
 Device buffers for the INT8 calibrator come from ``cuda-python`` if installed, else PyTorch.
 Without TensorRT (or without a GPU) the command explains why and exits with status 2.
@@ -42,6 +44,7 @@ from core.modelrepo import (
 
 from .config import ExportError
 from .metadata import FILES
+from .onnx_tools import to_qdq_int8
 from .repository import update_metadata
 
 EXIT_UNAVAILABLE = 2
@@ -244,7 +247,7 @@ def make_calibrator(trt, images: np.ndarray, batch_size: int, cache: Path):
 def build_with_python(
     entry: ModelEntry, config: TensorRTConfig, plan: Path, size: int
 ) -> tuple[dict, int, bytes]:
-    """Build and serialise the engine with the TensorRT Python API; (facts, engine bytes)."""
+    """Build and serialise the engine with the TensorRT Python API; (facts, size, bytes)."""
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     try:
@@ -254,7 +257,29 @@ def build_with_python(
             f"TensorRT cannot create a builder (no CUDA GPU or driver?): {exc}"
         ) from None
     fp16_by_flag = hasattr(trt.BuilderFlag, "FP16")
+    int8_by_flag = hasattr(trt.BuilderFlag, "INT8") and hasattr(trt, "IInt8EntropyCalibrator2")
     source = onnx_source(entry, config, fp16_by_flag)
+    images = calibration_images(config, size) if config.int8 else None
+    if not (config.int8 and not int8_by_flag):
+        return _build_engine(trt, builder, logger, source, config, size, plan, images)
+    # TensorRT >= 11: explicit quantization only; the Q/DQ model is kept if the build works
+    qdq = entry.path / FILES["onnx_qdq"]
+    staging = qdq.with_name(f".{qdq.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        to_qdq_int8(onnx_source(entry, config, True), staging, images, config.calib_batch)
+        result = _build_engine(trt, builder, logger, staging, config, size, plan, images)
+        os.replace(staging, qdq)
+    finally:
+        staging.unlink(missing_ok=True)
+    result[0]["source_onnx"] = qdq.name
+    return result
+
+
+def _build_engine(
+    trt, builder, logger, source: Path, config: TensorRTConfig, size: int, plan: Path, images
+) -> tuple[dict, int, bytes]:
+    """Parse ``source``, set the profile and precision, build, deserialise to check."""
+    int8_by_flag = hasattr(trt.BuilderFlag, "INT8") and hasattr(trt, "IInt8EntropyCalibrator2")
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(source)):
@@ -270,16 +295,10 @@ def build_with_python(
         INPUT_NAME, (1, size, size, 3), (opt, size, size, 3), (config.max_batch, size, size, 3)
     )
     builder_config.add_optimization_profile(profile)
-    if config.fp16 and fp16_by_flag:
+    if config.fp16 and hasattr(trt.BuilderFlag, "FP16"):
         builder_config.set_flag(trt.BuilderFlag.FP16)
     calibrator = None
-    if config.int8:
-        if not hasattr(trt.BuilderFlag, "INT8"):
-            raise TensorRTUnavailable(
-                f"TensorRT {trt.__version__} has no INT8 builder flag (explicit Q/DQ only); "
-                "build INT8 engines with TensorRT 10.x"
-            )
-        images = calibration_images(config, size)
+    if config.int8 and int8_by_flag:
         cache = plan.with_name("calibration.cache")
         calibrator = make_calibrator(trt, images, config.calib_batch, cache)
         calibration_profile = builder.create_optimization_profile()
@@ -313,7 +332,9 @@ def build_with_python(
             "images": int(len(images)),
             "batch": config.calib_batch,
             "folder": str(config.calib_dir),
-            "calibrator": "IInt8EntropyCalibrator2",
+            "method": "IInt8EntropyCalibrator2"
+            if int8_by_flag
+            else "onnxruntime quantize_static, symmetric Q/DQ (entropy)",
         }
     return facts, len(data), data
 
@@ -375,7 +396,10 @@ def build_plan(config: TensorRTConfig) -> dict:
             "built with",
         }
     )
-    return update_metadata(entry.path, {"files": {"plan": FILES["plan"]}, "tensorrt": facts})
+    files = {"plan": FILES["plan"]}
+    if facts["source_onnx"] == FILES["onnx_qdq"]:
+        files["onnx_qdq"] = FILES["onnx_qdq"]
+    return update_metadata(entry.path, {"files": files, "tensorrt": facts})
 
 
 def parse_args(argv: list[str] | None = None) -> TensorRTConfig:

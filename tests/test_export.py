@@ -184,6 +184,26 @@ def test_fp16_and_int8_deltas_are_measured_and_recorded(cnn_export, workdir):
     assert parity["fp16"]["max_abs_diff_vs_fp32"] > 0  # really reduced precision
 
 
+def test_qdq_int8_for_tensorrt_is_symmetric_and_close(cnn_export, workdir, tmp_path):
+    """The explicit-quantization model that TensorRT >= 11 builds INT8 engines from."""
+    import onnx
+
+    from export.onnx_tools import to_qdq_int8
+
+    images = _folder_inputs(workdir / "parity", 224)
+    qdq = tmp_path / "model.qdq.onnx"
+    to_qdq_int8(cnn_export.path / "model.portable.onnx", qdq, images, batch_size=4)
+    model = onnx.load(str(qdq))
+    pairs = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert len(pairs) >= 6 and [p.name for p in tmp_path.iterdir()] == ["model.qdq.onnx"]
+    initialisers = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    zero_points = [initialisers[n.input[2]] for n in pairs if len(n.input) > 2]
+    assert zero_points and all(not np.any(z) for z in zero_points)  # symmetric, as TRT needs
+    fp32 = _session(cnn_export.path / "model.onnx").run(["probability_fake"], {"image": images})[0]
+    got = _session(qdq).run(["probability_fake"], {"image": images})[0]
+    assert np.abs(got - fp32).max() < 0.05
+
+
 def test_exported_model_runs_without_tensorflow(cnn_export, workdir):
     script = f"""
 import sys, json, numpy as np, onnxruntime as ort
