@@ -171,3 +171,16 @@ def test_serving_with_lime_never_imports_tensorflow():
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_overlay_png_is_lossless_at_the_fast_compression_level():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from serving.overlay import png_base64
+
+    rgb = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(base64.b64decode(png_base64(rgb))))
+    assert decoded.format == "PNG" and np.array_equal(np.asarray(decoded), rgb)
