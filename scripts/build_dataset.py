@@ -111,6 +111,8 @@ class BuildConfig:
     near_dup_bits: int = 12
     border_diff: float = 13.0
     cross_per_class: int = 1000
+    combined_out: Path = Path("data/combined")
+    combined_per_class: int = 2000
     overwrite: bool = False
 
 
@@ -370,6 +372,83 @@ def write_manifest(folder: Path, items: list[Item], extra: dict) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
 
+def assign_splits(items: list[Item], config: BuildConfig, group_offset: int = 0) -> dict:
+    """Group near-duplicates and give every item a split (groups stay whole); group stats."""
+    groups = near_duplicate_groups(items, config.near_dup_bits, config.border_diff)
+    sizes = Counter(groups)
+    for item, group in zip(items, groups, strict=True):
+        item.group = group + group_offset
+    split_config = SplitConfig(ratios=config.ratios, seed=config.seed, group_pattern=r"^g(\d+)__")
+    keyed = [(Path(f"g{item.group}__{Path(item.path).name}"), item.label) for item in items]
+    for item, split_index in zip(items, plan_split(keyed, split_config), strict=True):
+        item.split = SPLITS[split_index]
+    by_group: dict[int, set[str]] = defaultdict(set)
+    for item in items:
+        by_group[item.group].add(item.split)
+    return {
+        "groups_with_2_or_more": sum(1 for n in sizes.values() if n > 1),
+        "images_in_such_groups": sum(n for n in sizes.values() if n > 1),
+        "largest": max(sizes.values(), default=0),
+        "groups_crossing_splits": sum(1 for splits in by_group.values() if len(splits) > 1),
+    }
+
+
+def build_combined(config: BuildConfig) -> dict:
+    """``data/combined``: the Yonsei split unchanged + a seeded LFW/FaceSwap sample split alike.
+
+    The LFW/FaceSwap sample (``combined_per_class`` per class, the same seeded order as the
+    cross set, so it contains every ``data/faces_cross`` image) gets its own near-duplicate
+    grouping and a grouped, stratified 70/15/15 split. Each manifest row names its source,
+    so results can be reported per source.
+    """
+    snapshot = GitSnapshot(config.snapshot, config.rev)
+    main_source, extra_source = SOURCES
+    skipped: Counter = Counter()
+    seen: dict[str, str] = {}
+    try:
+        main = load_items(snapshot, main_source, config, skipped, seen)
+        extra_skipped: Counter = Counter()
+        extra = load_items(
+            snapshot, extra_source, config, extra_skipped, seen, config.combined_per_class
+        )
+    finally:
+        snapshot.close()
+    main_groups = assign_splits(main, config)
+    offset = 1 + max((item.group for item in main), default=0)
+    extra_groups = assign_splits(extra, config, group_offset=offset)
+    main_bits = np.stack([item.ahash for item in main])
+    extra_near_main = sum(
+        int(((main_bits != item.ahash).sum(axis=1) <= config.near_dup_bits).any()) for item in extra
+    )
+    items = main + extra
+    settings = {key: str(value) for key, value in asdict(config).items()}
+    summary = {
+        "sources": [asdict(main_source), asdict(extra_source)],
+        "commit": snapshot.commit,
+        "skipped": {main_source.name: dict(skipped), extra_source.name: dict(extra_skipped)},
+        "near_duplicate_groups": {main_source.name: main_groups, extra_source.name: extra_groups},
+        "lfw_images_hash_near_duplicate_of_a_yonsei_image": extra_near_main,
+        "stats": {
+            source.name: {
+                split: class_stats(
+                    [i for i in items if i.split == split and i.source == source.name]
+                )
+                for split in SPLITS
+            }
+            for source in (main_source, extra_source)
+        },
+        "counts_by_source": {
+            main_source.name: counts(main),
+            extra_source.name: counts(extra),
+        },
+    }
+    prepare_output(config.combined_out, SPLITS, config.overwrite)
+    write_items(items, config.combined_out)
+    write_manifest(config.combined_out, items, summary | {"settings": settings})
+    summary["counts"] = counts(items)
+    return summary
+
+
 def build(config: BuildConfig) -> dict:
     """Build the main split and the cross-dataset test set; return a summary."""
     snapshot = GitSnapshot(config.snapshot, config.rev)
@@ -436,7 +515,7 @@ def build(config: BuildConfig) -> dict:
     return summary
 
 
-def parse_args(argv: list[str] | None = None) -> BuildConfig:
+def parse_args(argv: list[str] | None = None) -> tuple[BuildConfig, bool]:
     parser = argparse.ArgumentParser(
         description=(
             "Rebuild data/faces (train/val/test from the Yonsei 'Real and Fake Face Detection' "
@@ -479,6 +558,21 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     parser.add_argument(
         "--cross-per-class", type=int, default=1000, help="seeded sample size per class"
     )
+    parser.add_argument(
+        "--combined",
+        action="store_true",
+        help="build only COMBINED_OUT instead: the Yonsei split plus a grouped 70/15/15 split "
+        "of a seeded LFW/FaceSwap sample (see DATA.md)",
+    )
+    parser.add_argument(
+        "--combined-out", type=Path, default=Path("data/combined"), help="combined dataset"
+    )
+    parser.add_argument(
+        "--combined-per-class",
+        type=int,
+        default=2000,
+        help="LFW/FaceSwap images per class in the combined dataset",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier build")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every skipped file")
     args = parser.parse_args(argv)
@@ -487,17 +581,31 @@ def parse_args(argv: list[str] | None = None) -> BuildConfig:
     )
     if args.hash_size < 2 or args.near_dup_bits < 0 or args.cross_per_class < 1:
         parser.error("--hash-size >= 2, --near-dup-bits >= 0 and --cross-per-class >= 1")
-    return BuildConfig(
+    if args.combined_per_class < 1:
+        parser.error("--combined-per-class must be >= 1")
+    config = BuildConfig(
         snapshot=args.snapshot, rev=args.rev, out=args.out, cross_out=args.cross_out,
         ratios=tuple(args.ratios), seed=args.seed, hash_size=args.hash_size,
         near_dup_bits=args.near_dup_bits, border_diff=args.border_diff,
-        cross_per_class=args.cross_per_class,
-        overwrite=args.overwrite,
+        cross_per_class=args.cross_per_class, combined_out=args.combined_out,
+        combined_per_class=args.combined_per_class, overwrite=args.overwrite,
     )  # fmt: skip
+    return config, args.combined
 
 
 def main(argv: list[str] | None = None) -> None:
-    summary = build(parse_args(argv))
+    config, combined = parse_args(argv)
+    if combined:
+        summary = build_combined(config)
+        print(f"combined: {config.combined_out} @ {summary['commit'][:12]}")
+        print(f"  counts: {json.dumps(summary['counts'])}")
+        print(f"  by source: {json.dumps(summary['counts_by_source'])}")
+        print(f"  skipped: {json.dumps(summary['skipped'])}")
+        print(f"  near-duplicate groups: {json.dumps(summary['near_duplicate_groups'])}")
+        near = summary["lfw_images_hash_near_duplicate_of_a_yonsei_image"]
+        print(f"  LFW images near a Yonsei hash: {near}")
+        return
+    summary = build(config)
     for part in ("main", "cross"):
         report = summary[part]
         print(f"{part}: {report['source']['name']} @ {report['commit'][:12]}")
