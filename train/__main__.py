@@ -85,9 +85,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cache",
+        choices=("memory", "none"),
         default="memory",
-        metavar="WHERE",
-        help="decoded-image cache: memory, none, or a file path prefix (memory)",
+        help="keep decoded images in memory after the first epoch, about 150 kB each at "
+        "224 px; none decodes every epoch (memory)",
     )
     parser.add_argument(
         "--workers", type=int, default=4, metavar="N", help="threads for the image check (4)"
