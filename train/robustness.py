@@ -1,0 +1,226 @@
+"""``python -m train.robustness``: how much a trained run loses on degraded test images.
+
+Each test image is decoded, degraded (JPEG re-compression at quality 95/75/50/30, downscale
+x0.5, Gaussian blur sigma 1; :data:`train.transforms.ROBUSTNESS`) and only then sent through
+``core.preprocessing`` like an upload would be. The model is scored with the temperature and
+threshold that ``python -m train.evaluate`` fitted on validation (``RUN/report.json``):
+ROC-AUC, accuracy and F1 at that threshold, and the AUC lost against the clean images.
+With ``--by-source`` the same table is also given per source, the part of each file name
+before ``__`` (``scripts/build_dataset.py`` names files ``<source>__<name>``).
+Writes ``OUT/robustness.json`` and ``OUT/robustness.md`` (OUT defaults to RUN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from core.decision import calibrate
+from train import metrics
+from train.files import DatasetError, SplitFiles, load_split
+from train.transforms import ROBUSTNESS, Transform
+
+log = logging.getLogger(__name__)
+
+SOURCE_SEPARATOR = "__"
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    """Which run, which data, where to write."""
+
+    run: str
+    data: str | None = None  # None: the data folder recorded in RUN/config.json
+    split: str = "test"
+    out: str | None = None  # None: the run folder
+    batch_size: int = 64
+    by_source: bool = False
+    workers: int = 4
+    progress: bool = True
+
+
+def read_report(run: Path) -> dict:
+    """``RUN/report.json`` (threshold, temperature); a clear error if evaluation has not run."""
+    path = run / "report.json"
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: run python -m train.evaluate --run {run} first")
+    report = json.loads(path.read_text())
+    for key in ("threshold", "temperature"):
+        if not isinstance(report.get(key), int | float):
+            raise DatasetError(f"{path} has no numeric '{key}': re-run python -m train.evaluate")
+    return report
+
+
+def source_of(path: str) -> str:
+    """The source prefix of a file name (``yonsei__x.jpg`` -> ``yonsei``), else ``all``."""
+    name = Path(path).name
+    return name.split(SOURCE_SEPARATOR, 1)[0] if SOURCE_SEPARATOR in name else "all"
+
+
+def score(y: np.ndarray, p_cal: np.ndarray, threshold: float) -> dict:
+    """ROC-AUC, accuracy, F1 and image count of calibrated probabilities at ``threshold``."""
+    at_threshold = metrics.threshold_metrics(y, p_cal, threshold)
+    return {
+        "roc_auc": metrics.roc_auc(y, p_cal),
+        "accuracy": at_threshold["accuracy"],
+        "f1": at_threshold["f1"],
+        "n": int(y.size),
+    }
+
+
+def table(
+    predictions: dict[str, np.ndarray], y: np.ndarray, threshold: float, temperature: float
+) -> dict:
+    """Scores per condition (``clean`` first) plus the AUC and accuracy lost against clean."""
+    rows = {}
+    for name, p in predictions.items():
+        rows[name] = score(y, calibrate(p, temperature), threshold)
+    clean = rows["clean"]
+    for row in rows.values():
+        row["auc_drop"] = clean["roc_auc"] - row["roc_auc"]
+        row["accuracy_drop"] = clean["accuracy"] - row["accuracy"]
+    return rows
+
+
+def markdown(rows: dict, title: str) -> str:
+    """One markdown table: condition, AUC, AUC lost (points), accuracy, F1."""
+    lines = [
+        f"**{title}** ({next(iter(rows.values()))['n']} images)",
+        "",
+        "| condition | ROC-AUC | AUC lost (points) | accuracy | F1 |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | {row['roc_auc']:.4f} | {100 * row['auc_drop']:+.2f} | "
+            f"{row['accuracy']:.4f} | {row['f1']:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def predict_all(
+    model, files: SplitFiles, size: int, config: RobustnessConfig
+) -> dict[str, np.ndarray]:
+    """Raw probabilities on clean images and under every degradation."""
+    from train.evaluate import predict  # TensorFlow loads only here
+
+    conditions: dict[str, Transform | None] = {"clean": None, **ROBUSTNESS}
+    return {
+        name: predict(model, files, size, config.batch_size, transform, config.progress, name)
+        for name, transform in conditions.items()
+    }
+
+
+def run_robustness(config: RobustnessConfig) -> dict:
+    """Score the run under every degradation; write and return ``robustness.json``."""
+    from train.evaluate import load_run
+
+    run = Path(config.run)
+    report = read_report(run)
+    model, run_config = load_run(run)
+    data = config.data or run_config["data"]["folder"]
+    size = int(run_config["args"]["image_size"])
+    files = load_split(data, config.split, workers=config.workers)
+    predictions = predict_all(model, files, size, config)
+    y = np.asarray(files.labels)
+    threshold, temperature = float(report["threshold"]), float(report["temperature"])
+    result = {
+        "run": str(run),
+        "data": str(Path(data).resolve()),
+        "split": config.split,
+        "threshold": threshold,
+        "temperature": temperature,
+        "note": "degradation applied to the decoded image, then core.preprocessing; "
+        "threshold and temperature fitted on validation by train.evaluate",
+        "conditions": table(predictions, y, threshold, temperature),
+    }
+    if config.by_source:
+        sources = np.array([source_of(path) for path in files.paths])
+        result["by_source"] = {
+            source: table(
+                {name: p[sources == source] for name, p in predictions.items()},
+                y[sources == source],
+                threshold,
+                temperature,
+            )
+            for source in sorted(set(sources))
+        }
+    result["settings"] = asdict(config)
+    result["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+    out = Path(config.out or run)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "robustness.json").write_text(json.dumps(result, indent=2))
+    parts = [markdown(result["conditions"], f"{config.split}: all sources")]
+    parts += [
+        markdown(rows, f"{config.split}: {name}")
+        for name, rows in result.get("by_source", {}).items()
+    ]
+    header = (
+        f"# Robustness of `{run}`\n\nThreshold {threshold:.4f} and temperature "
+        f"{temperature:.4f} from validation; {result['note']}.\n\n"
+    )
+    (out / "robustness.md").write_text(header + "\n".join(parts))
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.robustness",
+        description="Score a trained, evaluated run on degraded test images: JPEG quality\n"
+        "95/75/50/30, downscale x0.5, Gaussian blur sigma 1, each applied to the decoded\n"
+        "image before core.preprocessing. Uses the threshold and temperature in\n"
+        "RUN/report.json (python -m train.evaluate). Writes robustness.json and robustness.md.",
+        epilog="example:\n  python -m train.robustness --run runs/cnn --data data/combined "
+        "--by-source",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run", required=True, help="run folder with model.keras and report.json")
+    parser.add_argument("--data", default=None, help="dataset folder (default: the run's data)")
+    parser.add_argument("--split", default="test", help="which split to degrade (test)")
+    parser.add_argument("--out", default=None, help="folder for the results (default: RUN)")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="batch size (64)")
+    parser.add_argument(
+        "--by-source",
+        action="store_true",
+        help="also one table per source (file-name prefix before '__')",
+    )
+    parser.add_argument("--workers", type=int, default=4, help="threads for the image check (4)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    if args.batch_size < 1:
+        print("error: --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    config = RobustnessConfig(
+        run=args.run,
+        data=args.data,
+        split=args.split,
+        out=args.out,
+        batch_size=args.batch_size,
+        by_source=args.by_source,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    try:
+        result = run_robustness(config)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = {name: round(row["roc_auc"], 4) for name, row in result["conditions"].items()}
+    print(json.dumps({"roc_auc": summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
