@@ -53,7 +53,8 @@ train: $(VENV)/.all  ## Train MODEL=cnn|xception on DATA into RUN, then evaluate
 	$(PY) -m train.evaluate --run $(RUN) --data $(DATA)
 
 export: $(VENV)/.all  ## Export RUN's model to the model repository
-	$(PY) -m export --model $(RUN)/model.keras --name $(MODEL) --repo $(MODELS)
+	$(PY) -m export --model $(RUN)/model.keras --name $(MODEL) --repo $(MODELS) \
+	  --report $(RUN)/report.json --parity-images $(DATA)/test --fp16 --int8
 
 bench: $(VENV)/.all  ## Run the benchmark suite, write benchmarks/results/
 	$(PY) -m benchmarks run

@@ -86,8 +86,16 @@ def session_options(config: RuntimeConfig) -> ort.SessionOptions:
     return options
 
 
-def model_file(entry: ModelEntry, precision: str) -> Path:
-    """The ONNX file for ``precision``, or the fp32 one when the entry has no such variant."""
+def model_file(entry: ModelEntry, precision: str, on_gpu: bool = False) -> Path:
+    """The ONNX file for ``precision``, or the fp32 one when the entry has no such variant.
+
+    On a GPU provider the fp32 model comes from ``files.onnx_portable`` when present: the
+    default ``model.onnx`` is ONNX Runtime's CPU-optimised graph, whose fused CPU-only
+    operators TensorRT cannot parse.
+    """
+    portable = entry.metadata.get("files", {}).get("onnx_portable")
+    if on_gpu and precision == "fp32" and portable and (entry.path / portable).is_file():
+        return entry.path / portable
     key = PRECISION_FILE_KEYS[precision]
     name = entry.metadata.get("files", {}).get(key)
     if precision != "fp32" and name and (entry.path / name).is_file():
@@ -102,8 +110,9 @@ class ModelRuntime:
 
     def __init__(self, entry: ModelEntry, config: RuntimeConfig) -> None:
         self.entry = entry
-        self.path = model_file(entry, config.precision)
         wanted = choose_providers(config.providers, ort.get_available_providers())
+        on_gpu = wanted[0] != "CPUExecutionProvider"
+        self.path = model_file(entry, config.precision, on_gpu=on_gpu)
         self.session = ort.InferenceSession(
             str(self.path),
             sess_options=session_options(config),

@@ -88,3 +88,17 @@ def test_readme_serving_section_lists_every_flag_and_variable():
     for item in fields(ServerConfig):
         assert f"`{env_name(item.name)}`" in section, env_name(item.name)
     assert "curl -F file=@face.jpg localhost:8000/v1/predict" in section
+
+
+def test_gpu_providers_load_the_portable_onnx_file(tmp_path):
+    from core.modelrepo import ModelEntry
+    from serving.runtime import model_file
+
+    for name in ("model.onnx", "model.portable.onnx"):
+        (tmp_path / name).write_bytes(b"onnx")
+    metadata = {"files": {"onnx": "model.onnx", "onnx_portable": "model.portable.onnx"}}
+    entry = ModelEntry(name="cnn", version=1, path=tmp_path, metadata=metadata)
+    assert model_file(entry, "fp32", on_gpu=False).name == "model.onnx"
+    assert model_file(entry, "fp32", on_gpu=True).name == "model.portable.onnx"
+    (tmp_path / "model.portable.onnx").unlink()
+    assert model_file(entry, "fp32", on_gpu=True).name == "model.onnx"
