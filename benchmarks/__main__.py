@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks import explain as explain_bench
 from benchmarks.loadgen import CLIENTS
 from benchmarks.runner import ALL_SYSTEMS, DEFAULT_OUT, SuiteConfig
 
@@ -23,6 +24,7 @@ EPILOG = """examples:
   python -m benchmarks raw --models models --model cnn
   python -m benchmarks clients --models models    # raw asyncio client vs httpx, client CPU
   python -m benchmarks summary                    # SUMMARY.md from the newest results JSON
+  python -m benchmarks explain                    # explanation latency: LIME, CAM vs predict
   python -m benchmarks.baseline_flask --help      # the seed-style Flask baseline server
 """
 
@@ -190,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     summary.add_argument("--no-plots", action="store_true", help="do not redraw the PNGs")
+    explain_bench.add_parser(commands)
     return parser
 
 
@@ -334,6 +337,7 @@ COMMANDS = {
     "raw": cmd_raw,
     "clients": cmd_clients,
     "summary": cmd_summary,
+    "explain": explain_bench.command,
 }
 
 

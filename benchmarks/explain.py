@@ -1,0 +1,485 @@
+"""``python -m benchmarks explain``: explanation latency next to a plain prediction.
+
+For each model (default ``cnn`` and ``xception``) the real server app runs in this process
+(ASGI, no network) on a one-model repository; requests go one at a time:
+
+* ``/v1/predict`` and ``/v1/explain?method=cam`` alternate (so machine noise hits both
+  alike); target: CAM median <= 2x predict median (the map comes from the same forward pass,
+  the extra cost is drawing and PNG-encoding the overlay at the upload's size);
+* ``/v1/explain?method=lime`` at ``--num-samples`` (default 1000) for each segmentation;
+  target: CNN median <= 1 s. The server's own breakdown (segmentation, sampling + scoring
+  through the batcher, ridge fit, overlay) is kept, and the model alone is timed on full
+  batches to show the floor that ``num_samples`` forward passes put under LIME.
+
+A model missing from ``--models`` is exported UNTRAINED (random weights: timing only) with
+``python -m export`` into ``--export-dir``; the JSON says so. Results go to
+``benchmarks/results/explain-<machine>-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_OUT = Path("benchmarks/results")
+DEFAULT_EXPORT_DIR = Path(tempfile.gettempdir()) / "dfd-explain-bench"
+LIME_TARGET_MS = 1000.0  # CNN, 1000 samples
+CAM_TARGET_RATIO = 2.0  # CAM median / predict median
+UNTRAINED_NOTE = "none: untrained random weights, exported by benchmarks.explain (timing only)"
+BUILD_SNIPPET = (
+    "import sys; from train.models import build_model; "
+    "build_model(sys.argv[1], weights=None).save(sys.argv[2])"
+)
+
+
+@dataclass(frozen=True)
+class ExplainBenchConfig:
+    """What ``python -m benchmarks explain`` measures."""
+
+    models: Path = Path("models")
+    names: tuple[str, ...] = ("cnn", "xception")
+    images: Path | None = None  # None: data/faces/test if present, else synthetic JPEGs
+    image_limit: int = 8
+    predict_repeats: int = 30  # predict and CAM requests each (alternating)
+    lime_repeats: int = 3  # LIME requests per segmentation
+    num_samples: int = 1000
+    num_features: int = 8
+    segmentations: tuple[str, ...] = ("quickshift", "slic")
+    model_rows: int = 256  # rows timed on the bare session for the per-row floor
+    intra_op_threads: int = 0  # onnxruntime threads (0: all cores)
+    export_dir: Path = DEFAULT_EXPORT_DIR
+    out_dir: Path = DEFAULT_OUT
+    machine_name: str | None = None
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def find_or_export(name: str, config: ExplainBenchConfig) -> tuple[Path, dict]:
+    """Repository root holding ``name`` and where it came from; exports it untrained if absent."""
+    from core.modelrepo import ModelRepository
+
+    if ModelRepository(config.models).versions(name):
+        entry = ModelRepository(config.models).entry(name)
+        return config.models, {
+            "source": str(entry.path),
+            "untrained_export": False,
+            "training_data": entry.metadata.get("training_data"),
+        }
+    repo = config.export_dir / "models"
+    if not ModelRepository(repo).versions(name):
+        export_untrained(name, repo, config.export_dir)
+    entry = ModelRepository(repo).entry(name)
+    return repo, {
+        "source": str(entry.path),
+        "untrained_export": True,
+        "training_data": entry.metadata.get("training_data"),
+        "note": f"{config.models}/{name} did not exist: exported an UNTRAINED {name} "
+        "(random weights) with python -m export; latency is representative, the "
+        "explanations' content is not",
+    }
+
+
+def export_untrained(kind: str, repo: Path, workdir: Path) -> None:
+    """Build ``train.models.build_model(kind)`` with random weights, run ``python -m export``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    keras_path = workdir / f"{kind}-untrained.keras"
+    print(f"exporting an untrained {kind} to {repo} (TensorFlow, about a minute)", file=sys.stderr)
+    subprocess.run([sys.executable, "-c", BUILD_SNIPPET, kind, str(keras_path)], check=True)
+    command = [
+        sys.executable, "-m", "export", "--model", str(keras_path), "--name", kind,
+        "--repo", str(repo), "--training-data", UNTRAINED_NOTE,
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+
+
+def single_model_repo(root: Path, name: str, workdir: Path) -> Path:
+    """A repository holding only ``name`` (a symlink), so the app loads nothing else."""
+    repo = Path(tempfile.mkdtemp(prefix="serve-", dir=workdir))
+    (repo / name).symlink_to((root / name).resolve(), target_is_directory=True)
+    return repo
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def summary(values_ms: Sequence[float]) -> dict:
+    values = sorted(values_ms)
+    if not values:
+        return {"n": 0}
+    p90 = values[min(len(values) - 1, int(round(0.9 * (len(values) - 1))))]
+    return {
+        "n": len(values),
+        "median": round(statistics.median(values), 2),
+        "p90": round(p90, 2),
+        "min": round(values[0], 2),
+        "mean": round(statistics.fmean(values), 2),
+    }
+
+
+@contextlib.asynccontextmanager
+async def in_process_server(repo: Path, name: str, config: ExplainBenchConfig) -> AsyncIterator:
+    """``(client, app)``: the real app with its lifespan, reached over ASGI (no sockets)."""
+    import httpx
+
+    from serving.app import create_app
+    from serving.config import ServerConfig
+
+    server_config = ServerConfig(
+        models_dir=repo,
+        default_model=name,
+        latest_only=True,
+        intra_op_threads=config.intra_op_threads,
+        lime_max_samples=max(config.num_samples, 1000),
+        max_queue_size=max(2048, config.num_samples),
+        request_timeout_s=600.0,
+        webui_dir=None,
+    )
+    app = create_app(server_config)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", timeout=900.0
+        ) as client:
+            yield client, app
+
+
+async def timed_post(client, path: str, payload: bytes, content_type: str) -> tuple[float, dict]:
+    started = time.perf_counter()
+    response = await client.post(path, content=payload, headers={"Content-Type": content_type})
+    wall_ms = (time.perf_counter() - started) * 1000.0
+    if response.status_code != 200:
+        raise RuntimeError(f"{path} answered {response.status_code}: {response.text[:300]}")
+    return wall_ms, response.json()
+
+
+async def measure_model(name: str, repo: Path, images, config: ExplainBenchConfig, bar) -> dict:
+    """Every measurement of one model (see the module docstring)."""
+    payloads, kind = images.payloads, images.content_type
+    lime_query = f"method=lime&num_samples={config.num_samples}&num_features={config.num_features}"
+    async with in_process_server(repo, name, config) as (client, app):
+        model = app.state.serving.pool.resolve(name)
+        for index in range(3):  # warm-up: thread pools, first runs, importing lime
+            await timed_post(client, "/v1/predict", payloads[index % len(payloads)], kind)
+            await timed_post(client, "/v1/explain?method=cam", payloads[0], kind)
+        await timed_post(client, "/v1/explain?method=lime&num_samples=64", payloads[0], kind)
+        predict_ms, cam_ms, predict_server_ms, cam_server_ms = [], [], [], []
+        for index in range(config.predict_repeats):
+            payload = payloads[index % len(payloads)]
+            wall, body = await timed_post(client, "/v1/predict", payload, kind)
+            predict_ms.append(wall)
+            predict_server_ms.append(body["latency_ms"])
+            wall, body = await timed_post(client, "/v1/explain?method=cam", payload, kind)
+            cam_ms.append(wall)
+            cam_server_ms.append(body["latency_ms"])
+            bar.update(2)
+        lime_runs = {}
+        for segmentation in config.segmentations:
+            runs = []
+            for index in range(config.lime_repeats):
+                path = f"/v1/explain?{lime_query}&segmentation={segmentation}"
+                wall, body = await timed_post(client, path, payloads[index % len(payloads)], kind)
+                runs.append(
+                    {
+                        "wall_ms": round(wall, 2),
+                        "server_ms": body["latency_ms"],
+                        "segments": body["lime"]["segments"],
+                        "batcher_submissions": body["lime"]["batcher_submissions"],
+                        "timings_ms": body["lime"]["timings_ms"],
+                    }
+                )
+                bar.update(1)
+            lime_runs[segmentation] = runs
+        per_row_ms = bare_model_ms_per_row(model, payloads, config.model_rows)
+    predict, cam = summary(predict_ms), summary(cam_ms)
+    return {
+        "name": name,
+        "version": model.version,
+        "providers": model.runtime.providers,
+        "input_size": model.entry.input_size,
+        "cam_shape": next(
+            (o["shape"][1:] for o in model.entry.metadata["outputs"] if o["name"] == "cam"), None
+        ),
+        "predict_ms": predict,
+        "predict_server_ms": summary(predict_server_ms),
+        "cam_ms": cam,
+        "cam_server_ms": summary(cam_server_ms),
+        "cam_over_predict": round(cam["median"] / predict["median"], 2),
+        "lime": {
+            segmentation: {
+                "num_samples": config.num_samples,
+                "wall_ms": summary([run["wall_ms"] for run in runs]),
+                "breakdown_median_ms": {
+                    key: round(statistics.median(run["timings_ms"][key] for run in runs), 2)
+                    for key in runs[0]["timings_ms"]
+                },
+                "runs": runs,
+            }
+            for segmentation, runs in lime_runs.items()
+        },
+        "bare_model_ms_per_row": round(per_row_ms, 3),
+        "bare_model_ms_for_lime_samples": round(per_row_ms * config.num_samples, 1),
+    }
+
+
+def bare_model_ms_per_row(model, payloads: Sequence[bytes], rows: int) -> float:
+    """The session alone on full batches of real inputs: the floor under LIME's scoring."""
+    from core.preprocessing import PreprocessConfig, preprocess_bytes
+
+    size = model.entry.input_size
+    decoded = [preprocess_bytes(p, PreprocessConfig(size=size)) for p in payloads[:8]]
+    batch_size = model.batcher.config.max_batch_size
+    batch = np.stack([decoded[i % len(decoded)] for i in range(batch_size)]).astype(np.float32)
+    model.runtime.run(batch)
+    runs = max(1, rows // batch_size)
+    started = time.perf_counter()
+    for _ in range(runs):
+        model.runtime.run(batch)
+    return (time.perf_counter() - started) * 1000.0 / (runs * batch_size)
+
+
+# --- targets, table, files ------------------------------------------------------------------
+
+
+def evaluate_targets(models: list[dict], num_samples: int) -> list[dict]:
+    checks = []
+    for result in models:
+        checks.append(
+            {
+                "target": f"{result['name']}: CAM <= {CAM_TARGET_RATIO:g}x predict (median)",
+                "measured": f"{result['cam_over_predict']}x "
+                f"({result['cam_ms']['median']} vs {result['predict_ms']['median']} ms)",
+                "status": "pass" if result["cam_over_predict"] <= CAM_TARGET_RATIO else "fail",
+            }
+        )
+        if result["name"] != "cnn":
+            continue
+        for segmentation, lime in result["lime"].items():
+            median = lime["wall_ms"]["median"]
+            status = "pass" if median <= LIME_TARGET_MS else "fail"
+            if num_samples != 1000:
+                status = "not measured (num_samples != 1000)"
+            checks.append(
+                {
+                    "target": f"cnn: LIME ({segmentation}, 1000 samples) <= "
+                    f"{LIME_TARGET_MS:g} ms (median)",
+                    "measured": f"{median} ms; bare model alone "
+                    f"{result['bare_model_ms_for_lime_samples']} ms for {num_samples} rows",
+                    "status": status,
+                }
+            )
+    return checks
+
+
+def render_table(models: list[dict], segmentations: Sequence[str]) -> str:
+    header = ["model", "predict ms", "CAM ms", "CAM/predict"]
+    header += [f"LIME {s} ms" for s in segmentations] + ["model-only ms / LIME samples"]
+    rows = [header]
+    for result in models:
+        row = [
+            f"{result['name']}:{result['version']}",
+            str(result["predict_ms"]["median"]),
+            str(result["cam_ms"]["median"]),
+            f"{result['cam_over_predict']}x",
+        ]
+        row += [str(result["lime"][s]["wall_ms"]["median"]) for s in segmentations]
+        row.append(str(result["bare_model_ms_for_lime_samples"]))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n(medians, one request at a time, in-process ASGI)"
+
+
+def run_benchmark(config: ExplainBenchConfig) -> tuple[dict, Path]:
+    """Measure every model, write the JSON, return ``(results, path)``."""
+    from tqdm import tqdm
+
+    from benchmarks.images import load_images
+    from benchmarks.sysinfo import describe_machine, machine_slug
+
+    machine = describe_machine()
+    images = load_images(config.images, config.image_limit)
+    per_model = 2 * config.predict_repeats + config.lime_repeats * len(config.segmentations)
+    located = [(name, *find_or_export(name, config)) for name in config.names]
+    config.export_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    with tqdm(total=per_model * len(located), desc="explain bench", unit="req") as bar:
+        for name, root, provenance in located:
+            bar.set_postfix_str(name)
+            repo = single_model_repo(root, name, config.export_dir)
+            result = asyncio.run(measure_model(name, repo, images, config, bar))
+            results.append({**result, **provenance})
+    created = dt.datetime.now(dt.UTC)
+    report = {
+        "benchmark": "explain",
+        "created": created.isoformat(timespec="seconds"),
+        "machine": machine,
+        "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "method": "in-process ASGI (serving.app, no sockets), one request at a time; "
+        "predict and CAM requests alternate; wall-clock per request on the client side",
+        "notes": [
+            "On a shared machine (other work on the same cores) these numbers are noisy: "
+            "compare load_average_at_start/at_end and rerun on a quiet machine."
+        ],
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "images": images.describe(),
+        "models": results,
+        "targets": evaluate_targets(results, config.num_samples),
+    }
+    slug = config.machine_name or machine_slug(machine)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    path = config.out_dir / f"explain-{slug}-{created:%Y-%m-%d}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    return report, path
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+
+def _names(text: str) -> tuple[str, ...]:
+    values = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one name")
+    return values
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Register the ``explain`` subcommand on ``python -m benchmarks``."""
+    parser = commands.add_parser(
+        "explain",
+        help="explanation latency: LIME (1000 samples) and CAM vs plain predict, per model; "
+        "writes benchmarks/results/explain-<machine>-<date>.json",
+        description="Explanation latency next to a plain prediction, per model: CAM vs "
+        "predict (alternating requests) and LIME at --num-samples for each segmentation, "
+        "through the real server app in this process. Missing models are exported untrained.",
+        formatter_class=_Help,
+    )
+    defaults = ExplainBenchConfig()
+    parser.add_argument("--models", type=Path, default=defaults.models, help="model repository")
+    parser.add_argument(
+        "--names",
+        type=_names,
+        default=",".join(defaults.names),
+        help="comma-separated models; one missing from --models is exported untrained",
+    )
+    parser.add_argument(
+        "--images", type=Path, help="image folder (default: data/faces/test, else synthetic)"
+    )
+    parser.add_argument(
+        "--image-limit", type=_positive, default=defaults.image_limit, help="images cycled through"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_positive,
+        default=defaults.predict_repeats,
+        help="predict and CAM requests each",
+    )
+    parser.add_argument(
+        "--lime-repeats",
+        type=_positive,
+        default=defaults.lime_repeats,
+        help="LIME requests per segmentation",
+    )
+    parser.add_argument(
+        "--num-samples", type=_positive, default=defaults.num_samples, help="LIME samples"
+    )
+    parser.add_argument(
+        "--num-features", type=_positive, default=defaults.num_features, help="LIME regions"
+    )
+    parser.add_argument(
+        "--segmentations",
+        type=_names,
+        default=",".join(defaults.segmentations),
+        help="comma-separated: quickshift, slic",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all cores)"
+    )
+    parser.add_argument(
+        "--export-dir",
+        type=Path,
+        default=defaults.export_dir,
+        help="where missing models are exported untrained (reused on later runs)",
+    )
+    parser.add_argument("--out", type=Path, default=defaults.out_dir, help="results folder")
+    parser.add_argument("--machine", help="machine label in the file name (default: from CPU)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="pipeline check in about a minute: 5 repeats, 1 LIME run of 200 samples",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ExplainBenchConfig:
+    unknown = [s for s in args.segmentations if s not in ("quickshift", "slic")]
+    if unknown:
+        raise SystemExit(f"error: unknown segmentation {', '.join(unknown)}: quickshift or slic")
+    config = ExplainBenchConfig(
+        models=args.models,
+        names=args.names,
+        images=args.images,
+        image_limit=args.image_limit,
+        predict_repeats=args.repeats,
+        lime_repeats=args.lime_repeats,
+        num_samples=args.num_samples,
+        num_features=args.num_features,
+        segmentations=args.segmentations,
+        intra_op_threads=args.threads,
+        export_dir=args.export_dir,
+        out_dir=args.out,
+        machine_name=args.machine,
+    )
+    if args.quick:
+        from dataclasses import replace
+
+        config = replace(config, predict_repeats=5, lime_repeats=1, num_samples=200)
+    return config
+
+
+def command(args: argparse.Namespace) -> int:
+    """``python -m benchmarks explain``."""
+    try:
+        report, path = run_benchmark(config_from_args(args))
+    except subprocess.CalledProcessError as exc:
+        print(f"error: exporting an untrained model failed: {exc}", file=sys.stderr)
+        return 2
+    print(render_table(report["models"], args.segmentations))
+    for check in report["targets"]:
+        print(f"  [{check['status']}] {check['target']}: {check['measured']}")
+    for result in report["models"]:
+        if result.get("untrained_export"):
+            print(f"  note: {result['note']}")
+    print(f"results: {path}")
+    return 0
