@@ -38,6 +38,8 @@ def parse_json(body: bytes) -> object:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise APIError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise APIError(400, "malformed_json", "request body JSON is nested too deeply") from None
 
 
 def parse_infer_request(
@@ -59,7 +61,7 @@ def parse_infer_request(
     if (
         not isinstance(shape, list)
         or len(shape) != 4
-        or not all(isinstance(dim, int) for dim in shape)
+        or not all(isinstance(dim, int) and not isinstance(dim, bool) for dim in shape)
         or shape[0] < 1
         or shape[1:] != [size, size, 3]
     ):
@@ -68,6 +70,8 @@ def parse_infer_request(
         data = np.asarray(tensor.get("data"), dtype=np.float32)
     except (TypeError, ValueError):
         raise bad_parameter("inputs[0].data must be a flat or nested list of numbers") from None
+    if not np.isfinite(data).all():
+        raise bad_parameter("inputs[0].data must be finite FP32 numbers (no NaN or infinity)")
     if data.size != int(np.prod(shape)):
         raise bad_parameter(
             f"inputs[0].data has {data.size} values; shape {shape} needs {np.prod(shape)}"
