@@ -55,7 +55,7 @@ class ExplainBenchConfig:
     images: Path | None = None  # None: data/faces/test if present, else synthetic JPEGs
     image_limit: int = 8
     predict_repeats: int = 30  # predict and CAM requests each (alternating)
-    lime_repeats: int = 3  # LIME requests per segmentation
+    lime_repeats: int = 2  # LIME requests per segmentation
     num_samples: int = 1000
     num_features: int = 8
     segmentations: tuple[str, ...] = ("quickshift", "slic")
@@ -107,11 +107,10 @@ def export_untrained(kind: str, repo: Path, workdir: Path) -> None:
     subprocess.run(command, check=True)
 
 
-def single_model_repo(root: Path, name: str, workdir: Path) -> Path:
-    """A repository holding only ``name`` (a symlink), so the app loads nothing else."""
-    repo = Path(tempfile.mkdtemp(prefix="serve-", dir=workdir))
-    (repo / name).symlink_to((root / name).resolve(), target_is_directory=True)
-    return repo
+def single_model_repo(root: Path, name: str, folder: Path) -> Path:
+    """``folder`` as a repository holding only ``name`` (a symlink): the app loads nothing else."""
+    (folder / name).symlink_to((root / name).resolve(), target_is_directory=True)
+    return folder
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -306,7 +305,7 @@ def render_table(models: list[dict], segmentations: Sequence[str]) -> str:
 
 
 def run_benchmark(config: ExplainBenchConfig) -> tuple[dict, Path]:
-    """Measure every model, write the JSON, return ``(results, path)``."""
+    """Measure every model, write the JSON (again after each model), return it and its path."""
     from tqdm import tqdm
 
     from benchmarks.images import load_images
@@ -314,37 +313,41 @@ def run_benchmark(config: ExplainBenchConfig) -> tuple[dict, Path]:
 
     machine = describe_machine()
     images = load_images(config.images, config.image_limit)
-    per_model = 2 * config.predict_repeats + config.lime_repeats * len(config.segmentations)
-    located = [(name, *find_or_export(name, config)) for name in config.names]
-    config.export_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    with tqdm(total=per_model * len(located), desc="explain bench", unit="req") as bar:
-        for name, root, provenance in located:
-            bar.set_postfix_str(name)
-            repo = single_model_repo(root, name, config.export_dir)
-            result = asyncio.run(measure_model(name, repo, images, config, bar))
-            results.append({**result, **provenance})
     created = dt.datetime.now(dt.UTC)
+    slug = config.machine_name or machine_slug(machine)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    path = config.out_dir / f"explain-{slug}-{created:%Y-%m-%d}.json"
     report = {
         "benchmark": "explain",
         "created": created.isoformat(timespec="seconds"),
+        "complete": False,
         "machine": machine,
-        "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "method": "in-process ASGI (serving.app, no sockets), one request at a time; "
         "predict and CAM requests alternate; wall-clock per request on the client side",
         "notes": [
             "On a shared machine (other work on the same cores) these numbers are noisy: "
-            "compare load_average_at_start/at_end and rerun on a quiet machine."
+            "compare machine.load_average_at_start with load_average_at_end and rerun on a "
+            "quiet machine."
         ],
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "images": images.describe(),
-        "models": results,
-        "targets": evaluate_targets(results, config.num_samples),
+        "models": [],
+        "targets": [],
     }
-    slug = config.machine_name or machine_slug(machine)
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    path = config.out_dir / f"explain-{slug}-{created:%Y-%m-%d}.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    per_model = 2 * config.predict_repeats + config.lime_repeats * len(config.segmentations)
+    located = [(name, *find_or_export(name, config)) for name in config.names]
+    config.export_dir.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=per_model * len(located), desc="explain bench", unit="req") as bar:
+        for index, (name, root, provenance) in enumerate(located):
+            bar.set_postfix_str(name)
+            with tempfile.TemporaryDirectory(prefix="serve-", dir=config.export_dir) as folder:
+                repo = single_model_repo(root, name, Path(folder))
+                result = asyncio.run(measure_model(name, repo, images, config, bar))
+            report["models"].append({**result, **provenance})
+            report["targets"] = evaluate_targets(report["models"], config.num_samples)
+            report["complete"] = index == len(located) - 1
+            report["load_average_at_end"] = list(os.getloadavg())
+            path.write_text(json.dumps(report, indent=1) + "\n")  # partial results survive
     return report, path
 
 

@@ -1,0 +1,81 @@
+"""``python -m benchmarks explain`` end to end on the tiny ONNX model (seconds, no TensorFlow):
+the command runs, writes its JSON and table, and says when a model was exported untrained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import TinyModelSpec, png_image, write_model_entry
+
+from benchmarks import explain as explain_bench
+from benchmarks.__main__ import main as benchmarks_main
+
+QUICK = ["--repeats", "2", "--lime-repeats", "1", "--num-samples", "64", "--segmentations", "slic"]
+
+
+def image_folder(root: Path) -> Path:
+    root.mkdir(parents=True)
+    for index in range(2):
+        (root / f"{index}.png").write_bytes(png_image(index, 48, 64))
+    return root
+
+
+def test_explain_benchmark_writes_results_and_prints_a_table(tmp_path, capsys, monkeypatch):
+    present = tmp_path / "models"
+    write_model_entry(present, "cnn", 1, TinyModelSpec(size=32))
+    exported: list[str] = []
+
+    def fake_export(kind: str, repo: Path, workdir: Path) -> None:  # no TensorFlow in tests
+        exported.append(kind)
+        write_model_entry(repo, kind, 1, TinyModelSpec(size=32))
+
+    monkeypatch.setattr(explain_bench, "export_untrained", fake_export)
+    out = tmp_path / "results"
+    argv = ["explain", "--models", str(present), "--names", "cnn,xception", *QUICK]
+    argv += ["--images", str(image_folder(tmp_path / "images")), "--out", str(out)]
+    argv += ["--export-dir", str(tmp_path / "export"), "--machine", "testbox"]
+    assert benchmarks_main(argv) == 0
+
+    assert exported == ["xception"]  # cnn was in the repository, xception was not
+    [path] = out.glob("explain-testbox-*.json")
+    report = json.loads(path.read_text())
+    assert report["complete"] and report["benchmark"] == "explain"
+    cnn, xception = report["models"]
+    assert not cnn["untrained_export"] and xception["untrained_export"]
+    assert "UNTRAINED" in xception["note"]
+    for result in (cnn, xception):
+        assert result["predict_ms"]["n"] == 2 and result["cam_ms"]["n"] == 2
+        assert result["cam_over_predict"] > 0
+        lime = result["lime"]["slic"]
+        assert lime["num_samples"] == 64 and lime["runs"][0]["batcher_submissions"] == 1
+        assert set(lime["breakdown_median_ms"]) == {
+            "segmentation",
+            "sampling_and_scoring",
+            "fit",
+            "overlay",
+        }
+        assert result["bare_model_ms_per_row"] > 0
+    statuses = {check["target"]: check["status"] for check in report["targets"]}
+    assert any("CAM" in target for target in statuses)
+    assert statuses["cnn: LIME (slic, 1000 samples) <= 1000 ms (median)"].startswith("not")
+    printed = capsys.readouterr().out
+    assert "CAM/predict" in printed and "cnn:1" in printed and "UNTRAINED" in printed
+
+
+def test_targets_compare_medians_with_the_goals():
+    def result(name: str, predict: float, cam: float, lime: float) -> dict:
+        return {
+            "name": name,
+            "predict_ms": {"median": predict},
+            "cam_ms": {"median": cam},
+            "cam_over_predict": round(cam / predict, 2),
+            "lime": {"slic": {"wall_ms": {"median": lime}}},
+            "bare_model_ms_for_lime_samples": 500.0,
+        }
+
+    checks = explain_bench.evaluate_targets(
+        [result("cnn", 10.0, 19.0, 900.0), result("xception", 10.0, 25.0, 9000.0)], 1000
+    )
+    assert [check["status"] for check in checks] == ["pass", "pass", "fail"]
+    assert "LIME" not in checks[2]["target"]  # LIME's 1 s goal is for the CNN only
