@@ -51,14 +51,16 @@ def write_outputs(results: dict, out_dir: Path, plots: bool = True) -> Path:
 
 
 def latest_results(out_dir: Path) -> Path:
-    """The newest results JSON in ``out_dir`` (by its ``created`` time)."""
+    """The newest suite results JSON in ``out_dir`` (by its ``created`` time)."""
     candidates = []
     for path in out_dir.glob("*.json"):
         try:
-            created = json.loads(path.read_text()).get("created", "")
+            data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        candidates.append((created, path.name, path))
+        if not isinstance(data, dict) or not {"schema", "systems", "raw"} <= data.keys():
+            continue  # another benchmark's file (e.g. explain-*.json)
+        candidates.append((data.get("created", ""), path.name, path))
     if not candidates:
         raise FileNotFoundError(f"no results JSON in {out_dir}: run `python -m benchmarks run`")
     return max(candidates)[2]
