@@ -263,6 +263,29 @@ async def test_lime_concurrency_limit_answers_503_and_predictions_still_run(mode
     assert finished.status_code == 200, finished.text
 
 
+async def test_a_cancelled_lime_request_stops_scoring_and_frees_its_slot(model_entry_writer):
+    root = model_entry_writer("cnn", 1, slow_matmuls=6, slow_dim=512)
+    config = test_config(root, lime_concurrency=1, max_batch_size=64)
+    async with serving_client(config) as (client, app):
+        state, model = app.state.serving, app.state.serving.pool.resolve("cnn")
+        request = asyncio.create_task(
+            explain(client, png_image(3, 48, 80), "method=lime&num_samples=1000")
+        )
+        for _ in range(500):  # until LIME rows have started to run
+            if model.batcher.stats.rows > 64:
+                break
+            await asyncio.sleep(0.01)
+        assert not request.done() and model.batcher.stats.rows > 64
+        request.cancel()  # what a client disconnect does to the route
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        assert not state.lime_slots.locked()
+        await asyncio.sleep(1.5)  # the worker finishes its chunk in flight, then stops
+        settled = model.batcher.stats.rows
+        await asyncio.sleep(0.5)
+        assert model.batcher.stats.rows == settled < 1 + 1000 // 2  # no more LIME rows
+
+
 async def test_lime_on_a_flat_image_has_one_region_and_no_crash(tiny_repo):
     data = encode_png(np.full((40, 70, 3), 128, np.uint8))
     async with serving_client(test_config(tiny_repo)) as (client, _):
