@@ -422,6 +422,15 @@ class Reference:
         names = [output.name for output in self.session.get_outputs()]
         return dict(zip(names, self.session.run(names, {"image": batch}), strict=True))
 
+    def probabilities(self, images: list[bytes]) -> list[float]:
+        """Calibrated probabilities for many uploads, in one model run."""
+        rows = np.stack(
+            [preprocess_bytes(data, PreprocessConfig(size=INPUT_SIZE)) for data in images]
+        )
+        raw_p = self.outputs(rows)["probability_fake"].reshape(-1).astype(np.float64)
+        temperature = float(self.metadata["temperature"])
+        return [float(calibrate(p, temperature)) for p in raw_p]
+
     def prediction(self, data: bytes) -> dict:
         """label, calibrated probability and confidence /v1/predict must answer for ``data``."""
         row = preprocess_bytes(data, PreprocessConfig(size=INPUT_SIZE))

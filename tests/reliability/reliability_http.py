@@ -185,3 +185,43 @@ def _read_answer(sock: socket.socket, sent: int, started: float) -> StreamResult
     except (ConnectionResetError, TimeoutError):
         pass
     return StreamResult(int(lines[0].split()[1]), sent, seconds, head, headers, rest[:length])
+
+
+async def async_request(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 30.0,
+) -> Answer:
+    """One request on its own connection (``Connection: close``), like an independent client.
+
+    Raises ``TimeoutError`` after ``timeout_s`` and ``OSError`` when the connection is refused
+    or reset before an answer.
+    """
+    import asyncio
+
+    started = time.perf_counter()
+    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
+             f"Content-Length: {len(body)}"]  # fmt: skip
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    async with asyncio.timeout(timeout_s):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+            await writer.drain()
+            data = await reader.read()
+        finally:
+            writer.close()
+    head, separator, payload = data.partition(b"\r\n\r\n")
+    if not separator or not head.startswith(b"HTTP/1.1 "):
+        raise ConnectionResetError(f"no HTTP answer, got {data[:80]!r}")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    answer_headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        answer_headers[name.strip().lower()] = value.strip()
+    return Answer(
+        int(status_line.split()[1]), answer_headers, payload, time.perf_counter() - started
+    )
