@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import explain as explain_bench
+from benchmarks import soak
 from benchmarks.loadgen import CLIENTS
 from benchmarks.runner import ALL_SYSTEMS, DEFAULT_OUT, SuiteConfig
 
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     summary.add_argument("--no-plots", action="store_true", help="do not redraw the PNGs")
     explain_bench.add_parser(commands)
+    soak.add_soak_parser(commands)
     return parser
 
 
@@ -338,6 +340,7 @@ COMMANDS = {
     "clients": cmd_clients,
     "summary": cmd_summary,
     "explain": explain_bench.command,
+    "soak": soak.cmd_soak,
 }
 
 

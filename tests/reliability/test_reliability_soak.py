@@ -1,0 +1,82 @@
+"""The soak runner (``python -m benchmarks soak``): a short real run, its checks, its CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import TinyModelSpec, write_model_entry
+
+from benchmarks import soak
+from benchmarks.__main__ import build_parser
+
+SHORT = {"duration_s": 6.0, "warmup_s": 2.0, "concurrency": 4, "sample_every_s": 0.25}
+
+
+def test_short_soak_loses_nothing_and_stays_within_the_memory_bound(tmp_path):
+    root = tmp_path / "models"
+    write_model_entry(root, "cnn", 1, TinyModelSpec(size=32), threshold=0.45, temperature=1.3)
+    config = soak.SoakConfig(models=root, out_dir=tmp_path / "results", readme=None, **SHORT)
+    results, path = soak.run_soak(config, progress=lambda _: None)
+
+    assert json.loads(path.read_text()) == json.loads(json.dumps(results))
+    assert path.name.startswith("soak-") and path.parent == tmp_path / "results"
+    assert results["model"]["source"] == "repository"
+    assert results["problems"] == []
+    assert (results["lost"], results["mismatched"]) == (0, 0)
+    assert results["unexpected_status"] == results["server_errors_5xx"] == 0
+    memory = results["memory"]
+    assert memory["within_bound"], memory
+    assert memory["end_mb"] <= memory["after_warmup_mb"] + 50.0
+    assert memory["start_mb"] > 0 and memory["max_mb"] >= memory["end_mb"]
+    assert len(memory["samples"]) > 10
+    requests = results["requests"]
+    assert requests["good"] > 100 and requests["bad"] > 20
+    hostile = {"garbage bytes", "pixel bomb header", "PPM (unsupported)", "NaN tensor",
+               "deeply nested JSON", "GET on predict", "path traversal name"}  # fmt: skip
+    assert hostile <= set(requests["by_kind"])
+    assert {"predict raw", "predict multipart", "explain cam", "v2 infer, 2 rows",
+            "batch of 4 with a broken file"} <= set(requests["by_kind"])  # fmt: skip
+    assert {"400", "404", "405", "413", "415"} <= set(results["errors_by_status"])
+    assert results["ready_after"] and results["server_exit_code"] == 0
+    assert results["passed"]
+    assert "0 lost, 0 mismatched" in soak.soak_line(results)
+
+
+def test_soak_falls_back_to_the_stand_in_model(tmp_path):
+    config = soak.SoakConfig(models=tmp_path / "none", out_dir=tmp_path)
+    root, entry, source = soak._resolve_model(config, tmp_path)
+    assert source.startswith("synthetic stand-in") and entry.input_size == soak.STANDIN_SIZE
+    reference = soak.Reference(entry)
+    bright, dark = soak._good_images(0)[12][0], soak._good_images(0)[13][0]
+    assert reference.probability(bright) != reference.probability(dark)
+
+
+def test_wrong_answers_and_wrong_statuses_are_counted():
+    """The judge can fail: a wrong probability is a mismatch, a non-200 a loss, a 500 a 5xx."""
+    check = soak._prediction_check(expected=0.8, threshold=0.5)
+    good = soak.Kind("predict raw #0", True, 1.0, "POST", "/v1/predict", check=check)
+    bad = soak.Kind("garbage bytes", False, 1.0, "POST", "/v1/predict", expected=400)
+    tally = soak.Tally()
+    soak._judge(good, 200, b'{"probability_fake": 0.8, "label": "FAKE"}', 0.01, tally)
+    soak._judge(good, 200, b'{"probability_fake": 0.7, "label": "FAKE"}', 0.01, tally)
+    soak._judge(good, 200, b'{"probability_fake": 0.8, "label": "REAL"}', 0.01, tally)
+    soak._judge(good, 503, b"{}", 0.01, tally)
+    soak._judge(good, None, b"", 30.0, tally)
+    soak._judge(bad, 400, b"{}", 0.01, tally)
+    soak._judge(bad, 500, b"{}", 0.01, tally)
+    assert (tally.mismatched, tally.lost, tally.unexpected, tally.server_errors) == (2, 2, 1, 2)
+    assert tally.sent == {"predict raw": 5, "garbage bytes": 2}
+    assert tally.statuses == {"200": 3, "503": 1, "none": 1, "400": 1, "500": 1}
+
+
+def test_soak_command_line(capsys):
+    parser = build_parser()
+    args = parser.parse_args(["soak", "--duration", "180"])
+    assert args.command == "soak" and args.duration == 180.0 and args.memory_bound_mb == 50.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["soak", "--help"])
+    help_text = capsys.readouterr().out
+    for flag in ("--duration", "--memory-bound-mb", "--bad-fraction", "--readme-only"):
+        assert flag in help_text
+    assert soak.cmd_soak(parser.parse_args(["soak", "--duration", "0"])) == 2
