@@ -1,0 +1,120 @@
+"""Per-source test metrics of an evaluated run, at the run's own threshold and temperature.
+
+Reads ``RUN/report.json`` and ``RUN/predictions.csv`` (``python -m train.evaluate``) and the
+dataset's ``manifest.json`` (``scripts/build_dataset.py``), and scores test subsets with the
+threshold and temperature fitted on the whole validation split (what the shipped model
+uses), with seeded bootstrap 95 % intervals (:mod:`train.report`). Subsets: one per source,
+plus ``yonsei_fakes_q94_only`` (all Yonsei reals vs only the fakes at the reals' JPEG quality
+94), which removes the re-compression shortcut documented in DATA.md.
+
+    python scripts/per_source_report.py --run runs/cnn --data data/combined --out reports/cnn
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+from core.decision import calibrate  # noqa: E402
+from train.report import bootstrap_ci, split_metrics  # noqa: E402
+
+KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "eer", "ece")
+
+
+def read_test_predictions(run: Path) -> list[dict]:
+    with (run / "predictions.csv").open(newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row["split"] == "test"]
+
+
+def manifest_by_file(data: Path) -> dict[str, dict]:
+    manifest = json.loads((data / "manifest.json").read_text())
+    return {Path(entry["file"]).name: entry for entry in manifest["files"]}
+
+
+def subsets(rows: list[dict], manifest: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Boolean masks over ``rows``: per source, and Yonsei with only quality-94 fakes."""
+    entries = [manifest[Path(row["path"]).name] for row in rows]
+    source = np.array([entry["source"] for entry in entries])
+    masks = {name: source == name for name in sorted(set(source))}
+    if "yonsei" in masks:
+        quality = np.array([entry.get("jpeg_quality_est") or 0 for entry in entries])
+        fake = np.array([entry["label"] == "fake" for entry in entries])
+        masks["yonsei_fakes_q94_only"] = masks["yonsei"] & (~fake | (quality == 94))
+    return masks
+
+
+def score(y: np.ndarray, p: np.ndarray, report: dict, bootstrap: int, seed: int) -> dict:
+    t, threshold = float(report["temperature"]), float(report["threshold"])
+    result = split_metrics(y, p, t, threshold)
+    result["counts"] = {"real": int((y == 0).sum()), "fake": int((y == 1).sum())}
+    result["ci"] = bootstrap_ci(y, calibrate(p, t), threshold, bootstrap, seed)
+    return result
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        "| test subset | n (real/fake) | accuracy | F1 | ROC-AUC | ECE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        cells = [f"{name}", f"{r['n']} ({r['counts']['real']}/{r['counts']['fake']})"]
+        for key in ("accuracy", "f1", "roc_auc", "ece"):
+            ci = r["ci"][key]
+            cells.append(f"{r[key]:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Per-source test metrics (95%% bootstrap CIs) of an evaluated run, at the "
+        "run's validation threshold and temperature. Writes OUT/per_source.json and .md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--run", type=Path, required=True, help="run evaluated by train.evaluate")
+    parser.add_argument("--data", type=Path, required=True, help="dataset with manifest.json")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUN)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    args = parser.parse_args(argv)
+    for needed in (
+        args.run / "report.json",
+        args.run / "predictions.csv",
+        args.data / "manifest.json",
+    ):
+        if not needed.is_file():
+            print(f"error: {needed} not found", file=sys.stderr)
+            return 2
+    report = json.loads((args.run / "report.json").read_text())
+    rows = read_test_predictions(args.run)
+    y = np.array([int(row["label"]) for row in rows])
+    p = np.array([float(row["p_raw"]) for row in rows])
+    results = {"all": score(y, p, report, args.bootstrap, args.seed)}
+    for name, mask in subsets(rows, manifest_by_file(args.data)).items():
+        results[name] = score(y[mask], p[mask], report, args.bootstrap, args.seed)
+    out = args.out or args.run
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "run": str(args.run),
+        "threshold": report["threshold"],
+        "temperature": report["temperature"],
+        "note": "threshold and temperature fitted on the whole validation split (all sources)",
+        "subsets": results,
+    }
+    (out / "per_source.json").write_text(json.dumps(payload, indent=2))
+    (out / "per_source.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
