@@ -792,7 +792,9 @@ def _cell(text: str) -> str:
 def _result(row: dict) -> str:
     failed = [case for case in row["outcomes"] if not case["passed"]]
     if not failed:
-        return "as documented"
+        measured = [re.search(r"\(answered after [^)]*\)", c["detail"]) for c in row["outcomes"]]
+        found = [match.group(0) for match in measured if match]
+        return "as documented" + (f" {found[0]}" if found else "")
     bugs = {case["known_bug"] for case in failed if case["known_bug"]}
     if len(bugs) == 1 and all(case["known_bug"] for case in failed):
         return f"**known bug**: {bugs.pop()}"

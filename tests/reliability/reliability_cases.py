@@ -346,7 +346,7 @@ def name_cases() -> list[Case]:
                               method, template.format("cnn%0A"), 400, "invalid_model_name",
                               body, known_bug=NEWLINE_BUG))  # fmt: skip
     for method, template, body in VERSION_ROUTES:
-        route = template.format("<name>")
+        route = template.format("<version>")
         for label, sent, status, code in BAD_VERSIONS:
             cases.append(Case(f"{label} on {method} {route}", "model version", method,
                               template.format(sent), status, code, body))  # fmt: skip

@@ -26,6 +26,7 @@ from reliability_http import Answer, multipart, request
 
 from core.preprocessing import ImageError, PreprocessConfig, preprocess_bytes
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")  # corrupt EXIF
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 SECONDS_PER_CALL = 2.0  # generous: the 2-core machine is shared with training jobs
 CONFIG = PreprocessConfig(size=INPUT_SIZE)
