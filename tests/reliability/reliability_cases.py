@@ -293,6 +293,7 @@ NAME_ROUTES = (  # (method, target template, body) for every route that takes a 
     ("GET", "/v2/models/{}/ready", None),
     ("POST", "/v2/models/{}/infer", GOOD_V2),
     ("GET", "/v2/models/{}/versions/1", None),
+    ("GET", "/v2/models/{}/versions/1/ready", None),
     ("POST", "/v2/models/{}/versions/1/infer", GOOD_V2),
 )
 # (label, as sent, status in a query, code in a query, status in a path, code in a path):
