@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")  # always used with fullmatch
+VERSION_PATTERN = re.compile(r"[0-9]{1,9}")
 METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
@@ -32,7 +33,7 @@ class InvalidMetadata(ValueError):
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a plain identifier, else raise :class:`InvalidModelName`."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidModelName(
             f"invalid model name {name!r}: use letters, digits, '_' or '-', starting with a letter"
         )
@@ -42,7 +43,7 @@ def check_name(name: str) -> str:
 def check_version(version: int | str) -> int:
     """Return ``version`` as a positive int, else raise :class:`InvalidModelName`."""
     text = str(version)
-    if not text.isdigit() or int(text) < 1:
+    if not VERSION_PATTERN.fullmatch(text) or int(text) < 1:
         raise InvalidModelName(f"invalid model version {version!r}: use a positive integer")
     return int(text)
 
@@ -129,7 +130,7 @@ class ModelRepository:
         return sorted(
             child.name
             for child in self.root.iterdir()
-            if child.is_dir() and NAME_PATTERN.match(child.name) and self.versions(child.name)
+            if child.is_dir() and NAME_PATTERN.fullmatch(child.name) and self.versions(child.name)
         )
 
     def versions(self, name: str) -> list[int]:
@@ -141,7 +142,7 @@ class ModelRepository:
             int(child.name)
             for child in model_dir.iterdir()
             if child.is_dir()
-            and child.name.isdigit()
+            and VERSION_PATTERN.fullmatch(child.name)
             and int(child.name) > 0
             and (child / METADATA_FILE).is_file()
         )

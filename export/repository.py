@@ -17,7 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.modelrepo import METADATA_FILE, InvalidModelName, check_name, check_version
+from core.modelrepo import (
+    METADATA_FILE,
+    VERSION_PATTERN,
+    InvalidModelName,
+    check_name,
+    check_version,
+)
 
 from .config import ExportError
 
@@ -32,7 +38,7 @@ def existing_versions(repo: Path, name: str) -> list[int]:
     return sorted(
         int(child.name)
         for child in model_dir.iterdir()
-        if child.is_dir() and child.name.isdigit() and int(child.name) > 0
+        if child.is_dir() and VERSION_PATTERN.fullmatch(child.name) and int(child.name) > 0
     )
 
 

@@ -50,7 +50,7 @@ class BodyLimitMiddleware:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             error = None
-            if not declared.strip().isdigit():
+            if not (declared.strip().isascii() and declared.strip().isdigit()):
                 error = APIError(400, "bad_request", f"invalid Content-Length {declared!r}")
             elif int(declared) > self.max_bytes:
                 error = BodyTooLarge(self.max_bytes)

@@ -97,3 +97,19 @@ def test_face_crop_runs_with_bundled_cascade():
     assert crop_face(rgb).shape == rgb.shape  # no face found: the image comes back whole
     out = preprocess_bytes(encode_png(rgb), PreprocessConfig(size=32, face_crop=True))
     assert out.shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("name", ["cnn\n", "../x", "a/b", "", "9cnn", "ｃｎｎ"])
+def test_model_names_must_be_plain_identifiers(name):
+    from core.modelrepo import InvalidModelName, check_name
+
+    with pytest.raises(InvalidModelName):
+        check_name(name)
+
+
+@pytest.mark.parametrize("version", ["²", "0", "-1", "1.0", "1\n", "１"])
+def test_model_versions_must_be_ascii_positive_integers(version):
+    from core.modelrepo import InvalidModelName, check_version
+
+    with pytest.raises(InvalidModelName):
+        check_version(version)
