@@ -136,7 +136,7 @@ async def explain(request: Request) -> JSONResponse:
         outputs={name: value[0] for name, value in outputs.items()},
         prediction=prediction(state, model, probabilities(outputs)[0]),
         params=params,
-        infer=lambda rows: infer(state, model, rows),
+        infer=lambda rows: infer(state, model, rows, bulk=True),
         run_blocking=state.run_blocking,
     )
     if params.method == "cam":

@@ -5,6 +5,10 @@ rows are waiting or ``max_queue_delay_ms`` has passed since the oldest waiting r
 arrived, runs them in one call on a dedicated single thread (off the event loop), and
 hands each submission exactly its rows of every output. A submission larger than a batch
 is split over consecutive batches and reassembled in order.
+
+Bulk submissions (LIME's hundreds of perturbed images) queue behind every interactive
+one: a prediction that arrives while an explanation is being scored joins the very next
+batch instead of waiting for the explanation's rows to drain.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class _Submission:
     rows: np.ndarray
     future: asyncio.Future
     enqueued: float
+    bulk: bool = False  # queued behind every interactive submission
     taken: int = 0  # rows handed to batches so far
     parts: list[dict[str, np.ndarray]] = field(default_factory=list)
 
@@ -139,8 +144,12 @@ class DynamicBatcher:
                 self._loop(), name=f"batcher-{self.name}"
             )
 
-    async def submit(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs for the ``k`` rows of ``rows`` (each output's first axis has length ``k``)."""
+    async def submit(self, rows: np.ndarray, bulk: bool = False) -> dict[str, np.ndarray]:
+        """Outputs for the ``k`` rows of ``rows`` (each output's first axis has length ``k``).
+
+        ``bulk`` submissions yield to interactive ones: they are batched only with rows that
+        no interactive request is waiting for.
+        """
         if not self.accepting:
             self._observer.rejected("stopping")
             raise BatcherStopped(f"{self.name} is not accepting requests (shutting down)")
@@ -157,8 +166,15 @@ class DynamicBatcher:
                 f"(limit {self.config.max_queue_size}); retry shortly"
             )
         loop = asyncio.get_running_loop()
-        item = _Submission(rows=rows, future=loop.create_future(), enqueued=loop.time())
-        self._pending.append(item)
+        item = _Submission(rows=rows, future=loop.create_future(), enqueued=loop.time(), bulk=bulk)
+        if bulk:
+            self._pending.append(item)
+        else:  # ahead of the first bulk submission, behind earlier interactive ones
+            first_bulk = next(
+                (index for index, queued in enumerate(self._pending) if queued.bulk),
+                len(self._pending),
+            )
+            self._pending.insert(first_bulk, item)
         self._pending_rows += len(rows)
         self._observer.queue_depth(self._pending_rows)
         self._wakeup.set()

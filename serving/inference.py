@@ -33,11 +33,14 @@ async def preprocess(state: ServingState, data: bytes, config: PreprocessConfig)
         raise APIError(500, "preprocessing_failed", f"preprocessing failed: {exc}") from None
 
 
-async def infer(state: ServingState, model: LoadedModel, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Submit ``rows`` to the model's batcher; batcher failures become HTTP errors."""
+async def infer(
+    state: ServingState, model: LoadedModel, rows: np.ndarray, bulk: bool = False
+) -> dict[str, np.ndarray]:
+    """Submit ``rows`` to the model's batcher (``bulk`` yields to interactive requests);
+    batcher failures become HTTP errors."""
     retry = state.config.retry_after_s
     try:
-        return await model.batcher.submit(rows)
+        return await model.batcher.submit(rows, bulk=bulk)
     except QueueFull as exc:
         raise unavailable("queue_full", str(exc), retry) from None
     except BatcherStopped as exc:

@@ -200,11 +200,13 @@ async def test_lime_scores_through_the_batcher_in_chunks_of_at_least_64_rows(tmp
     async with serving_client(config) as (client, app):
         model = app.state.serving.pool.resolve("cnn")
         submitted: list[int] = []
+        bulk_flags: list[bool] = []
         real_submit = model.batcher.submit
 
-        async def spy(rows):
+        async def spy(rows, bulk=False):
             submitted.append(len(rows))
-            return await real_submit(rows)
+            bulk_flags.append(bulk)
+            return await real_submit(rows, bulk=bulk)
 
         model.batcher.submit = spy
         before = model.batcher.stats.rows
@@ -212,6 +214,7 @@ async def test_lime_scores_through_the_batcher_in_chunks_of_at_least_64_rows(tmp
         metrics = (await client.get("/metrics")).text
     assert response.status_code == 200, response.text
     assert submitted[0] == 1  # the prediction itself
+    assert bulk_flags[0] is False and all(bulk_flags[1:]), "LIME rows queue as bulk"
     lime_chunks = submitted[1:]
     assert sum(lime_chunks) == 300 and min(lime_chunks) >= 64 and max(lime_chunks) < 128
     assert model.batcher.stats.rows - before == 301  # every row went through the batcher

@@ -169,3 +169,17 @@ async def test_stop_without_drain_fails_queued_work():
     outcomes = await asyncio.gather(*pending, return_exceptions=True)
     assert isinstance(outcomes[0], dict)  # already running: finishes
     assert any(isinstance(o, BatcherStopped) for o in outcomes[1:])
+
+
+async def test_interactive_rows_overtake_queued_bulk_rows():
+    model = RecordingModel(delay_s=0.03)
+    batcher = await started(model, max_batch_size=8, max_queue_delay_ms=0)
+    bulk = asyncio.create_task(batcher.submit(rows(1000, 40), bulk=True))
+    await asyncio.sleep(0.01)  # the first bulk batch is running; 32 bulk rows wait
+    single = await batcher.submit(rows(7, 1))
+    assert single["id"].tolist() == [7]
+    assert not bulk.done(), "the interactive row must not wait for the bulk rows to drain"
+    bulk_result = await bulk
+    assert bulk_result["id"].tolist() == list(range(1000, 1040))
+    assert model.batch_sizes[:2] == [8, 8], "the interactive row joins the next batch"
+    await batcher.stop()
