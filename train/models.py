@@ -75,17 +75,20 @@ def build_xception(
 ) -> keras.Model:
     """Xception base (``include_top=False``) + GAP + Dropout + Dense(sigmoid).
 
-    The base starts frozen; :func:`unfreeze_top` opens its last blocks for fine-tuning.
+    With pretrained weights the base starts frozen (BatchNorm in inference mode) and
+    :func:`unfreeze_top` opens its last blocks for fine-tuning. Without weights (``none``)
+    a frozen random base would learn nothing, so the whole network trains from scratch.
     """
+    pretrained = resolve_weights(weights)
     base = keras.applications.Xception(
         include_top=False,
-        weights=resolve_weights(weights),
+        weights=pretrained,
         input_shape=(input_size, input_size, 3),
     )
-    base.trainable = False
+    base.trainable = pretrained is None
     inputs = keras.Input((input_size, input_size, 3), name=INPUT_NAME)
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(inputs)
-    x = base(x, training=False)
+    x = base(x, training=False) if pretrained is not None else base(x)
     x = layers.Activation("linear", name=FEATURES_LAYER)(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
