@@ -23,7 +23,7 @@ elif [ "$MODEL" = xception ]; then
   [ -d data/combined_small ] || $PY scripts/subset_dataset.py --src data/combined \
     --dst data/combined_small --train-per-class 1000 --val-per-class 150
   $PY -m train --model xception --weights none --fine-tune-epochs 0 --image-size 96 \
-    --data data/combined_small --out $RUN --epochs 3 --patience 2 --batch-size 32 \
+    --data data/combined_small --out $RUN --epochs 1 --patience 2 --batch-size 32 \
     --jpeg-quality 50 99 --jpeg-prob 0.5 --blur-prob 0 --rotation 0 --zoom 0.05 --shift 0.05 \
     --workers 2
 else
