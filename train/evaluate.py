@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.decision import calibrate
-from train import metrics
+from train import robustness
 from train.files import DatasetError, SplitFiles, load_split
 from train.plots import write_plots
 from train.report import THRESHOLD_RULES, evaluate_predictions
@@ -96,23 +96,20 @@ def robustness_table(
     report: dict,
     clean: np.ndarray,
 ) -> dict:
-    """Test metrics (same temperature and threshold) under each degradation in ROBUSTNESS."""
-    y = np.asarray(files.labels)
+    """Test metrics (same temperature and threshold) under each degradation in ROBUSTNESS.
+
+    The table is :func:`train.robustness.table`, the same one ``python -m train.robustness``
+    writes (that command adds per-source tables and markdown).
+    """
     size = run_config["args"]["image_size"]
-    rows = {}
-    for name, transform in {"clean": None, **ROBUSTNESS}.items():
-        p = clean
-        if transform is not None:
-            p = predict(model, files, size, config.batch_size, transform, config.progress, name)
-        p_cal = calibrate(p, report["temperature"])
-        scores = metrics.threshold_metrics(y, p_cal, report["threshold"])
-        rows[name] = {
-            "roc_auc": metrics.roc_auc(y, p_cal),
-            "accuracy": scores["accuracy"],
-            "f1": scores["f1"],
-            "ece": metrics.expected_calibration_error(y, p_cal),
-        }
-    return rows
+    predictions = {"clean": clean}
+    for name, transform in ROBUSTNESS.items():
+        predictions[name] = predict(
+            model, files, size, config.batch_size, transform, config.progress, name
+        )
+    return robustness.table(
+        predictions, np.asarray(files.labels), report["threshold"], report["temperature"]
+    )
 
 
 def write_predictions(path: Path, rows: list[tuple[str, SplitFiles, np.ndarray]], t: float):

@@ -65,12 +65,13 @@ def source_of(path: str) -> str:
 
 
 def score(y: np.ndarray, p_cal: np.ndarray, threshold: float) -> dict:
-    """ROC-AUC, accuracy, F1 and image count of calibrated probabilities at ``threshold``."""
+    """ROC-AUC, accuracy, F1, ECE and image count of calibrated probabilities at ``threshold``."""
     at_threshold = metrics.threshold_metrics(y, p_cal, threshold)
     return {
         "roc_auc": metrics.roc_auc(y, p_cal),
         "accuracy": at_threshold["accuracy"],
         "f1": at_threshold["f1"],
+        "ece": metrics.expected_calibration_error(y, p_cal),
         "n": int(y.size),
     }
 
