@@ -69,8 +69,9 @@ async def predict(request: Request) -> JSONResponse:
     state = _state(request)
     model = _requested_model(request, state)
     config = model.preprocess_config(state.config.max_pixels, _query_bool(request, "face_crop"))
-    upload = await read_image(request)
-    row = await preprocess(state, upload.data, config)
+    with model.batcher.incoming():
+        upload = await read_image(request)
+        row = await preprocess(state, upload.data, config)
     outputs = await infer(state, model, row[None])
     body = prediction(state, model, probabilities(outputs)[0])
     return JSONResponse({**body, "latency_ms": _elapsed_ms(started)})
@@ -82,7 +83,6 @@ async def predict_batch(request: Request) -> JSONResponse:
     state = _state(request)
     model = _requested_model(request, state)
     config = model.preprocess_config(state.config.max_pixels, _query_bool(request, "face_crop"))
-    uploads = await read_images(request, state.config.max_batch_files)
 
     async def attempt(data: bytes) -> np.ndarray | APIError:
         try:
@@ -90,7 +90,9 @@ async def predict_batch(request: Request) -> JSONResponse:
         except APIError as exc:
             return exc
 
-    rows = await asyncio.gather(*(attempt(upload.data) for upload in uploads))
+    with model.batcher.incoming():
+        uploads = await read_images(request, state.config.max_batch_files)
+        rows = await asyncio.gather(*(attempt(upload.data) for upload in uploads))
     good = [row for row in rows if isinstance(row, np.ndarray)]
     probs = iter(probabilities(await infer(state, model, np.stack(good))) if good else [])
     results = []

@@ -6,6 +6,11 @@ arrived, runs them in one call on a dedicated single thread (off the event loop)
 hands each submission exactly its rows of every output. A submission larger than a batch
 is split over consecutive batches and reassembled in order.
 
+It only waits for rows that are on their way: handlers announce a request while they read
+and decode its upload (:meth:`DynamicBatcher.incoming`). With nothing announced, waiting
+rows run at once, so a lone request never pays the queue delay; under load the delay lets
+rows whose uploads are still being decoded join the batch.
+
 Bulk submissions (LIME's hundreds of perturbed images) queue behind every interactive
 one: a prediction that arrives while an explanation is being scored joins the very next
 batch instead of waiting for the explanation's rows to drain.
@@ -18,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -121,6 +126,7 @@ class DynamicBatcher:
         self._observer = observer or _NoObserver()
         self._pending: deque[_Submission] = deque()
         self._pending_rows = 0
+        self._incoming = 0  # requests announced but not yet submitted (reading, decoding)
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task | None = None
@@ -135,6 +141,20 @@ class DynamicBatcher:
     @property
     def accepting(self) -> bool:
         return self._task is not None and not self._stopping
+
+    @contextlib.contextmanager
+    def incoming(self) -> Iterator[None]:
+        """Announce one request whose rows are on their way (upload read, image decoding).
+
+        While any request is announced, a partial batch waits (at most
+        ``max_queue_delay_ms``) for it; the announcement ends when the block exits.
+        """
+        self._incoming += 1
+        try:
+            yield
+        finally:
+            self._incoming -= 1
+            self._wakeup.set()
 
     def start(self) -> None:
         """Start the batching task on the running event loop."""
@@ -231,10 +251,13 @@ class DynamicBatcher:
                     logger.exception("batch for %s failed unexpectedly", self.name)
 
     async def _wait_for_rows(self) -> None:
-        """Wait until a full batch is waiting or the oldest row has waited long enough."""
+        """Wait until a full batch is waiting, no announced request is still on its way, or
+        the oldest row has waited ``max_queue_delay_ms``."""
         loop = asyncio.get_running_loop()
         deadline = self._pending[0].enqueued + self.config.max_queue_delay_ms / 1000.0
         while self._pending_rows < self.config.max_batch_size and not self._stopping:
+            if self._incoming == 0:
+                return
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return

@@ -87,7 +87,10 @@ class ServerConfig:
     workers: int = _option(1, "uvicorn worker processes (each loads every model)", int)
     max_batch_size: int = _option(32, "most image rows per model run", int)
     max_queue_delay_ms: float = _option(
-        5.0, "longest wait for more rows after the first one of a batch", float
+        5.0,
+        "longest wait for more rows after the first one of a batch "
+        "(only while other requests are still being decoded)",
+        float,
     )
     max_queue_size: int = _option(
         2048, "most rows waiting per model; beyond that requests get 503", int

@@ -79,15 +79,45 @@ async def test_big_submission_is_split_across_batches_and_reassembled_in_order()
     assert model.batch_sizes == [32, 32, 9]  # 70 + 3 rows, never more than 32 at once
 
 
-async def test_partial_batch_waits_at_most_the_queue_delay():
+async def test_partial_batch_waits_at_most_the_queue_delay_for_announced_requests():
     model = RecordingModel()
     batcher = await started(model, max_batch_size=32, max_queue_delay_ms=50)
     start = time.perf_counter()
-    await batcher.submit(rows(0, 1))
+    with batcher.incoming():  # another request is still decoding and never arrives in time
+        await batcher.submit(rows(0, 1))
     waited = time.perf_counter() - start
     await batcher.stop()
     assert 0.04 <= waited < 1.0
     assert model.batch_sizes == [1]
+
+
+async def test_lone_request_runs_at_once_without_paying_the_delay():
+    model = RecordingModel()
+    batcher = await started(model, max_batch_size=32, max_queue_delay_ms=2000)
+    start = time.perf_counter()
+    await batcher.submit(rows(0, 1))
+    assert time.perf_counter() - start < 1.0
+    await batcher.stop()
+    assert model.batch_sizes == [1]
+
+
+async def test_announced_request_joins_the_batch_when_it_arrives():
+    model = RecordingModel()
+    batcher = await started(model, max_batch_size=32, max_queue_delay_ms=2000)
+
+    async def late_request():
+        with batcher.incoming():
+            await asyncio.sleep(0.05)  # reading and decoding its upload
+        return await batcher.submit(rows(1, 1))
+
+    late = asyncio.create_task(late_request())
+    await asyncio.sleep(0)  # the late request announces itself first
+    start = time.perf_counter()
+    first, second = await asyncio.gather(batcher.submit(rows(0, 1)), late)
+    assert time.perf_counter() - start < 1.0, "ran when the announced row arrived, not at 2 s"
+    assert (first["id"].tolist(), second["id"].tolist()) == ([0], [1])
+    assert model.batch_sizes == [2]
+    await batcher.stop()
 
 
 async def test_full_batch_runs_without_waiting_for_the_delay():
