@@ -229,6 +229,9 @@ def test_index_has_security_headers_and_page_runs_under_csp(ui: Session, server:
     expect(options).to_have_text(["cnn v1", "nocam v1", "strict v1"])
     expect(page.locator("#model-select option:checked")).to_have_text("cnn v1")
     expect(page.locator("#model-info")).to_contain_text("Threshold 0.50")
+    # the tiny model's metadata states test ROC-AUC 0: the model card says not to rely on it
+    expect(page.locator("#model-info")).to_contain_text("do not rely on its verdicts")
+    expect(page.locator("#model-info")).to_have_attribute("title", re.compile("synthetic"))
     expect(page.locator("#results")).to_have_attribute("aria-live", "polite")
     expect(page.locator("label[for=file-input]")).to_be_visible()
     expect(page.locator("#file-input")).to_have_attribute("multiple", "")

@@ -155,12 +155,18 @@
     return entry ? { name: entry.name, version: entry.version } : null;
   }
 
+  // Below this test ROC-AUC the model card warns that verdicts are unreliable.
+  const WEAK_MODEL_AUC = 0.7;
+
   function describeModel(entry) {
     const parts = [`Threshold ${Number(entry.threshold).toFixed(2)}`];
     const test = entry.metrics && entry.metrics.test;
     if (test && typeof test.roc_auc === "number") parts.push(`test ROC AUC ${test.roc_auc.toFixed(3)}`);
     if (test && typeof test.accuracy === "number") {
       parts.push(`accuracy ${(test.accuracy * 100).toFixed(1)}%`);
+    }
+    if (test && typeof test.roc_auc === "number" && test.roc_auc < WEAK_MODEL_AUC) {
+      parts.push("weak on its own test set: do not rely on its verdicts");
     }
     if (entry.ready === false) parts.push("still warming up");
     return parts.join(" · ");
@@ -198,6 +204,7 @@
   function updateModelInfo() {
     const entry = models[Number.parseInt(el.modelSelect.value, 10)];
     el.modelInfo.textContent = entry ? describeModel(entry) : "";
+    el.modelInfo.title = entry && entry.training_data ? `Trained on: ${entry.training_data}` : "";
   }
 
   // ---------------------------------------------------------------- upload queue
