@@ -75,8 +75,13 @@ def contract(config: PreprocessConfig | None = None) -> dict:
     }
 
 
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, full_size: bool = False
+) -> Image.Image:
     """Parse the header of ``data``, check format and pixel count, and fully decode it.
+
+    Large JPEGs are reduced by DCT scaling while decoding (the contract's draft step) unless
+    ``full_size`` asks for every pixel (explanation overlays at the upload's own size).
 
     Raises :class:`ImageError` for anything that is not a supported, sane image.
     """
@@ -106,7 +111,7 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     try:
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)
-        if image.format in ("JPEG", "MPO"):
+        if image.format in ("JPEG", "MPO") and not full_size:
             image.draft("RGB", (INPUT_SIZE, INPUT_SIZE))
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -137,9 +142,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode bytes to an upright ``uint8`` RGB array of the image's own size."""
-    return np.asarray(to_rgb(open_image(data, max_pixels)), dtype=np.uint8)
+def decode_rgb(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, full_size: bool = False
+) -> np.ndarray:
+    """Decode bytes to an upright ``uint8`` RGB array (large JPEGs draft-reduced unless
+    ``full_size``; see :func:`open_image`)."""
+    return np.asarray(to_rgb(open_image(data, max_pixels, full_size)), dtype=np.uint8)
 
 
 def resize_rgb(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:

@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from core.preprocessing import ImageError, decode_rgb, preprocess_rgb
+from core.preprocessing import ImageError, decode_rgb
 from serving import kserve
 from serving.config import ServerConfig
 from serving.errors import (
@@ -123,13 +123,15 @@ async def explain(request: Request) -> JSONResponse:
             "face_crop is not supported by /v1/explain; the overlay covers the image"
         )
     upload = await read_image(request)
+    # The model input comes from the same path as /v1/predict (same answer for the same
+    # upload); the overlay is drawn over every pixel of the upload (no JPEG draft reduction).
+    model_input = await preprocess(
+        state, upload.data, model.preprocess_config(state.config.max_pixels)
+    )
     try:
-        rgb = await state.run_blocking(decode_rgb, upload.data, state.config.max_pixels)
+        rgb = await state.run_blocking(decode_rgb, upload.data, state.config.max_pixels, True)
     except ImageError as exc:
         raise from_image_error(exc) from None
-    model_input = await state.run_blocking(
-        preprocess_rgb, rgb, model.preprocess_config(state.config.max_pixels)
-    )
     outputs = await infer(state, model, model_input[None])
     context = ExplainRequest(
         model=model,

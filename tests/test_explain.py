@@ -341,3 +341,21 @@ async def test_cam_on_a_model_without_cam_output_is_a_clear_error_and_lime_still
     message = assert_error(cam, 501, "cam_unavailable")
     assert "cam" in message and "lime" in message
     assert lime.status_code == 200  # LIME needs only probability_fake
+
+
+async def test_cam_overlay_of_a_large_jpeg_has_the_upload_size_and_predicts_like_predict(
+    tmp_path,
+):
+    from core.preprocessing import encode_jpeg
+
+    root = write_texture_entry(tmp_path / "models")
+    data = encode_jpeg(cue_image(600, 520, "top-right"), quality=92)  # drafted for the model
+    async with serving_client(test_config(root)) as (client, _):
+        response = await explain(client, data, "method=cam")
+        predicted = (await client.post("/v1/predict", files={"file": ("a.jpg", data)})).json()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["width"], body["height"]) == (520, 600)
+    assert decode_overlay(body).shape == (600, 520, 3)
+    predicted.pop("latency_ms")
+    assert body["prediction"] == predicted

@@ -184,3 +184,12 @@ def test_overlay_png_is_lossless_at_the_fast_compression_level():
     rgb = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     decoded = Image.open(io.BytesIO(base64.b64decode(png_base64(rgb))))
     assert decoded.format == "PNG" and np.array_equal(np.asarray(decoded), rgb)
+
+
+def test_large_jpeg_overlay_keeps_every_pixel_while_the_model_input_is_drafted():
+    from core.preprocessing import decode_rgb, encode_jpeg
+
+    rgb = np.random.default_rng(1).integers(0, 255, (600, 500, 3), dtype=np.uint8)
+    data = encode_jpeg(rgb)
+    assert decode_rgb(data).shape == (300, 250, 3)  # the contract's draft reduction
+    assert decode_rgb(data, full_size=True).shape == (600, 500, 3)
