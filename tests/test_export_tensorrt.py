@@ -109,7 +109,7 @@ def _build_or_skip(config: TensorRTConfig) -> dict:
     try:
         return build_plan(config)
     except TensorRTUnavailable as exc:  # the package is there, but no GPU or no such feature
-        pytest.skip(f"TensorRT cannot build here: {exc}")
+        pytest.skip(reason=f"TensorRT cannot build here: {exc}")
 
 
 @needs_tensorrt

@@ -75,12 +75,12 @@ def find_chromium() -> str | None:
 
 expect.set_options(timeout=TIMEOUT_MS)
 CHROMIUM = find_chromium()
+NO_BROWSER = (
+    "no Chromium executable found (install it with `apt-get install chromium` or "
+    "`make browser`, or set CHROMIUM_PATH)"
+)
 if CHROMIUM is None:
-    pytest.skip(
-        "no Chromium executable found (install it with `apt-get install chromium` or "
-        "`make browser`, or set CHROMIUM_PATH)",
-        allow_module_level=True,
-    )
+    pytest.skip(reason=NO_BROWSER, allow_module_level=True)
 
 
 # --- fixtures ------------------------------------------------------------------------------
