@@ -13,6 +13,7 @@ from core.modelrepo import ModelRepository
 from serving.batcher import BatcherConfig, DynamicBatcher
 from serving.config import ServerConfig
 from serving.errors import unavailable
+from serving.explain import find_explainer
 from serving.metrics import ServingMetrics
 from serving.models import LoadedModel, ModelPool, find_entries
 from serving.runtime import ModelRuntime, RuntimeConfig
@@ -89,6 +90,13 @@ class ServingState:
             batcher.start()
             loaded.append(LoadedModel(entry, runtime, batcher))
         self.pool = ModelPool(loaded, self.config.default_model)
+        if loaded and self.config.lime_concurrency > 0:
+            # lime and scikit-image take 1-3 s to import: pay that before ready, not on the
+            # first explanation request.
+            try:
+                await asyncio.to_thread(find_explainer, "lime")
+            except Exception as exc:  # explain?method=lime will answer with the error
+                logger.warning("LIME is not available: %s", exc)
         if loaded:
             self.ready, self.problem = True, None
             self.metrics.ready.set(1)

@@ -359,3 +359,25 @@ async def test_cam_overlay_of_a_large_jpeg_has_the_upload_size_and_predicts_like
     assert decode_overlay(body).shape == (600, 520, 3)
     predicted.pop("latency_ms")
     assert body["prediction"] == predicted
+
+
+def test_lime_is_imported_before_the_server_reports_ready(tmp_path):
+    """The first LIME request must not pay lime's import; checked in a fresh process."""
+    root = write_texture_entry(tmp_path / "models")
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from serving.app import create_app\n"
+        "from serving.config import ServerConfig\n"
+        f"app = create_app(ServerConfig(models_dir=Path({str(root)!r})))\n"
+        "async def main():\n"
+        "    async with app.router.lifespan_context(app):\n"
+        "        assert app.state.serving.ready\n"
+        "        assert 'lime.lime_image' in sys.modules\n"
+        "asyncio.run(main())\n"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
