@@ -393,6 +393,24 @@ def assign_splits(items: list[Item], config: BuildConfig, group_offset: int = 0)
     }
 
 
+def load_both_sources(
+    config: BuildConfig, second_per_class: int | None
+) -> tuple[str, list[Item], Counter, list[Item], Counter]:
+    """The snapshot's commit, then items and skip counts of the main source and of the
+    second source (sampled to ``second_per_class`` per class), de-duplicated across both."""
+    snapshot = GitSnapshot(config.snapshot, config.rev)
+    main_source, second_source = SOURCES
+    main_skipped: Counter = Counter()
+    second_skipped: Counter = Counter()
+    seen: dict[str, str] = {}
+    try:
+        main = load_items(snapshot, main_source, config, main_skipped, seen)
+        second = load_items(snapshot, second_source, config, second_skipped, seen, second_per_class)
+    finally:
+        snapshot.close()
+    return snapshot.commit, main, main_skipped, second, second_skipped
+
+
 def build_combined(config: BuildConfig) -> dict:
     """``data/combined``: the Yonsei split unchanged + a seeded LFW/FaceSwap sample split alike.
 
@@ -401,18 +419,10 @@ def build_combined(config: BuildConfig) -> dict:
     grouping and a grouped, stratified 70/15/15 split. Each manifest row names its source,
     so results can be reported per source.
     """
-    snapshot = GitSnapshot(config.snapshot, config.rev)
     main_source, extra_source = SOURCES
-    skipped: Counter = Counter()
-    seen: dict[str, str] = {}
-    try:
-        main = load_items(snapshot, main_source, config, skipped, seen)
-        extra_skipped: Counter = Counter()
-        extra = load_items(
-            snapshot, extra_source, config, extra_skipped, seen, config.combined_per_class
-        )
-    finally:
-        snapshot.close()
+    commit, main, skipped, extra, extra_skipped = load_both_sources(
+        config, config.combined_per_class
+    )
     main_groups = assign_splits(main, config)
     offset = 1 + max((item.group for item in main), default=0)
     extra_groups = assign_splits(extra, config, group_offset=offset)
@@ -424,7 +434,7 @@ def build_combined(config: BuildConfig) -> dict:
     settings = {key: str(value) for key, value in asdict(config).items()}
     summary = {
         "sources": [asdict(main_source), asdict(extra_source)],
-        "commit": snapshot.commit,
+        "commit": commit,
         "skipped": {main_source.name: dict(skipped), extra_source.name: dict(extra_skipped)},
         "near_duplicate_groups": {main_source.name: main_groups, extra_source.name: extra_groups},
         "lfw_images_hash_near_duplicate_of_a_yonsei_image": extra_near_main,
@@ -451,18 +461,8 @@ def build_combined(config: BuildConfig) -> dict:
 
 def build(config: BuildConfig) -> dict:
     """Build the main split and the cross-dataset test set; return a summary."""
-    snapshot = GitSnapshot(config.snapshot, config.rev)
     main_source, cross_source = SOURCES
-    skipped: Counter = Counter()
-    seen: dict[str, str] = {}
-    try:
-        main = load_items(snapshot, main_source, config, skipped, seen)
-        cross_skipped: Counter = Counter()
-        cross = load_items(
-            snapshot, cross_source, config, cross_skipped, seen, config.cross_per_class
-        )
-    finally:
-        snapshot.close()
+    commit, main, skipped, cross, cross_skipped = load_both_sources(config, config.cross_per_class)
 
     groups = near_duplicate_groups(main, config.near_dup_bits, config.border_diff)
     sizes = Counter(groups)
@@ -484,7 +484,7 @@ def build(config: BuildConfig) -> dict:
         "settings": settings,
         "main": {
             "source": asdict(main_source),
-            "commit": snapshot.commit,
+            "commit": commit,
             "skipped": dict(skipped),
             "near_duplicate_groups": {
                 "groups_with_2_or_more": sum(1 for n in sizes.values() if n > 1),
@@ -498,7 +498,7 @@ def build(config: BuildConfig) -> dict:
         },
         "cross": {
             "source": asdict(cross_source),
-            "commit": snapshot.commit,
+            "commit": commit,
             "skipped": dict(cross_skipped),
             "main_images_near_duplicate_of_a_cross_image": cross_near_main,
             "stats_all": class_stats(cross),
