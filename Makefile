@@ -10,8 +10,11 @@ DATA   ?= data/faces
 MODEL  ?= cnn
 EPOCHS ?= 10
 RUN    ?= runs/$(MODEL)
+GAN    ?= data/gan
+DATASET ?= data/detector
+RANDOM_FACE := random-face==2021.7.21.1
 
-.PHONY: help install install-serve install-dev browser serve test lint train evaluate export bench clean
+.PHONY: help install install-serve install-dev browser serve test lint data train evaluate export bench clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,7 +28,8 @@ $(VENV)/.serve: pyproject.toml | $(VENV)/bin/python
 	@touch $@
 
 $(VENV)/.all: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[train,serve,bench,dev]'
+	$(PIP) install -q -e '.[train,serve,data,bench,dev]'
+	$(PIP) install -q --no-deps $(RANDOM_FACE)
 	@touch $@ $(VENV)/.serve
 
 install-serve: $(VENV)/.serve  ## Install the server only (no TensorFlow)
@@ -47,6 +51,12 @@ test: $(VENV)/.all browser  ## Install what the tests need and run them
 lint: $(VENV)/.all  ## ruff check + format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+data: $(VENV)/.all  ## Generate GAN faces, build data/detector, write reports/data (about 1 h)
+	$(PY) scripts/generate_gan_faces.py --out $(GAN) --count 6000 --psi 0.7,1.0
+	$(PY) -m dataprep build --gan $(GAN) --out $(DATASET) --overwrite
+	$(PY) -m dataprep stats --data $(DATASET) --out reports/data
+	$(PY) -m dataprep probes --data $(DATASET) --out reports/data
 
 train: $(VENV)/.all  ## Train MODEL=cnn|xception on DATA into RUN, then evaluate
 	$(PY) -m train --model $(MODEL) --data $(DATA) --epochs $(EPOCHS) --out $(RUN)

@@ -1,6 +1,9 @@
-"""Optional face crop with OpenCV's bundled Haar cascade (off by default).
+"""Face crop with OpenCV's bundled Haar cascade: one function for the dataset build and the server.
 
-Training sets of pre-cropped faces do not need it; whole photos sent to the server may.
+Models trained on face crops say so in their preprocessing contract (``face_crop: true``), and
+the server then applies exactly this crop to every upload. Detection runs on a grey copy whose
+longer side is at most :data:`DETECT_MAX_SIDE` pixels (fast and resolution-independent); the
+box is mapped back and the crop is taken from the full-resolution image.
 """
 
 from __future__ import annotations
@@ -8,6 +11,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
+FACE_MARGIN = 0.25  # fraction of the detected box added on every side
+DETECT_MAX_SIDE = 400  # detection image's longer side, in pixels
+MIN_FACE_FRACTION = 0.1  # smallest face searched for, as a fraction of the shorter side
 
 
 @lru_cache(maxsize=1)
@@ -21,25 +28,45 @@ def _cascade():
     return cascade
 
 
-def find_faces(rgb: np.ndarray, min_size: int = 40) -> list[tuple[int, int, int, int]]:
-    """Face boxes ``(x, y, w, h)`` in a ``uint8`` RGB image, largest first."""
+def find_faces(rgb: np.ndarray, min_size: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Face boxes ``(x, y, w, h)`` in source pixels of a ``uint8`` RGB image, largest first."""
     import cv2
 
+    height, width = rgb.shape[:2]
+    scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+    smallest = min_size if min_size is not None else MIN_FACE_FRACTION * min(height, width)
+    smallest = max(20, int(smallest * scale))
     boxes = _cascade().detectMultiScale(
-        grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size)
+        grey, scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest)
     )
-    return sorted((tuple(int(v) for v in box) for box in boxes), key=lambda b: -b[2] * b[3])
+    found = [tuple(int(round(v / scale)) for v in box) for box in boxes]
+    return sorted(found, key=lambda b: (-b[2] * b[3], b[0], b[1]))
 
 
-def crop_face(rgb: np.ndarray, margin: float = 0.25) -> np.ndarray:
-    """The largest face with ``margin`` (fraction of the box) around it; the image if none."""
+def face_region(rgb: np.ndarray, margin: float = FACE_MARGIN) -> tuple[int, int, int, int] | None:
+    """``(top, bottom, left, right)`` of the largest face plus ``margin``; None if no face."""
     faces = find_faces(rgb)
     if not faces:
-        return rgb
+        return None
     x, y, w, h = faces[0]
     pad_x, pad_y = int(w * margin), int(h * margin)
     height, width = rgb.shape[:2]
-    top, bottom = max(0, y - pad_y), min(height, y + h + pad_y)
-    left, right = max(0, x - pad_x), min(width, x + w + pad_x)
+    return (
+        max(0, y - pad_y),
+        min(height, y + h + pad_y),
+        max(0, x - pad_x),
+        min(width, x + w + pad_x),
+    )
+
+
+def crop_face(rgb: np.ndarray, margin: float = FACE_MARGIN) -> np.ndarray:
+    """The largest face with ``margin`` (fraction of the box) around it; the image if none."""
+    region = face_region(rgb, margin)
+    if region is None:
+        return rgb
+    top, bottom, left, right = region
     return rgb[top:bottom, left:right]

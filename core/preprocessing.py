@@ -8,7 +8,10 @@ Contract (also written into every model's ``metadata.json`` via :func:`contract`
 * **Orientation**: the EXIF orientation tag is applied (the image is turned upright).
 * **Colour**: 8-bit **RGB**. Alpha is composited over white; palette, grey, CMYK and
   16-bit images are converted to 8-bit RGB.
-* **Resize**: the whole image (no crop, aspect ratio not kept) to ``size x size`` with
+* **Face crop** (only for models whose contract says ``face_crop: true``): JPEGs are
+  draft-decoded to no less than 4x the target size, then :func:`core.facecrop.crop_face`
+  takes the largest Haar-cascade face plus a 25% margin (the whole image if none is found).
+* **Resize**: the whole image or crop (aspect ratio not kept) to ``size x size`` with
   Pillow's antialiased bilinear filter (``Image.Resampling.BILINEAR``). JPEGs far larger
   than the target are first reduced by the decoder's DCT scaling (``Image.draft``, by 1/2,
   1/4 or 1/8) to no less than the target size, which is fast (a 600x600 JPEG decodes in
@@ -30,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 INPUT_SIZE = 224
+FACE_DRAFT_FACTOR = 4  # face-crop models decode JPEGs to >= 4x the input size, then crop
 DEFAULT_MAX_PIXELS = 40_000_000  # about 40 megapixels, e.g. 7300 x 5500
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 
@@ -64,7 +68,7 @@ def contract(config: PreprocessConfig | None = None) -> dict:
         "exif_orientation": "applied",
         "color_order": "RGB",
         "alpha": "composited over white",
-        "resize": f"whole image to {config.size}x{config.size}, aspect not kept",
+        "resize": f"whole image (or face crop) to {config.size}x{config.size}, aspect not kept",
         "interpolation": "Pillow BILINEAR (antialiased), JPEG draft reduction to >= target",
         "dtype": "float32",
         "value_range": [0.0, 255.0],
@@ -76,12 +80,16 @@ def contract(config: PreprocessConfig | None = None) -> dict:
 
 
 def open_image(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, full_size: bool = False
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    full_size: bool = False,
+    draft_size: int = INPUT_SIZE,
 ) -> Image.Image:
     """Parse the header of ``data``, check format and pixel count, and fully decode it.
 
-    Large JPEGs are reduced by DCT scaling while decoding (the contract's draft step) unless
-    ``full_size`` asks for every pixel (explanation overlays at the upload's own size).
+    Large JPEGs are reduced by DCT scaling while decoding (the contract's draft step) to no
+    less than ``draft_size`` unless ``full_size`` asks for every pixel (explanation overlays
+    at the upload's own size).
 
     Raises :class:`ImageError` for anything that is not a supported, sane image.
     """
@@ -112,7 +120,7 @@ def open_image(
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)
         if image.format in ("JPEG", "MPO") and not full_size:
-            image.draft("RGB", (INPUT_SIZE, INPUT_SIZE))
+            image.draft("RGB", (draft_size, draft_size))
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
@@ -171,7 +179,8 @@ def preprocess_rgb(rgb: np.ndarray, config: PreprocessConfig | None = None) -> n
 def preprocess_bytes(data: bytes, config: PreprocessConfig | None = None) -> np.ndarray:
     """Model input from encoded image bytes: decode, orient, RGB, (crop), resize, float32."""
     config = config or PreprocessConfig()
-    image = to_rgb(open_image(data, config.max_pixels))
+    draft = config.size * FACE_DRAFT_FACTOR if config.face_crop else config.size
+    image = to_rgb(open_image(data, config.max_pixels, draft_size=draft))
     if not config.face_crop and image.size != (config.size, config.size):
         image = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
     return preprocess_rgb(np.asarray(image, dtype=np.uint8), config)

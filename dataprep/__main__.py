@@ -1,0 +1,93 @@
+"""``python -m dataprep {build,stats,probes}``: the dataset stage's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from dataprep.build import BuildConfig, build
+
+HELP = {
+    "out": "output folder data/<name>",
+    "real_faces": "folder with the real-photo sources (scut-fbp5500/, all-age-faces/, celeba/)",
+    "gan": "generated faces folder (scripts/generate_gan_faces.py output)",
+    "snapshot": "git snapshot of Rees451/faces-fake-vs-real (Yonsei, LFW); 'none' to leave out",
+    "rees_per_source": "files sampled per Yonsei/LFW source",
+    "limit": "cap per source (quick builds)",
+    "ratios": "train/val/test shares",
+    "seed": "seed of sampling, matching and splitting",
+    "quality_bounds": "clip drawn JPEG qualities to this range",
+    "near_dup_bits": "average-hash bits within which two crops are near-duplicates",
+    "workers": "worker processes",
+    "overwrite": "replace an existing output folder",
+}
+
+
+def add_build(parser: argparse.ArgumentParser) -> None:
+    """One flag per BuildConfig field, default and type from the dataclass."""
+    defaults = BuildConfig()
+    for item in fields(BuildConfig):
+        flag = "--" + item.name.replace("_", "-")
+        default = getattr(defaults, item.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=HELP[item.name])
+        elif isinstance(default, tuple):
+            kind = type(default[0])
+            parser.add_argument(
+                flag, type=kind, nargs=len(default), default=default, help=HELP[item.name]
+            )
+        else:
+            kind = int if item.name == "limit" else type(default) if default is not None else str
+            parser.add_argument(flag, type=kind, default=default, help=HELP[item.name])
+
+
+def build_config(args: argparse.Namespace) -> BuildConfig:
+    values = {item.name: getattr(args, item.name) for item in fields(BuildConfig)}
+    for name in ("out", "real_faces", "gan"):
+        values[name] = Path(values[name])
+    snapshot = values["snapshot"]
+    values["snapshot"] = None if str(snapshot).lower() == "none" else Path(snapshot)
+    values["ratios"] = tuple(values["ratios"])
+    values["quality_bounds"] = tuple(values["quality_bounds"])
+    return BuildConfig(**values)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m dataprep",
+        description="Build the real/fake face dataset, measure it, and probe it for shortcuts.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    add_build(commands.add_parser("build", help="combine all sources", formatter_class=formatter))
+    for name, text in (
+        ("stats", "per-class and per-source distributions with plots"),
+        ("probes", "train and score the shortcut probes"),
+    ):
+        sub = commands.add_parser(name, help=text, formatter_class=formatter)
+        sub.add_argument("--data", type=Path, default=Path("data/detector"), help="dataset")
+        sub.add_argument("--out", type=Path, default=Path("reports/data"), help="report folder")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.command == "build":
+        summary = build(build_config(args))
+    elif args.command == "stats":
+        from dataprep.stats import write_stats
+
+        summary = write_stats(args.data, args.out)["face_found_rate"]
+    else:
+        from dataprep.probes import run_probes
+
+        report = run_probes(args.data, args.out / "probes.json")
+        summary = {name: probe["auc"] for name, probe in report["probes"].items()}
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""Combine every source into ``data/<name>/{train,val,test}/{real,fake}/`` with a manifest.
+
+Steps, in order: read the real photos and the manipulated fakes; prepare them (face crop,
+JPEG at a quality drawn from the real photos' qualities); prepare each generated face matched
+to a seeded real partner (its crop side and sharpness); group near-duplicates within each
+source family; split groups 70/15/15 per family, seeded; write files and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from dataprep.imaging import average_hash
+from dataprep.prepare import Job, Prepared, header, try_prepare
+from dataprep.sources import Candidate, gan_faces, rees_faces, shared_reals
+
+CLASSES = ("real", "fake")
+SPLITS = ("train", "val", "test")
+DEFAULT_SNAPSHOT = Path("/work/.mirror/Rees451+faces-fake-vs-real/repo")
+FAMILIES = {"yonsei-real": "yonsei", "yonsei-photoshop": "yonsei", "lfw-faceswap": "lfw"}
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Inputs, output and the knobs of matching and splitting."""
+
+    out: Path = Path("data/detector")
+    real_faces: Path = Path("../shared/data/real-faces")
+    gan: Path = Path("data/gan")
+    snapshot: Path | None = DEFAULT_SNAPSHOT  # None: no Yonsei / LFW sources
+    rees_per_source: int = 1100
+    limit: int | None = None  # cap per source (quick builds, tests)
+    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    quality_bounds: tuple[int, int] = (60, 98)
+    near_dup_bits: int = 12
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or sum(self.ratios) <= 0:
+            raise ValueError(f"ratios must be three non-negative numbers, got {self.ratios}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass
+class Row:
+    """One stored file in the manifest."""
+
+    source: str
+    kind: str
+    label: int
+    origin: str
+    licence: str
+    group: str
+    prepared: Prepared
+    partner: str = ""
+    split: str = ""
+    file: str = ""
+
+    def record(self) -> dict:
+        info = {k: v for k, v in asdict(self.prepared).items() if k != "jpeg"}
+        info["sharpness"] = round(info["sharpness"], 2)
+        meta = {k: v for k, v in asdict(self).items() if k != "prepared"}
+        return meta | {"class": CLASSES[self.label]} | info
+
+
+def file_rng(seed: int, origin: str) -> np.random.Generator:
+    """A generator seeded by the build seed and the file's origin (order-independent)."""
+    return np.random.default_rng([seed, zlib.crc32(origin.encode())])
+
+
+def real_qualities(candidates: list[Candidate], bounds: tuple[int, int]) -> np.ndarray:
+    """The real photos' own JPEG qualities (header estimates), clipped to ``bounds``."""
+    found = [header(c.data)[0] for c in candidates if c.label == 0]
+    qualities = np.array([q for q in found if q is not None], dtype=int)
+    if qualities.size == 0:
+        qualities = np.array([90])
+    return np.clip(qualities, *bounds)
+
+
+def run_jobs(jobs: list[Job], workers: int, desc: str) -> list[Prepared | str]:
+    """Prepare in a process pool (in order), with a progress bar."""
+    if workers == 1:
+        return [try_prepare(job) for job in tqdm(jobs, desc=desc, unit="img")]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(
+            tqdm(pool.map(try_prepare, jobs, chunksize=16), total=len(jobs), desc=desc, unit="img")
+        )
+
+
+def prepare_all(
+    candidates: list[Candidate], config: BuildConfig, skipped: Counter
+) -> tuple[list[Row], list[Row]]:
+    """Reals and manipulated fakes first, then generated faces matched to real partners."""
+    qualities = real_qualities(candidates, config.quality_bounds)
+    plain = [c for c in candidates if c.kind != "gan"]
+    generated = [c for c in candidates if c.kind == "gan"]
+    jobs = [Job(c.data, int(file_rng(config.seed, c.origin).choice(qualities))) for c in plain]
+    rows = collect(plain, run_jobs(jobs, config.workers, "reals + manipulated"), skipped)
+    reals = [row for row in rows if row.label == 0]
+    if generated and not reals:
+        raise SystemExit("error: generated faces need real photos to be matched to")
+    weights = partner_weights(reals, [row for row in rows if row.label == 1], len(generated))
+    partners, jobs = [], []
+    for c in generated:
+        rng = file_rng(config.seed, c.origin)
+        partner = reals[int(rng.choice(len(reals), p=weights))]
+        partners.append(partner.origin)
+        jobs.append(
+            Job(
+                c.data,
+                int(rng.choice(qualities)),
+                target_side=max(partner.prepared.stored_width, partner.prepared.stored_height),
+                target_sharpness=partner.prepared.sharpness,
+            )
+        )
+    gan_rows = collect(generated, run_jobs(jobs, config.workers, "generated (matched)"), skipped)
+    for row, partner in zip(gan_rows, partners, strict=False):
+        row.partner = partner
+    return rows, gan_rows
+
+
+def partner_weights(reals: list[Row], manipulated: list[Row], n_generated: int) -> np.ndarray:
+    """Probability of each real photo being a generated face's partner, chosen so that the
+    fake class as a whole (manipulated fakes + matched generated faces) has the real class's
+    mix of source families: families already over-represented by their own manipulated
+    fakes (Yonsei, LFW) are drawn less often, or not at all."""
+    real_count = Counter(family(row.source) for row in reals)
+    fake_count = Counter(family(row.source) for row in manipulated)
+    n_fake = len(manipulated) + n_generated
+    wanted = {
+        fam: max(0.0, count / len(reals) * n_fake - fake_count[fam])
+        for fam, count in real_count.items()
+    }
+    if sum(wanted.values()) <= 0:
+        wanted = dict.fromkeys(real_count, 1.0)
+    weights = np.array(
+        [wanted[family(row.source)] / real_count[family(row.source)] for row in reals]
+    )
+    return weights / weights.sum()
+
+
+def collect(
+    candidates: list[Candidate], results: list[Prepared | str], skipped: Counter
+) -> list[Row]:
+    """Rows for what was prepared; failures and exact duplicates counted in ``skipped``."""
+    rows, seen = [], set()
+    for candidate, result in zip(candidates, results, strict=True):
+        if isinstance(result, str):
+            skipped[f"{candidate.source}: {result.split(':')[0]}"] += 1
+            continue
+        if result.sha256_original in seen:
+            skipped[f"{candidate.source}: exact duplicate"] += 1
+            continue
+        seen.add(result.sha256_original)
+        group = candidate.group_hint or candidate.origin
+        rows.append(
+            Row(
+                candidate.source,
+                candidate.kind,
+                candidate.label,
+                candidate.origin,
+                candidate.licence,
+                group,
+                result,
+            )
+        )
+    return rows
+
+
+def family(source: str) -> str:
+    return FAMILIES.get(source, source)
+
+
+def group_near_duplicates(rows: list[Row], max_bits: int) -> None:
+    """Merge groups of rows within one source family whose crops' hashes are close."""
+    by_family: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        by_family.setdefault(family(row.source), []).append(index)
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for members in by_family.values():
+        if rows[members[0]].kind == "gan":
+            continue  # every generator seed is its own group
+        hashes = np.stack([average_hash(crop_rgb(rows[i])) for i in members])
+        for a in range(len(members) - 1):
+            close = (hashes[a + 1 :] != hashes[a]).sum(axis=1) <= max_bits
+            for b in np.nonzero(close)[0]:
+                parent[find(members[a])] = find(members[a + 1 + int(b)])
+    for index, row in enumerate(rows):
+        root = find(index)
+        if root != index:
+            row.group = rows[root].group
+
+
+def crop_rgb(row: Row) -> np.ndarray:
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(row.prepared.jpeg)).convert("RGB"))
+
+
+def assign_splits(rows: list[Row], ratios: tuple[float, ...], seed: int) -> None:
+    """Seeded grouped split, per source family and class: each group goes to the split
+    furthest below its target share."""
+    weights = np.asarray(ratios, dtype=float) / sum(ratios)
+    cells: dict[tuple[str, int], dict[str, list[Row]]] = {}
+    for row in rows:
+        cells.setdefault((family(row.source), row.label), {}).setdefault(row.group, []).append(row)
+    placed: dict[str, str] = {}
+    for key in sorted(cells):
+        groups = cells[key]
+        names = sorted(groups)
+        np.random.default_rng([seed, zlib.crc32(repr(key).encode())]).shuffle(names)
+        filled = np.zeros(len(SPLITS))
+        total = sum(len(members) for members in groups.values())
+        for name in names:
+            split = placed.get(name)
+            if split is None:
+                split = SPLITS[int(np.argmax(weights * total - filled))]
+                placed[name] = split
+            for row in groups[name]:
+                row.split = split
+            filled[SPLITS.index(split)] += len(groups[name])
+
+
+def write(rows: list[Row], out: Path, overwrite: bool) -> None:
+    """Files under ``out/<split>/<class>/<source>-<n>.jpg``."""
+    if out.exists():
+        if not overwrite:
+            raise SystemExit(f"error: {out} exists; pass --overwrite to rebuild it")
+        shutil.rmtree(out)
+    counters: Counter = Counter()
+    for row in rows:
+        folder = out / row.split / CLASSES[row.label]
+        folder.mkdir(parents=True, exist_ok=True)
+        counters[row.source] += 1
+        name = f"{row.source}-{counters[row.source]:05d}.jpg"
+        (folder / name).write_bytes(row.prepared.jpeg)
+        row.file = f"{row.split}/{CLASSES[row.label]}/{name}"
+
+
+def summarise(rows: list[Row], skipped: Counter) -> dict:
+    """Counts per split, class, source and kind; real-source shares; skips."""
+    counts: dict = {}
+    for row in rows:
+        split = counts.setdefault(row.split, {})
+        cls = split.setdefault(CLASSES[row.label], {})
+        cls[row.source] = cls.get(row.source, 0) + 1
+    reals = Counter(row.source for row in rows if row.label == 0)
+    n_real = sum(reals.values()) or 1
+    groups = Counter((row.group, row.split) for row in rows)
+    crossing = Counter(group for group, _ in groups)
+    return {
+        "counts": counts,
+        "by_class": dict(Counter(CLASSES[row.label] for row in rows)),
+        "by_kind": dict(Counter(row.kind for row in rows)),
+        "real_source_share": {s: round(n / n_real, 4) for s, n in reals.items()},
+        "groups": len(crossing),
+        "groups_crossing_splits": sum(1 for n in crossing.values() if n > 1),
+        "skipped": dict(skipped),
+    }
+
+
+def read_candidates(config: BuildConfig) -> list[Candidate]:
+    """Every source's files, read into memory (about 1 GB for the full build)."""
+    sources: list[Iterable[Candidate]] = [shared_reals(config.real_faces, config.limit)]
+    if config.snapshot is not None:
+        per_source = min(config.rees_per_source, config.limit or config.rees_per_source)
+        sources.append(rees_faces(config.snapshot, per_source, config.seed))
+    sources.append(gan_faces(config.gan, config.limit))
+    candidates = []
+    for source in sources:
+        candidates.extend(tqdm(source, desc="reading", unit="file", leave=False))
+    return candidates
+
+
+def build(config: BuildConfig) -> dict:
+    """Build the dataset; returns the manifest's summary."""
+    skipped: Counter = Counter()
+    candidates = read_candidates(config)
+    plain, generated = prepare_all(candidates, config, skipped)
+    rows = plain + generated
+    group_near_duplicates(rows, config.near_dup_bits)
+    assign_splits(rows, config.ratios, config.seed)
+    write(rows, config.out, config.overwrite)
+    summary = summarise(rows, skipped)
+    manifest = {
+        "settings": {k: str(v) for k, v in asdict(config).items()},
+        "summary": summary,
+        "files": [row.record() for row in rows],
+    }
+    (config.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return summary

@@ -1,0 +1,89 @@
+"""Image measurements (sharpness, JPEG quality, hashes) and the degradation that matches them."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from core.preprocessing import INPUT_SIZE, resize_rgb
+
+# libjpeg's standard luminance table (quality 50); its sum scales with the quality setting.
+IJG_LUMA_TABLE_SUM = 3688
+SHARPNESS_SEARCH_STEPS = 12
+MIN_EFFECTIVE_FRACTION = 0.2  # the strongest degradation: 1/5 of the crop's side
+
+
+def estimate_jpeg_quality(image: Image.Image) -> int | None:
+    """IJG quality (1..100) matching the luminance quantisation table; None if not a JPEG."""
+    tables = getattr(image, "quantization", None)
+    if not tables:
+        return None
+    scale = 100.0 * sum(tables[0]) / IJG_LUMA_TABLE_SUM
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return int(round(min(100.0, max(1.0, quality))))
+
+
+def laplacian_variance(rgb: np.ndarray, size: int = INPUT_SIZE) -> float:
+    """Sharpness: variance of the 4-neighbour Laplacian of the grey ``size``-square resize."""
+    grey = resize_rgb(rgb, size).astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+    lap = grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def average_hash(rgb: np.ndarray, hash_size: int = 16) -> np.ndarray:
+    """Bits of a ``hash_size``-square grey thumbnail above its mean (perceptual hash)."""
+    grey = resize_rgb(rgb, hash_size).astype(np.float32).mean(axis=2)
+    return (grey > grey.mean()).ravel()
+
+
+def grey_thumbnail(rgb: np.ndarray, size: int = 16) -> np.ndarray:
+    """A ``size``-square grey thumbnail as ``uint8`` (the thumbnail shortcut probe's input)."""
+    return resize_rgb(rgb, size).astype(np.float32).mean(axis=2).round().astype(np.uint8)
+
+
+def resize_side(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Scale so that the longer side is ``side`` (aspect kept; Pillow's antialiased bilinear)."""
+    height, width = rgb.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size == (width, height):
+        return rgb
+    resized = Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def soften(rgb: np.ndarray, fraction: float) -> np.ndarray:
+    """Lower the effective resolution: down to ``fraction`` of the size and back up."""
+    if fraction >= 1.0:
+        return rgb
+    height, width = rgb.shape[:2]
+    small = (max(8, round(width * fraction)), max(8, round(height * fraction)))
+    image = Image.fromarray(rgb).resize(small, Image.Resampling.BILINEAR)
+    return np.asarray(image.resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def match_sharpness(rgb: np.ndarray, target: float) -> tuple[np.ndarray, float]:
+    """Soften ``rgb`` until its :func:`laplacian_variance` is about ``target``.
+
+    Bisects the effective-resolution fraction in [MIN_EFFECTIVE_FRACTION, 1]; an image already
+    at or below the target is returned unchanged (a fraction of 1.0).
+    """
+    if laplacian_variance(rgb) <= target:
+        return rgb, 1.0
+    low, high = MIN_EFFECTIVE_FRACTION, 1.0
+    for _ in range(SHARPNESS_SEARCH_STEPS):
+        middle = (low + high) / 2
+        if laplacian_variance(soften(rgb, middle)) > target:
+            high = middle
+        else:
+            low = middle
+    return soften(rgb, low), low
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes at ``quality`` with libjpeg's default 4:2:0 chroma subsampling."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="JPEG", quality=int(quality))
+    return buffer.getvalue()

@@ -1,0 +1,104 @@
+"""One file in, one stored face crop out: decode, the contract's face crop, matching, JPEG.
+
+Every image of both classes goes through :func:`prepare` with the same face crop as the
+server (``core.facecrop`` on the contract's draft decode). Generated faces are matched to a
+real partner first: scaled so their crop has the partner's side in pixels, then softened to
+the partner's sharpness. Both classes are stored as JPEG at a quality drawn from the real
+photos' own qualities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from core.facecrop import face_region
+from core.preprocessing import FACE_DRAFT_FACTOR, INPUT_SIZE, ImageError, open_image, to_rgb
+from dataprep.imaging import (
+    encode_jpeg,
+    estimate_jpeg_quality,
+    laplacian_variance,
+    match_sharpness,
+    resize_side,
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to do with one file."""
+
+    data: bytes
+    quality: int  # JPEG quality of the stored crop
+    target_side: int | None = None  # scale the crop's longer side to this (matching)
+    target_sharpness: float | None = None  # soften to about this Laplacian variance
+
+
+@dataclass
+class Prepared:
+    """A stored crop and what was measured on the way."""
+
+    jpeg: bytes
+    sha256_original: str
+    width: int  # original image, after EXIF orientation
+    height: int
+    bytes_original: int
+    quality_original: int | None
+    face_found: bool
+    crop_side_source: int  # longer side of the face crop in the original's pixels
+    stored_width: int
+    stored_height: int
+    effective_fraction: float  # 1.0 unless softened to match sharpness
+    sharpness: float  # Laplacian variance of the stored crop at the model's input size
+    quality: int
+    sha256: str
+
+
+def header(data: bytes) -> tuple[int | None, tuple[int, int]]:
+    """JPEG quality estimate and size from the header alone."""
+    with Image.open(io.BytesIO(data)) as image:
+        return estimate_jpeg_quality(image), image.size
+
+
+def prepare(job: Job) -> Prepared:
+    """Crop, match and encode one image; raises :class:`ImageError` if it cannot be read."""
+    image = open_image(job.data, draft_size=INPUT_SIZE * FACE_DRAFT_FACTOR)
+    rgb = np.asarray(to_rgb(image), dtype=np.uint8)
+    region = face_region(rgb)
+    crop = rgb if region is None else rgb[region[0] : region[1], region[2] : region[3]]
+    crop_side = max(crop.shape[:2])
+    if job.target_side is not None:
+        crop = resize_side(crop, job.target_side)
+    fraction = 1.0
+    if job.target_sharpness is not None:
+        crop, fraction = match_sharpness(crop, job.target_sharpness)
+    jpeg = encode_jpeg(crop, job.quality)
+    stored = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    quality, _ = header(job.data)
+    return Prepared(
+        jpeg=jpeg,
+        sha256_original=hashlib.sha256(job.data).hexdigest(),
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        bytes_original=len(job.data),
+        quality_original=quality,
+        face_found=region is not None,
+        crop_side_source=int(crop_side),
+        stored_width=int(stored.shape[1]),
+        stored_height=int(stored.shape[0]),
+        effective_fraction=round(fraction, 4),
+        sharpness=laplacian_variance(stored),
+        quality=job.quality,
+        sha256=hashlib.sha256(jpeg).hexdigest(),
+    )
+
+
+def try_prepare(job: Job) -> Prepared | str:
+    """:func:`prepare`, or the reason it failed (for a worker pool)."""
+    try:
+        return prepare(job)
+    except ImageError as exc:
+        return f"undecodable: {exc}"

@@ -1,0 +1,172 @@
+"""The data stage: GAN face generator (with a stand-in synthesiser), build, matching, probes."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dataprep.build import BuildConfig, build
+from dataprep.imaging import (
+    estimate_jpeg_quality,
+    laplacian_variance,
+    match_sharpness,
+    resize_side,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import generate_gan_faces as gen  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def textured(seed: int, size: tuple[int, int]) -> np.ndarray:
+    """A sharp random-texture RGB image of ``size`` (width, height)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (size[1] // 4 + 1, size[0] // 4 + 1, 3), dtype=np.uint8)
+    image = Image.fromarray(base).resize(size, Image.Resampling.NEAREST)
+    return np.asarray(image)
+
+
+def stand_in(z: np.ndarray, psi: float) -> np.ndarray:
+    """A deterministic 'generator': texture from the latent, 96x96."""
+    seed = int(abs(z[0, 0]) * 1e6) + int(psi * 10)
+    return textured(seed, (96, 96))
+
+
+def write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, format="JPEG", quality=quality)
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> tuple[Path, Path]:
+    """Tiny real-photo sources and a generated-face folder."""
+    reals = tmp_path / "real-faces"
+    for index, source in enumerate(("scut-fbp5500", "all-age-faces", "celeba")):
+        for n in range(8):
+            size = (60 + 10 * index + n, 70 + 10 * index)
+            write_jpeg(reals / source / f"{n:03d}.jpg", textured(100 * index + n, size), 80)
+    gan = tmp_path / "gan"
+    gen.generate(gen.GenerateConfig(out=gan, count=10, psi=(0.7, 1.0)), stand_in)
+    return reals, gan
+
+
+def test_generator_is_seeded_resumable_and_recorded(tmp_path: Path):
+    config = gen.GenerateConfig(out=tmp_path / "g", count=4, psi=(0.7, 1.0), quality=90)
+    assert gen.generate(config, stand_in) == 4
+    more = gen.GenerateConfig(out=tmp_path / "g", count=6, psi=(0.7, 1.0), quality=90)
+    assert gen.generate(more, stand_in) == 2  # resumed: only the missing faces
+    rows = [json.loads(line) for line in (tmp_path / "g/manifest.jsonl").read_text().splitlines()]
+    assert [row["index"] for row in rows] == list(range(6))
+    assert [row["psi"] for row in rows] == [0.7, 1.0] * 3
+    for row in rows:
+        data = (tmp_path / "g" / row["file"]).read_bytes()
+        assert row["sha256"] == __import__("hashlib").sha256(data).hexdigest()
+        assert estimate_jpeg_quality(Image.open(io.BytesIO(data))) == 90
+    np.testing.assert_array_equal(gen.latent(0, 3), gen.latent(0, 3))
+    assert not np.array_equal(gen.latent(0, 3), gen.latent(0, 4))
+
+
+def test_generator_config_is_checked():
+    with pytest.raises(ValueError, match="count"):
+        gen.GenerateConfig(count=0)
+    with pytest.raises(ValueError, match="psi"):
+        gen.GenerateConfig(psi=())
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("random_face") is None or importlib.util.find_spec("openvino") is None,
+    reason="random-face + openvino not installed (make data-deps)",
+)
+def test_openvino_generator_makes_a_face(tmp_path: Path):
+    generator = gen.OpenVinoGenerator(gen.package_model_dir(), seed=0)
+    face = generator(gen.latent(0, 0), 0.7)
+    assert face.shape == (1024, 1024, 3) and face.dtype == np.uint8
+    assert face.std() > 20  # an image, not a flat field
+    np.testing.assert_array_equal(face, generator(gen.latent(0, 0), 0.7))
+
+
+def test_match_sharpness_softens_to_target():
+    sharp = textured(1, (200, 200))
+    target = laplacian_variance(sharp) / 4
+    softened, fraction = match_sharpness(sharp, target)
+    assert fraction < 1.0
+    assert abs(laplacian_variance(softened) - target) / target < 0.25
+    same, unchanged = match_sharpness(softened, laplacian_variance(sharp) * 2)
+    assert unchanged == 1.0 and same is softened
+
+
+def test_resize_side_keeps_aspect():
+    assert resize_side(np.zeros((100, 50, 3), np.uint8), 40).shape == (40, 20, 3)
+
+
+def test_build_is_grouped_matched_and_deterministic(sources, tmp_path: Path):
+    reals, gan = sources
+    config = BuildConfig(
+        out=tmp_path / "ds", real_faces=reals, gan=gan, snapshot=None, workers=1, seed=3
+    )
+    summary = build(config)
+    assert summary["by_class"] == {"real": 24, "fake": 10}
+    assert summary["groups_crossing_splits"] == 0
+    manifest = json.loads((tmp_path / "ds/manifest.json").read_text())
+    rows = manifest["files"]
+    by_origin = {row["origin"]: row for row in rows}
+    for row in rows:
+        stored = Image.open(tmp_path / "ds" / row["file"])
+        assert stored.size == (row["stored_width"], row["stored_height"])
+        assert 60 <= row["quality"] <= 98
+        assert row["file"].startswith(f"{row['split']}/{row['class']}/")
+        if row["kind"] == "gan":  # scaled to its real partner's crop side
+            partner = by_origin[row["partner"]]
+            assert max(stored.size) == max(partner["stored_width"], partner["stored_height"])
+    again = build(BuildConfig(**{**config.__dict__, "out": tmp_path / "ds2"}))
+    assert again == summary
+    rows2 = json.loads((tmp_path / "ds2/manifest.json").read_text())["files"]
+    assert [r["sha256"] for r in rows2] == [r["sha256"] for r in rows]
+
+
+def test_build_refuses_to_overwrite(sources, tmp_path: Path):
+    reals, gan = sources
+    config = BuildConfig(out=tmp_path / "ds", real_faces=reals, gan=gan, snapshot=None, workers=1)
+    build(config)
+    with pytest.raises(SystemExit, match="overwrite"):
+        build(config)
+
+
+def test_stats_and_probes_run_on_a_build(sources, tmp_path: Path):
+    from dataprep.probes import run_probes
+    from dataprep.stats import write_stats
+
+    reals, gan = sources
+    out = tmp_path / "ds"
+    build(BuildConfig(out=out, real_faces=reals, gan=gan, snapshot=None, workers=1,
+                      ratios=(0.5, 0.0, 0.5)))  # fmt: skip
+    stats = write_stats(out, tmp_path / "report")
+    assert set(stats["measures"]["sharpness"]["by_class"]) == {"real", "fake"}
+    assert (tmp_path / "report/plots/sharpness.png").stat().st_size > 1000
+    report = run_probes(out, tmp_path / "report/probes.json")
+    assert set(report["probes"]) == {"metadata", "crop_side", "sharpness", "thumbnail"}
+    for probe in report["probes"].values():
+        assert 0.0 <= probe["auc"] <= 1.0
+        assert set(probe["per_fake_kind"]) == {"gan"}
+    assert json.loads((tmp_path / "report/probes.json").read_text()) == report
+
+
+def test_face_region_finds_the_astronaut():
+    data = pytest.importorskip("skimage.data")
+    from core.facecrop import crop_face, face_region
+
+    rgb = data.astronaut()  # 512x512, one frontal face
+    top, bottom, left, right = face_region(rgb)
+    assert 150 <= left < right <= 340 and 20 <= top < bottom <= 260
+    assert crop_face(rgb).shape[:2] == (bottom - top, right - left)
+    big = np.asarray(Image.fromarray(rgb).resize((1536, 1536)))  # detection is scale-free
+    top2, bottom2, left2, right2 = face_region(big)
+    assert abs(left2 / 3 - left) < 12 and abs(bottom2 / 3 - bottom) < 12
