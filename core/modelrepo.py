@@ -82,6 +82,11 @@ class ModelEntry:
     def input_size(self) -> int:
         return int(self.metadata["inputs"][0]["shape"][1])
 
+    @property
+    def face_crop(self) -> bool:
+        """Whether the model was trained on face crops (its contract's ``face_crop``)."""
+        return bool(self.metadata.get("preprocessing", {}).get("face_crop", False))
+
     def output_names(self) -> list[str]:
         return [output["name"] for output in self.metadata["outputs"]]
 
@@ -94,6 +99,7 @@ class ModelEntry:
             "outputs": self.metadata["outputs"],
             "threshold": self.threshold,
             "temperature": self.temperature,
+            "face_crop": self.face_crop,
             "metrics": self.metadata.get("metrics", {}),
             "training_data": self.metadata.get("training_data"),
             "has_tensorrt_plan": self.plan_path is not None,

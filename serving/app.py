@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from core.facecrop import crop_face
 from core.preprocessing import ImageError, decode_rgb
 from serving import kserve
 from serving.config import ServerConfig
@@ -48,7 +49,7 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
 
-def _query_bool(request: Request, name: str, default: bool = False) -> bool:
+def _query_bool(request: Request, name: str, default: bool | None = False) -> bool | None:
     text = request.query_params.get(name)
     if text in (None, ""):
         return default
@@ -57,6 +58,11 @@ def _query_bool(request: Request, name: str, default: bool = False) -> bool:
     if text.lower() in ("0", "false", "no"):
         return False
     raise bad_parameter(f"{name} must be true or false, got {text!r}")
+
+
+def _face_crop(request: Request) -> bool | None:
+    """The ``face_crop`` query flag; None (absent) means the model's own contract."""
+    return _query_bool(request, "face_crop", None)
 
 
 def _requested_model(request: Request, state: ServingState):
@@ -68,7 +74,9 @@ async def predict(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = _state(request)
     model = _requested_model(request, state)
-    config = model.preprocess_config(state.config.max_pixels, _query_bool(request, "face_crop"))
+    config = model.preprocess_config(
+        state.config.max_pixels, _query_bool(request, "face_crop", None)
+    )
     with model.batcher.incoming():
         upload = await read_image(request)
         row = await preprocess(state, upload.data, config)
@@ -82,7 +90,9 @@ async def predict_batch(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = _state(request)
     model = _requested_model(request, state)
-    config = model.preprocess_config(state.config.max_pixels, _query_bool(request, "face_crop"))
+    config = model.preprocess_config(
+        state.config.max_pixels, _query_bool(request, "face_crop", None)
+    )
 
     async def attempt(data: bytes) -> np.ndarray | APIError:
         try:
@@ -118,20 +128,22 @@ async def explain(request: Request) -> JSONResponse:
     model = _requested_model(request, state)
     params = parse_params(request.query_params, state.config)
     explainer = find_explainer(params.method)
-    if _query_bool(request, "face_crop"):
+    config = model.preprocess_config(state.config.max_pixels)
+    if _face_crop(request) not in (None, config.face_crop):
         raise bad_parameter(
-            "face_crop is not supported by /v1/explain; the overlay covers the image"
+            f"/v1/explain follows the model's contract (face_crop={str(config.face_crop).lower()})"
         )
     upload = await read_image(request)
     # The model input comes from the same path as /v1/predict (same answer for the same
-    # upload); the overlay is drawn over every pixel of the upload (no JPEG draft reduction).
-    model_input = await preprocess(
-        state, upload.data, model.preprocess_config(state.config.max_pixels)
-    )
+    # upload); the overlay is drawn over every pixel of the upload (no JPEG draft reduction),
+    # or of the face crop for models trained on face crops.
+    model_input = await preprocess(state, upload.data, config)
     try:
         rgb = await state.run_blocking(decode_rgb, upload.data, state.config.max_pixels, True)
     except ImageError as exc:
         raise from_image_error(exc) from None
+    if config.face_crop:
+        rgb = await state.run_blocking(crop_face, rgb)
     outputs = await infer(state, model, model_input[None])
     context = ExplainRequest(
         model=model,

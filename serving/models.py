@@ -42,10 +42,10 @@ class LoadedModel:
     def has_cam(self) -> bool:
         return "cam" in self.runtime.output_names
 
-    def preprocess_config(self, max_pixels: int, face_crop: bool = False) -> PreprocessConfig:
-        return PreprocessConfig(
-            size=self.entry.input_size, max_pixels=max_pixels, face_crop=face_crop
-        )
+    def preprocess_config(self, max_pixels: int, face_crop: bool | None = None) -> PreprocessConfig:
+        """The model's contract; ``face_crop`` overrides its face-crop setting when given."""
+        crop = self.entry.face_crop if face_crop is None else face_crop
+        return PreprocessConfig(size=self.entry.input_size, max_pixels=max_pixels, face_crop=crop)
 
     def summary(self, ready: bool) -> dict:
         """``ModelEntry.summary()`` plus readiness and the providers in use."""

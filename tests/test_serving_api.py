@@ -382,6 +382,30 @@ async def test_face_crop_is_passed_to_core_preprocessing(tiny_repo, monkeypatch)
     assert whole["probability_fake"] == pytest.approx(expected(encode_png(rgb))[1], abs=1e-6)
 
 
+async def test_model_trained_on_face_crops_is_cropped_by_default(tiny_repo, monkeypatch):
+    import json
+
+    import core.facecrop
+
+    metadata_path = tiny_repo / "cnn/1/metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["preprocessing"]["face_crop"] = True
+    metadata_path.write_text(json.dumps(metadata))
+    monkeypatch.setattr(core.facecrop, "crop_face", lambda rgb: rgb[:, : rgb.shape[1] // 2])
+    rgb = np.full((40, 80, 3), 20, np.uint8)
+    rgb[:, 40:] = 240
+    image = {"file": ("a.png", encode_png(rgb))}
+    async with serving_client(test_config(tiny_repo)) as (client, _):
+        default = (await client.post("/v1/predict", files=image)).json()
+        whole = (await client.post("/v1/predict?face_crop=false", files=image)).json()
+        models = (await client.get("/v1/models")).json()
+        explained = await client.post("/v1/explain?face_crop=false", files=image)
+    assert default["probability_fake"] == pytest.approx(expected_probability(rgb[:, :40]), abs=1e-6)
+    assert whole["probability_fake"] == pytest.approx(expected(encode_png(rgb))[1], abs=1e-6)
+    assert "face_crop=true" in assert_error(explained, 400)["message"]
+    assert json.dumps(models).count('"face_crop": true') == 1
+
+
 async def test_preprocessing_failure_is_a_json_500_and_serving_goes_on(tiny_repo, monkeypatch):
     import core.facecrop
 
