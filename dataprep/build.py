@@ -244,7 +244,7 @@ def assign_splits(rows: list[Row], ratios: tuple[float, ...], seed: int) -> None
 
 
 def write(rows: list[Row], out: Path, overwrite: bool) -> None:
-    """Files under ``out/<split>/<class>/<source>-<n>.jpg``."""
+    """Files under ``out/<split>/<class>/<source>__<n>.jpg`` (source = name before ``__``)."""
     if out.exists():
         if not overwrite:
             raise SystemExit(f"error: {out} exists; pass --overwrite to rebuild it")
@@ -254,7 +254,7 @@ def write(rows: list[Row], out: Path, overwrite: bool) -> None:
         folder = out / row.split / CLASSES[row.label]
         folder.mkdir(parents=True, exist_ok=True)
         counters[row.source] += 1
-        name = f"{row.source}-{counters[row.source]:05d}.jpg"
+        name = f"{row.source}__{counters[row.source]:05d}.jpg"
         (folder / name).write_bytes(row.prepared.jpeg)
         row.file = f"{row.split}/{CLASSES[row.label]}/{name}"
 

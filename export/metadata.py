@@ -41,6 +41,7 @@ class Calibration:
     metrics: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     training_data: str | None = None
+    face_crop: bool = False  # the model was trained on core.facecrop crops
 
 
 def read_report(path: Path | None) -> Calibration:
@@ -69,7 +70,8 @@ def read_report(path: Path | None) -> Calibration:
     metrics = {key: report[key] for key in METRIC_KEYS if key in report}
     if "test" not in metrics:
         raise ExportError(f"evaluation report {path} lacks 'test' metrics")
-    return Calibration(threshold, temperature, metrics, (), report.get("training_data"))
+    face_crop = bool((report.get("preprocessing") or {}).get("face_crop", False))
+    return Calibration(threshold, temperature, metrics, (), report.get("training_data"), face_crop)
 
 
 def sha256_of(path: Path) -> str:
@@ -119,7 +121,7 @@ def build_metadata(facts: EntryFacts, calibration: Calibration) -> dict:
             {"name": "probability_fake", "shape": [-1, 1], "dtype": "float32"},
             {"name": "cam", "shape": [-1, *facts.cam_shape], "dtype": "float32"},
         ],
-        "preprocessing": contract(PreprocessConfig(size=size)),
+        "preprocessing": contract(PreprocessConfig(size=size, face_crop=calibration.face_crop)),
         "class_names": list(CLASS_NAMES),
         "positive_class": CLASS_NAMES[1],
         "threshold": calibration.threshold,

@@ -31,12 +31,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--model", choices=("cnn", "xception"), default="cnn", help="which model (cnn)"
+        "--model",
+        choices=("cnn", "xception", "lite0"),
+        default="cnn",
+        help="which model (cnn); lite0 = ImageNet EfficientNet-Lite0 on cached activations",
     )
     parser.add_argument("--data", required=True, help="dataset folder with train/ val/ test/")
     parser.add_argument("--out", required=True, help="run folder to write")
     parser.add_argument(
-        "--epochs", type=int, default=10, metavar="N", help="epochs; Xception: of the head (10)"
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="epochs; Xception and Lite0: of the head (10; Lite0 40)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=32, metavar="N", help="images per batch (32)"
@@ -49,14 +56,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--weights",
         default=None,
         metavar="W",
-        help="Xception base weights: imagenet (default), a .weights.h5 PATH, or none",
+        help="Xception: imagenet (default), a .weights.h5 PATH, or none; "
+        "Lite0: lite0-imagenet (default), a .pth PATH, or none",
     )
     parser.add_argument(
         "--fine-tune-epochs",
         type=int,
         default=None,
         metavar="N",
-        help="Xception: epochs with the top blocks unfrozen after the head (5; 0 = skip)",
+        help="Xception/Lite0: epochs with the top blocks unfrozen after the head "
+        "(5; Lite0 6; 0 = skip)",
     )
     parser.add_argument(
         "--fine-tune-lr",
@@ -94,6 +103,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, default=4, metavar="N", help="threads for the image check (4)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    lite0 = parser.add_argument_group("EfficientNet-Lite0 (--model lite0)")
+    lite0.add_argument(
+        "--cut", default="block5a", metavar="BLOCK", help="first fine-tuned block (block5a)"
+    )
+    lite0.add_argument(
+        "--views",
+        type=int,
+        default=2,
+        metavar="N",
+        help="cached views per training image: 1 clean + N-1 augmented (2)",
+    )
+    lite0.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="images per split (all)"
+    )
 
     group = parser.add_argument_group("augmentation (training split only)")
     group.add_argument("--no-augment", action="store_true", help="turn all augmentation off")
@@ -168,13 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr)
         return 2
 
+    if args.model == "lite0":
+        return main_lite0(args)
     from train.train import TrainConfig, train  # TensorFlow loads only after --help
 
     config = TrainConfig(
         data=args.data,
         out=args.out,
         model=args.model,
-        epochs=args.epochs,
+        epochs=args.epochs or 10,
         batch_size=args.batch_size,
         lr=args.lr,
         image_size=args.image_size,
@@ -202,6 +228,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"out": args.out, "best": summary["best"], "data": summary["data"]["counts"]}))
+    return 0
+
+
+def main_lite0(args: argparse.Namespace) -> int:
+    """``--model lite0``: :func:`train.lite0.train_lite0` (views replace the augment flags)."""
+    from train.lite0 import Lite0Config, train_lite0
+
+    try:
+        config = Lite0Config(
+            data=args.data,
+            out=args.out,
+            weights=args.weights or "lite0-imagenet",
+            cut=args.cut,
+            views=args.views,
+            head_epochs=args.epochs or 40,
+            fine_tune_epochs=6 if args.fine_tune_epochs is None else args.fine_tune_epochs,
+            lr=args.lr,
+            fine_tune_lr=args.fine_tune_lr or args.lr / 10,
+            batch_size=args.batch_size,
+            dropout=args.dropout,
+            patience=args.patience,
+            seed=args.seed,
+            limit=args.limit,
+            workers=args.workers,
+            progress=not args.no_progress,
+        )
+        summary = train_lite0(config)
+    except (ValueError, DatasetError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": args.out, "stages": summary["stages"]}))
     return 0
 
 

@@ -433,3 +433,38 @@ def build_lite0_pretrained(input_size: int = LITE0_INPUT_SIZE) -> keras.Model:
     full = build_lite0_imagenet(input_size)
     load_lite0_weights(full, read_torch_checkpoint(lite0_checkpoint_path()))
     return keras.Model(full.input, full.get_layer(FEATURES_LAYER).output, name="efficientnet_lite0")
+
+
+def build_lite0_parts(
+    cut: str, input_size: int = LITE0_INPUT_SIZE
+) -> tuple[keras.Model, keras.Model]:
+    """The base split before block ``cut``: ``lower`` (image -> activations) and ``upper``
+    (activations -> ``head_relu`` features). Same layer names as :func:`build_lite0_base`."""
+    if cut not in LITE0_BLOCKS:
+        raise ValueError(f"cut must be one of {', '.join(LITE0_BLOCKS)}, got {cut!r}")
+    split = LITE0_BLOCKS.index(cut)
+    inputs = keras.Input((input_size, input_size, 3), name=INPUT_NAME, dtype="float32")
+    x = layers.Rescaling(1.0 / LITE0_STD, offset=-LITE0_MEAN / LITE0_STD, name="normalise")(inputs)
+    x = _conv_bn(x, STEM_CHANNELS, 3, 2, "stem", relu=True)
+    for block in _BLOCKS[:split]:
+        x = _mbconv(x, block)
+    lower = keras.Model(inputs, x, name="lite0_lower")
+    activations = keras.Input(tuple(x.shape[1:]), name="activations", dtype="float32")
+    y = activations
+    for block in _BLOCKS[split:]:
+        y = _mbconv(y, block)
+    y = _conv_bn(y, HEAD_CHANNELS, 1, 1, "head", relu=True)
+    return lower, keras.Model(activations, y, name="lite0_upper")
+
+
+def copy_weights(source: keras.Model, *targets: keras.Model) -> int:
+    """Copy weights layer by layer, matched by name, from ``source`` into ``targets``;
+    returns how many layers received weights."""
+    by_name = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for target in targets:
+        for layer in target.layers:
+            if layer.weights and layer.name in by_name:
+                layer.set_weights(by_name[layer.name].get_weights())
+                copied += 1
+    return copied

@@ -176,6 +176,7 @@ def evaluate(config: EvaluateConfig) -> dict:
             "parameters": int(model.count_params()),
             "sha256": sha256(run / "model.keras"),
         },
+        "preprocessing": run_config.get("preprocessing"),
         "data": {
             "folder": str(Path(data).resolve()),
             "skipped_corrupt": sum(len(v) for v in skipped.values()),
