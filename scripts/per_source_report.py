@@ -1,11 +1,13 @@
 """Per-source test metrics of an evaluated run, at the run's own threshold and temperature.
 
 Reads ``RUN/report.json`` and ``RUN/predictions.csv`` (``python -m train.evaluate``) and the
-dataset's ``manifest.json`` (``scripts/build_dataset.py``), and scores test subsets with the
-threshold and temperature fitted on the whole validation split (what the shipped model
-uses), with seeded bootstrap 95 % intervals (:mod:`train.report`). Subsets: one per source,
-plus ``yonsei_fakes_q94_only`` (all Yonsei reals vs only the fakes at the reals' JPEG quality
-94), which removes the re-compression shortcut documented in DATA.md.
+dataset's ``manifest.json`` (``scripts/build_dataset.py`` or ``python -m dataprep build``),
+and scores test subsets with the threshold and temperature fitted on the whole validation
+split (what the shipped model uses), with seeded bootstrap 95 % intervals
+(:mod:`train.report`). Subsets: one per two-class source, plus ``yonsei_fakes_q94_only``
+(all Yonsei reals vs only the fakes at the reals' JPEG quality 94), which removes the
+re-compression shortcut documented in DATA.md; for one-class sources, every fake source
+against every real source.
 
     python scripts/per_source_report.py --run runs/cnn --data data/combined --out reports/cnn
 """
@@ -41,14 +43,29 @@ def manifest_by_file(data: Path) -> dict[str, dict]:
 
 
 def subsets(rows: list[dict], manifest: dict[str, dict]) -> dict[str, np.ndarray]:
-    """Boolean masks over ``rows``: per source, and Yonsei with only quality-94 fakes."""
+    """Boolean masks over ``rows``. Sources holding both classes: one subset each (and Yonsei
+    with only quality-94 fakes). Sources of one class (data/detector): each fake source vs
+    all reals, all fakes vs each real source, and every fake source vs every real source."""
     entries = [manifest[Path(row["path"]).name] for row in rows]
     source = np.array([entry["source"] for entry in entries])
-    masks = {name: source == name for name in sorted(set(source))}
+    fake = np.array([entry.get("class", entry.get("label")) == "fake" for entry in entries])
+    masks = {}
+    for name in sorted(set(source)):
+        if len(set(fake[source == name])) == 2:
+            masks[name] = source == name
     if "yonsei" in masks:
         quality = np.array([entry.get("jpeg_quality_est") or 0 for entry in entries])
-        fake = np.array([entry["label"] == "fake" for entry in entries])
         masks["yonsei_fakes_q94_only"] = masks["yonsei"] & (~fake | (quality == 94))
+    single = [name for name in sorted(set(source)) if name not in masks]
+    fakes = [name for name in single if fake[source == name].all()]
+    reals = [name for name in single if not fake[source == name].any()]
+    for name in fakes:
+        masks[f"{name} vs all reals"] = (source == name) | ~fake
+    for name in reals:
+        masks[f"all fakes vs {name}"] = fake | (source == name)
+    for fake_name in fakes:
+        for real_name in reals:
+            masks[f"{fake_name} vs {real_name}"] = (source == fake_name) | (source == real_name)
     return masks
 
 
