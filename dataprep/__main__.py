@@ -1,4 +1,4 @@
-"""``python -m dataprep {build,stats,probes}``: the dataset stage's command line."""
+"""``python -m dataprep {build,stats,probes,card}``: the dataset stage's command line."""
 
 from __future__ import annotations
 
@@ -70,17 +70,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         sub = commands.add_parser(name, help=text, formatter_class=formatter)
         sub.add_argument("--data", type=Path, default=Path("data/detector"), help="dataset")
         sub.add_argument("--out", type=Path, default=Path("reports/data"), help="report folder")
+    card = commands.add_parser(
+        "card",
+        help="rewrite DATA.md's generated section from reports/data",
+        formatter_class=formatter,
+    )
+    card.add_argument("--reports", type=Path, default=Path("reports/data"), help="report folder")
+    card.add_argument("--document", type=Path, default=Path("DATA.md"), help="file to update")
+    card.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.command == "card":
+        from dataprep.card import update
+
+        fresh = update(args.document, args.reports, check=args.check)
+        if not fresh:
+            raise SystemExit(f"{args.document} is out of date: run python -m dataprep card")
+        return
     if args.command == "build":
         summary = build(build_config(args))
     elif args.command == "stats":
         from dataprep.stats import write_stats
 
         summary = write_stats(args.data, args.out)["face_found_rate"]
+        manifest = json.loads((args.data / "manifest.json").read_text())
+        (args.out / "summary.json").write_text(json.dumps(manifest["summary"], indent=1))
     else:
         from dataprep.probes import run_probes
 

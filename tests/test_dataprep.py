@@ -140,23 +140,42 @@ def test_build_refuses_to_overwrite(sources, tmp_path: Path):
         build(config)
 
 
-def test_stats_and_probes_run_on_a_build(sources, tmp_path: Path):
-    from dataprep.probes import run_probes
-    from dataprep.stats import write_stats
+def test_stats_probes_and_card_from_the_command_line(sources, tmp_path: Path, capsys):
+    from dataprep.__main__ import main
 
     reals, gan = sources
-    out = tmp_path / "ds"
-    build(BuildConfig(out=out, real_faces=reals, gan=gan, snapshot=None, workers=1,
-                      ratios=(0.5, 0.0, 0.5)))  # fmt: skip
-    stats = write_stats(out, tmp_path / "report")
+    out, reports = tmp_path / "ds", tmp_path / "report"
+    main(["build", "--out", str(out), "--real-faces", str(reals), "--gan", str(gan),
+          "--snapshot", "none", "--workers", "1", "--ratios", "0.5", "0", "0.5"])  # fmt: skip
+    main(["stats", "--data", str(out), "--out", str(reports)])
+    stats = json.loads((reports / "stats.json").read_text())
     assert set(stats["measures"]["sharpness"]["by_class"]) == {"real", "fake"}
-    assert (tmp_path / "report/plots/sharpness.png").stat().st_size > 1000
-    report = run_probes(out, tmp_path / "report/probes.json")
+    assert (reports / "plots/sharpness.png").stat().st_size > 1000
+    main(["probes", "--data", str(out), "--out", str(reports)])
+    report = json.loads((reports / "probes.json").read_text())
     assert set(report["probes"]) == {"metadata", "crop_side", "sharpness", "thumbnail"}
     for probe in report["probes"].values():
         assert 0.0 <= probe["auc"] <= 1.0
         assert set(probe["per_fake_kind"]) == {"gan"}
-    assert json.loads((tmp_path / "report/probes.json").read_text()) == report
+    document = tmp_path / "DATA.md"
+    from dataprep.card import END, START
+
+    document.write_text(f"# Data\n\n{START}\nold\n{END}\n\nprose stays\n")
+    with pytest.raises(SystemExit, match="out of date"):
+        main(["card", "--reports", str(reports), "--document", str(document), "--check"])
+    main(["card", "--reports", str(reports), "--document", str(document)])
+    text = document.read_text()
+    assert "prose stays" in text and "| real | celeba |" in text and "| thumbnail |" in text
+    main(["card", "--reports", str(reports), "--document", str(document), "--check"])
+
+
+def test_committed_data_card_is_the_rendering_of_reports_data():
+    from dataprep.card import update
+
+    root = Path(__file__).resolve().parent.parent
+    assert update(root / "DATA.md", root / "reports/data", check=True), (
+        "DATA.md is out of date: run python -m dataprep card"
+    )
 
 
 def test_face_region_finds_the_astronaut():
