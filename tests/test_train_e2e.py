@@ -149,7 +149,7 @@ def test_plots_and_robustness_table(cnn_run):
     assert set(report["plots"]) == {"roc", "pr", "confusion_matrix", "reliability"}
     table = report["robustness"]
     expected = {"clean", "jpeg_q95", "jpeg_q75", "jpeg_q50", "jpeg_q30", "downscale_x0.5"}
-    assert expected | {"blur_sigma1"} == set(table)
+    assert expected | {"blur_sigma1", "reshared_256_q75"} == set(table)
     assert table["clean"]["roc_auc"] == pytest.approx(report["test"]["roc_auc"])
     assert all(0 <= row["roc_auc"] <= 1 for row in table.values())
     assert table["jpeg_q30"] != table["clean"]

@@ -4,8 +4,8 @@ Predicts the val and test splits with ``RUN/model.keras``, fits temperature and 
 on validation (:mod:`train.report`), scores test once, and writes ``RUN/report.json``,
 ``RUN/predictions.csv`` and ``RUN/plots/{roc,pr,confusion_matrix,reliability}.png``.
 With ``--robustness`` it also scores test images degraded before preprocessing
-(JPEG q95/75/50/30, downscale x0.5, Gaussian blur sigma 1) with the same temperature and
-threshold.
+(JPEG q95/75/50/30, downscale x0.5, Gaussian blur sigma 1, re-shared at 256 px + JPEG 75)
+with the same temperature and threshold.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from core.decision import calibrate
 from train import robustness
 from train.files import DatasetError, SplitFiles, load_split
 from train.plots import write_plots
+from train.predict import load_run, predict
 from train.report import THRESHOLD_RULES, evaluate_predictions
-from train.transforms import ROBUSTNESS, Transform
+from train.transforms import ROBUSTNESS
 
 if TYPE_CHECKING:  # TensorFlow loads only when a run is evaluated, not for --help
     import keras
@@ -51,41 +51,6 @@ class EvaluateConfig:
     robustness: bool = False
     workers: int = 4
     progress: bool = True
-
-
-def load_run(run: Path) -> tuple[keras.Model, dict]:
-    """The run's model and its ``config.json``; :class:`DatasetError` if either is missing."""
-    import keras
-
-    model_path, config_path = run / "model.keras", run / "config.json"
-    for path in (model_path, config_path):
-        if not path.is_file():
-            raise DatasetError(f"{path} not found: is {run} a folder written by python -m train?")
-    return keras.saving.load_model(model_path, compile=False), json.loads(config_path.read_text())
-
-
-def predict(
-    model: keras.Model,
-    files: SplitFiles,
-    image_size: int,
-    batch_size: int,
-    transform: Transform | None = None,
-    progress: bool = True,
-    label: str = "",
-) -> np.ndarray:
-    """Raw probability of FAKE for every file, in ``files.paths`` order."""
-    from train.data import PipelineConfig, make_dataset
-
-    config = PipelineConfig(image_size=image_size, batch_size=batch_size, cache="none")
-    dataset = make_dataset(files, config, transform=transform)
-    steps = -(-len(files.paths) // batch_size)
-    outputs = [
-        np.asarray(model.predict_on_batch(images)).reshape(-1)
-        for images, _ in tqdm(
-            dataset, total=steps, desc=f"predicting {label or files.name}", disable=not progress
-        )
-    ]
-    return np.concatenate(outputs).astype(np.float64)
 
 
 def robustness_table(
@@ -236,7 +201,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--robustness",
         action="store_true",
-        help="also score test under JPEG q95/75/50/30, downscale x0.5 and blur sigma 1",
+        help="also score test under JPEG q95/75/50/30, downscale x0.5, blur sigma 1 "
+        "and re-shared at 256 px + JPEG q75",
     )
     parser.add_argument("--workers", type=int, default=4, help="threads for the image check (4)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -64,6 +64,20 @@ def source_of(path: str) -> str:
     return name.split(SOURCE_SEPARATOR, 1)[0] if SOURCE_SEPARATOR in name else "all"
 
 
+def source_subsets(sources: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """A mask per source; a source of one class is scored against all of the other class."""
+    masks = {}
+    for source in sorted(set(sources)):
+        mask = sources == source
+        if len(set(y[mask])) == 2:
+            masks[source] = mask
+        elif y[mask].all():
+            masks[f"{source} vs all reals"] = mask | (y == 0)
+        else:
+            masks[f"all fakes vs {source}"] = mask | (y == 1)
+    return masks
+
+
 def score(y: np.ndarray, p_cal: np.ndarray, threshold: float) -> dict:
     """ROC-AUC, accuracy, F1, ECE and image count of calibrated probabilities at ``threshold``."""
     at_threshold = metrics.threshold_metrics(y, p_cal, threshold)
@@ -110,7 +124,7 @@ def predict_all(
     model, files: SplitFiles, size: int, config: RobustnessConfig
 ) -> dict[str, np.ndarray]:
     """Raw probabilities on clean images and under every degradation."""
-    from train.evaluate import predict  # TensorFlow loads only here
+    from train.predict import predict  # TensorFlow loads only here
 
     conditions: dict[str, Transform | None] = {"clean": None, **ROBUSTNESS}
     return {
@@ -121,7 +135,7 @@ def predict_all(
 
 def run_robustness(config: RobustnessConfig) -> dict:
     """Score the run under every degradation; write and return ``robustness.json``."""
-    from train.evaluate import load_run
+    from train.predict import load_run
 
     run = Path(config.run)
     report = read_report(run)
@@ -145,13 +159,10 @@ def run_robustness(config: RobustnessConfig) -> dict:
     if config.by_source:
         sources = np.array([source_of(path) for path in files.paths])
         result["by_source"] = {
-            source: table(
-                {name: p[sources == source] for name, p in predictions.items()},
-                y[sources == source],
-                threshold,
-                temperature,
+            subset: table(
+                {name: p[mask] for name, p in predictions.items()}, y[mask], threshold, temperature
             )
-            for source in sorted(set(sources))
+            for subset, mask in source_subsets(sources, y).items()
         }
     result["settings"] = asdict(config)
     result["created"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -175,7 +186,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m train.robustness",
         description="Score a trained, evaluated run on degraded test images: JPEG quality\n"
-        "95/75/50/30, downscale x0.5, Gaussian blur sigma 1, each applied to the decoded\n"
+        "95/75/50/30, downscale x0.5, Gaussian blur sigma 1, re-shared (256 px + JPEG 75), each "
+        "applied to the decoded\n"
         "image before core.preprocessing. Uses the threshold and temperature in\n"
         "RUN/report.json (python -m train.evaluate). Writes robustness.json and robustness.md.",
         epilog="example:\n  python -m train.robustness --run runs/cnn --data data/combined "

@@ -36,6 +36,14 @@ def blur(rgb: np.ndarray, sigma: float) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(radius=sigma)))
 
 
+def reshared(rgb: np.ndarray, side: int = 256, quality: int = 75) -> bytes:
+    """As social networks re-share: longer side down to ``side`` (if larger), JPEG ``quality``."""
+    height, width = rgb.shape[:2]
+    if max(height, width) > side:
+        rgb = downscale(rgb, side / max(height, width))
+    return encode_jpeg(rgb, quality)
+
+
 ROBUSTNESS: dict[str, Transform] = {
     "jpeg_q95": partial(jpeg, quality=95),
     "jpeg_q75": partial(jpeg, quality=75),
@@ -43,4 +51,5 @@ ROBUSTNESS: dict[str, Transform] = {
     "jpeg_q30": partial(jpeg, quality=30),
     "downscale_x0.5": partial(downscale, factor=0.5),
     "blur_sigma1": partial(blur, sigma=1.0),
+    "reshared_256_q75": reshared,
 }
