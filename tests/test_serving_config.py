@@ -82,12 +82,14 @@ def test_providers_follow_preference_and_availability_with_cpu_last():
     assert choose_providers(("cpu", "cuda"), [cuda, cpu]) == [cuda, cpu]
 
 
-def test_readme_serving_section_lists_every_flag_and_variable():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Serving", 1)[1].split("\n## ", 1)[0]
+def test_serving_docs_list_every_flag_and_variable():
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "SERVING.md").read_text()
+    section = page.split("## Serving", 1)[1].split("\n## ", 1)[0]
     for item in fields(ServerConfig):
         assert f"`{env_name(item.name)}`" in section, env_name(item.name)
-    assert "curl -F file=@face.jpg localhost:8000/v1/predict" in section
+    for text in (section, (root / "README.md").read_text()):
+        assert "curl -F file=@face.jpg localhost:8000/v1/predict" in text
 
 
 def test_gpu_providers_load_the_portable_onnx_file(tmp_path):

@@ -1,4 +1,4 @@
-"""Keras training and evaluation of the deepfake detectors (see README, "Training and evaluation").
+"""Keras training and evaluation of the deepfake detectors (see docs/TRAINING.md).
 
 ``python -m train`` trains, ``python -m train.split`` makes the train/val/test layout,
 ``python -m train.evaluate`` writes the report. :mod:`train.files`, :mod:`train.split`,

@@ -64,12 +64,12 @@ def add_soak_parser(commands) -> None:
     soak.add_argument(
         "--no-readme",
         action="store_true",
-        help="do not regenerate the README's Reliability section",
+        help="do not regenerate the Reliability section of docs/RELIABILITY.md",
     )
     soak.add_argument(
         "--readme-only",
         action="store_true",
-        help="only regenerate the README section from the existing results",
+        help="only regenerate docs/RELIABILITY.md's section from the existing results",
     )
 
 

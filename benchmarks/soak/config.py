@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DEFAULT_OUT = Path("benchmarks/results")
-README = Path("README.md")
+README = Path("docs/RELIABILITY.md")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The README's generated Reliability section: hostile-case table plus the latest soak line."""
+"""docs/RELIABILITY.md's generated section: hostile-case table plus the latest soak line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from pathlib import Path
 CASES_FILE = "reliability-cases.json"
 SECTION_START = "<!-- reliability-table:start (generated from benchmarks/results; do not edit) -->"
 SECTION_END = "<!-- reliability-table:end -->"
+# The generated block lives in docs/RELIABILITY.md; a README.md path given by a caller (the
+# soak's ``README`` setting) means that page beside it.
+RELIABILITY_PAGE = Path("docs/RELIABILITY.md")
 
 
 def latest_soak(out_dir: Path) -> dict | None:
@@ -85,7 +88,7 @@ def _result(row: dict) -> str:
 
 
 def render_reliability_section(cases: dict, soak: dict | None) -> str:
-    """The generated part of the README's Reliability section (between its markers)."""
+    """The generated part of docs/RELIABILITY.md (between its markers)."""
     rows = _group_rows(cases["cases"])
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -130,8 +133,16 @@ def render_reliability_section(cases: dict, soak: dict | None) -> str:
     return "\n".join(lines)
 
 
+def section_file(readme: Path) -> Path:
+    """The file holding the generated block: ``docs/RELIABILITY.md`` beside a README.md."""
+    page = readme.parent / RELIABILITY_PAGE
+    return page if readme.name == "README.md" and page.is_file() else readme
+
+
 def update_readme(readme: Path, out_dir: Path) -> bool:
-    """Replace the README's generated Reliability block; False if the markers are missing."""
+    """Replace the generated Reliability block (in :func:`section_file`); False if the markers
+    are missing."""
+    readme = section_file(readme)
     cases_path = out_dir / CASES_FILE
     if not readme.is_file() or not cases_path.is_file():
         return False

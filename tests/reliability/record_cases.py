@@ -1,9 +1,9 @@
-"""Record the hostile-request catalogue's outcomes for the README.
+"""Record the hostile-request catalogue's outcomes for docs/RELIABILITY.md.
 
 Starts a fresh real server (the tiny test model), sends every case of
 ``reliability_cases.all_cases()`` exactly as the tests do, checks that a normal prediction
 still works after each, and writes ``benchmarks/results/reliability-cases.json`` (case,
-expected status, observed status, problems); then regenerates the README's Reliability
+expected status, observed status, problems); then regenerates docs/RELIABILITY.md's
 table from it (``benchmarks.soak.update_readme``). About 10 s.
 
     .venv/bin/python tests/reliability/record_cases.py [--out benchmarks/results] [--no-readme]
@@ -37,6 +37,7 @@ from reliability_cases import (  # noqa: E402
 )
 
 from benchmarks.soak import CASES_FILE, DEFAULT_OUT, README, update_readme  # noqa: E402
+from benchmarks.soak.report import section_file  # noqa: E402
 from benchmarks.sysinfo import describe_machine, machine_slug  # noqa: E402
 
 RECORDED_BY = "python tests/reliability/record_cases.py"
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO_ROOT / DEFAULT_OUT, help="results folder")
-    parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    parser.add_argument("--no-readme", action="store_true", help="do not touch docs/RELIABILITY.md")
     args = parser.parse_args(argv)
     document = record(args.out)
     failed = [case for case in document["cases"] if not case["passed"]]
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     for case in failed:
         print(f"  {case['group']}: {case['case']}: {'; '.join(case['problems'])}")
     if not args.no_readme and update_readme(REPO_ROOT / README, args.out):
-        print(f"regenerated the Reliability table in {REPO_ROOT / README}")
+        print(f"regenerated the Reliability table in {section_file(REPO_ROOT / README)}")
     return 1 if any(not case["known_bug"] for case in failed) else 0
 
 

@@ -1,4 +1,4 @@
-"""The README's Reliability table is generated from the recorded results, never typed."""
+"""docs/RELIABILITY.md's table is generated from the recorded results, never typed."""
 
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ def test_recorded_cases_are_the_current_catalogue():
         assert outcome["passed"] or outcome["known_bug"] == case.known_bug, outcome
 
 
-def test_readme_section_is_the_rendering_of_the_results():
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_reliability_page_section_is_the_rendering_of_the_results():
+    page = (REPO_ROOT / "docs" / "RELIABILITY.md").read_text()
     pattern = re.escape(soak.SECTION_START) + r".*?" + re.escape(soak.SECTION_END)
-    found = re.search(pattern, readme, re.S)
-    assert found, "README.md lacks the generated Reliability block markers"
+    found = re.search(pattern, page, re.S)
+    assert found, "docs/RELIABILITY.md lacks the generated Reliability block markers"
     expected = soak.render_reliability_section(_recorded(), soak.latest_soak(RESULTS))
     assert found.group(0) == expected, "stale: run `python -m benchmarks soak --readme-only`"
 
@@ -62,3 +62,10 @@ def test_rendering_groups_routes_and_shows_failures(tmp_path):
     (tmp_path / soak.CASES_FILE).write_text(json.dumps(cases))
     assert soak.update_readme(readme, tmp_path)
     assert readme.read_text() == f"intro\n{text}\noutro\n"
+    # with docs/RELIABILITY.md beside it, a README.md path means that page
+    page = tmp_path / "docs" / "RELIABILITY.md"
+    page.parent.mkdir()
+    page.write_text(f"{soak.SECTION_START}\nold\n{soak.SECTION_END}\n")
+    readme.write_text("front door\n")
+    assert soak.update_readme(readme, tmp_path)
+    assert page.read_text() == f"{text}\n" and readme.read_text() == "front door\n"
