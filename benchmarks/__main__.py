@@ -66,7 +66,7 @@ def _names(choices: tuple[str, ...]):
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
-    parser.add_argument("--model", default="cnn", help="model name in the repository")
+    parser.add_argument("--model", default="lite0", help="model name in the repository")
     parser.add_argument("--version", type=int, help="model version (default: latest)")
 
 

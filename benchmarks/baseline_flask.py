@@ -60,7 +60,7 @@ def load_model(entry: Path | None, keras_path: Path | None):
     kind = "cnn"
     if entry is not None:
         name = json.loads((entry / "metadata.json").read_text()).get("name", "cnn")
-        kind = "xception" if "xception" in str(name).lower() else "cnn"
+        kind = next((k for k in ("xception", "lite0") if k in str(name).lower()), "cnn")
     model = build_model(kind, weights=None)
     return model, {
         "keras_model": None,

@@ -1,6 +1,6 @@
 """``python -m benchmarks explain``: explanation latency next to a plain prediction.
 
-For each model (default ``cnn`` and ``xception``) the real server app runs in this process
+For each model (default ``lite0`` and ``cnn``) the real server app runs in this process
 (ASGI, no network) on a one-model repository; requests go one at a time:
 
 * ``/v1/predict`` and ``/v1/explain?method=cam`` alternate (so machine noise hits both
@@ -51,7 +51,7 @@ class ExplainBenchConfig:
     """What ``python -m benchmarks explain`` measures."""
 
     models: Path = Path("models")
-    names: tuple[str, ...] = ("cnn", "xception")
+    names: tuple[str, ...] = ("lite0", "cnn")
     images: Path | None = None  # None: data/faces/test if present, else synthetic JPEGs
     image_limit: int = 8
     predict_repeats: int = 30  # predict and CAM requests each (alternating)

@@ -46,7 +46,7 @@ class SuiteConfig:
     """Everything one benchmark run is told (stored in the results file)."""
 
     models: Path = Path("models")
-    model: str = "cnn"
+    model: str = "lite0"
     version: int | None = None
     images: Path | None = None  # None: data/faces/test if present, else synthetic JPEGs
     image_limit: int = 64

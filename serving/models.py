@@ -19,7 +19,7 @@ from serving.runtime import ModelRuntime
 
 logger = logging.getLogger("serving.models")
 
-PREFERRED_DEFAULT = "cnn"
+PREFERRED_DEFAULT = "lite0"  # the detector; the small cnn stays as the fast model
 
 
 @dataclass
