@@ -1,4 +1,4 @@
-"""``python -m dataprep {build,stats,probes,card}``: the dataset stage's command line."""
+"""``python -m dataprep {build,stats,probes,match,card}``: the dataset stage's command line."""
 
 from __future__ import annotations
 
@@ -66,10 +66,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name, text in (
         ("stats", "per-class and per-source distributions with plots"),
         ("probes", "train and score the shortcut probes"),
+        ("match", "the shortcut-matched subset (propensity bins) -> DATA/matched.json"),
     ):
         sub = commands.add_parser(name, help=text, formatter_class=formatter)
         sub.add_argument("--data", type=Path, default=Path("data/detector"), help="dataset")
         sub.add_argument("--out", type=Path, default=Path("reports/data"), help="report folder")
+        if name == "probes":
+            sub.add_argument(
+                "--matched", action="store_true", help="only the matched subset (run match first)"
+            )
     card = commands.add_parser(
         "card",
         help="rewrite DATA.md's generated section from reports/data",
@@ -98,10 +103,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         summary = write_stats(args.data, args.out)["face_found_rate"]
         manifest = json.loads((args.data / "manifest.json").read_text())
         (args.out / "summary.json").write_text(json.dumps(manifest["summary"], indent=1))
+    elif args.command == "match":
+        from dataprep.match import match
+
+        summary = match(args.data)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "matched.json").write_text(json.dumps(summary, indent=1))
     else:
+        from dataprep.match import matched_files
         from dataprep.probes import run_probes
 
-        report = run_probes(args.data, args.out / "probes.json")
+        subset = matched_files(args.data) if args.matched else None
+        if args.matched and subset is None:
+            raise SystemExit(
+                f"error: no matched subset in {args.data}: run python -m dataprep match"
+            )
+        name = "probes_matched.json" if args.matched else "probes.json"
+        report = run_probes(args.data, args.out / name, subset=subset)
         summary = {name: probe["auc"] for name, probe in report["probes"].items()}
     print(json.dumps(summary, indent=1))
 

@@ -72,11 +72,37 @@ def probes_table(probes: dict) -> list[str]:
     return lines
 
 
+def matched_section(matched: dict | None, probes: dict | None) -> list[str]:
+    """The shortcut-matched subset (dataprep.match) and its probes, if computed."""
+    if matched is None or probes is None:
+        return []
+    test = matched["kept_by_split_and_source"].get("test", {})
+    per_source = ", ".join(f"{s} {n}" for s, n in sorted(test.items()))
+    return [
+        "### Shortcut-matched subset (`python -m dataprep match`)",
+        "",
+        f"Propensity matching on all four probe views jointly: out-of-fold AUC "
+        f"{matched['propensity_auc_all']:.3f} on the whole set, "
+        f"{matched['propensity_auc_matched']:.3f} inside the subset; kept "
+        f"{matched['kept']['real']:,} real and {matched['kept']['fake']:,} fake images "
+        f"(test split: {per_source}). Detectors are also scored on its test part "
+        "(`matched` in `per_source.json`).",
+        "",
+        *probes_table(probes),
+        "",
+    ]
+
+
 def render(reports: Path) -> str:
     """The generated section (markers included)."""
     summary = json.loads((reports / "summary.json").read_text())
     stats = json.loads((reports / "stats.json").read_text())
     probes = json.loads((reports / "probes.json").read_text())
+    matched_path, matched_probes_path = reports / "matched.json", reports / "probes_matched.json"
+    matched = json.loads(matched_path.read_text()) if matched_path.exists() else None
+    matched_probes = (
+        json.loads(matched_probes_path.read_text()) if matched_probes_path.exists() else None
+    )
     shares = ", ".join(f"{s} {v:.1%}" for s, v in sorted(summary["real_source_share"].items()))
     skipped = ", ".join(f"{k}: {v}" for k, v in summary["skipped"].items()) or "none"
     lines = [
@@ -100,6 +126,7 @@ def render(reports: Path) -> str:
         "",
         *probes_table(probes),
         "",
+        *matched_section(matched, matched_probes),
         END,
     ]
     return "\n".join(lines)

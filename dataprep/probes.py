@@ -84,9 +84,14 @@ def score_probe(
     return result
 
 
-def run_probes(dataset: Path, out: Path | None = None, seed: int = 0) -> dict:
-    """Train and score every probe; write ``out`` (JSON) if given."""
+def run_probes(
+    dataset: Path, out: Path | None = None, seed: int = 0, subset: set[str] | None = None
+) -> dict:
+    """Train and score every probe (on the files in ``subset`` only, if given); write ``out``
+    (JSON) if given."""
     rows = load_rows(dataset)
+    if subset is not None:
+        rows = [row for row in rows if row["file"] in subset]
     y = np.asarray([r["label"] for r in rows])
     split = np.asarray([r["split"] for r in rows])
     kinds = np.asarray([r["kind"] for r in rows])
@@ -101,6 +106,7 @@ def run_probes(dataset: Path, out: Path | None = None, seed: int = 0) -> dict:
         probes[name]["met"] = probes[name]["auc"] <= TARGETS[name]
     report = {
         "dataset": str(dataset),
+        "subset": "matched (dataprep.match)" if subset is not None else "all",
         "train_images": int(train.sum()),
         "test_images": int(test.sum()),
         "probes": probes,

@@ -69,6 +69,23 @@ def subsets(rows: list[dict], manifest: dict[str, dict]) -> dict[str, np.ndarray
     return masks
 
 
+def matched_subsets(rows: list[dict], data: Path) -> dict[str, np.ndarray]:
+    """The shortcut-matched test images (``python -m dataprep match``), all and per fake source."""
+    from dataprep.match import matched_files
+
+    kept = matched_files(data)
+    if kept is None:
+        return {}
+    relative = [str(Path(row["path"]).resolve().relative_to(data.resolve())) for row in rows]
+    mask = np.array([path in kept for path in relative])
+    sources = np.array([Path(path).name.split("__", 1)[0] for path in relative])
+    fake = np.array([int(row["label"]) == 1 for row in rows])
+    masks = {"matched": mask}
+    for source in sorted(set(sources[mask & fake])):
+        masks[f"matched: {source} vs matched reals"] = mask & ((sources == source) | ~fake)
+    return masks
+
+
 def score(y: np.ndarray, p: np.ndarray, report: dict, bootstrap: int, seed: int) -> dict:
     t, threshold = float(report["temperature"]), float(report["threshold"])
     result = split_metrics(y, p, t, threshold)
@@ -116,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     y = np.array([int(row["label"]) for row in rows])
     p = np.array([float(row["p_raw"]) for row in rows])
     results = {"all": score(y, p, report, args.bootstrap, args.seed)}
-    for name, mask in subsets(rows, manifest_by_file(args.data)).items():
+    masks = subsets(rows, manifest_by_file(args.data))
+    masks |= matched_subsets(rows, args.data)
+    for name, mask in masks.items():
         results[name] = score(y[mask], p[mask], report, args.bootstrap, args.seed)
     out = args.out or args.run
     out.mkdir(parents=True, exist_ok=True)

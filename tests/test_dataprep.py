@@ -19,6 +19,7 @@ from dataprep.imaging import (
     match_sharpness,
     resize_side,
 )
+from dataprep.stats import load_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import generate_gan_faces as gen  # noqa: E402
@@ -157,6 +158,12 @@ def test_stats_probes_and_card_from_the_command_line(sources, tmp_path: Path, ca
     for probe in report["probes"].values():
         assert 0.0 <= probe["auc"] <= 1.0
         assert set(probe["per_fake_kind"]) == {"gan"}
+    main(["match", "--data", str(out), "--out", str(reports)])
+    matched = json.loads((out / "matched.json").read_text())
+    assert matched["kept"]["real"] == matched["kept"]["fake"] > 0
+    assert set(matched["files"]) <= {row["file"] for row in load_rows(out)}
+    main(["probes", "--matched", "--data", str(out), "--out", str(reports)])
+    assert json.loads((reports / "probes_matched.json").read_text())["subset"].startswith("matched")
     document = tmp_path / "DATA.md"
     from dataprep.card import END, START
 
@@ -166,6 +173,7 @@ def test_stats_probes_and_card_from_the_command_line(sources, tmp_path: Path, ca
     main(["card", "--reports", str(reports), "--document", str(document)])
     text = document.read_text()
     assert "prose stays" in text and "| real | celeba |" in text and "| thumbnail |" in text
+    assert "Shortcut-matched subset" in text
     main(["card", "--reports", str(reports), "--document", str(document), "--check"])
 
 
