@@ -47,7 +47,7 @@ PROBE_VIEWS = {
     "sharpness": "Laplacian variance at 224 px",
     "thumbnail": "16x16 grey thumbnail",
 }
-MAX_SUBSETS = 12  # per-source rows shown in the README; the rest stay in per_source.md
+MAX_SUBSETS = 13  # per-source rows shown in the README; the rest stay in per_source.md
 
 
 def _read(path: Path) -> dict | None:
@@ -82,6 +82,7 @@ def _condition(key: str) -> str:
         (r"jpeg_q(\d+)", r"JPEG q\1"),
         (r"downscale_x(.+)", r"downscale x\1"),
         (r"blur_sigma(.+)", r"blur sigma \1"),
+        (r"reshared_(\d+)_q(\d+)", r"re-shared \1 px + JPEG q\2"),
     ):
         if re.fullmatch(pattern, key):
             return re.sub(pattern, label, key)
@@ -154,6 +155,16 @@ def _robustness_table(robustness: dict, path: Path) -> list[str]:
     ]
 
 
+def _subset_order(item: tuple[str, dict]) -> int:
+    """Summaries first (all, one side against all of the other, matched), pairs last."""
+    name = item[0]
+    if name == "all":
+        return 0
+    if name.endswith("vs all reals") or name.startswith("all fakes vs"):
+        return 1
+    return 2 if name.startswith("matched") else 3
+
+
 def _per_source_table(per_source: dict, path: Path) -> list[str]:
     subsets = per_source.get("subsets") or {}
     if not subsets:
@@ -164,7 +175,7 @@ def _per_source_table(per_source: dict, path: Path) -> list[str]:
         "| test subset | n (real / fake) | ROC-AUC [95 % CI] |",
         "|---|---:|---|",
     ]
-    for subset, result in list(subsets.items())[:MAX_SUBSETS]:
+    for subset, result in sorted(subsets.items(), key=_subset_order)[:MAX_SUBSETS]:
         counts = result.get("counts") or {}
         n = f"{result.get('n', '?')}"
         if "real" in counts and "fake" in counts:
