@@ -66,7 +66,9 @@ def _names(choices: tuple[str, ...]):
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
-    parser.add_argument("--model", default="lite0", help="model name in the repository")
+    parser.add_argument(
+        "--model", default=None, help="model name in the repository (default: the server's default)"
+    )
     parser.add_argument("--version", type=int, help="model version (default: latest)")
 
 
@@ -86,7 +88,7 @@ def _add_load_args(parser: argparse.ArgumentParser, concurrency: str = "1,4,16,6
     parser.add_argument(
         "--images",
         type=Path,
-        help="folder of images to send (default: data/faces/test, else synthetic 256x256 JPEGs)",
+        help="folder of images to send (default: data/detector/test, else synthetic 256x256 JPEGs)",
     )
     parser.add_argument("--image-limit", type=int, default=64, help="most images to load")
 
@@ -290,8 +292,11 @@ def cmd_raw(args: argparse.Namespace) -> int:
     from benchmarks.images import load_images
     from benchmarks.raw import RawConfig, available_providers, measure_model, variant_files
     from core.modelrepo import ModelRepository
+    from serving.models import preferred_default
 
-    entry = ModelRepository(args.models).entry(args.model, args.version)
+    repository = ModelRepository(args.models)
+    name = args.model or preferred_default(repository.names()) or "lite0"
+    entry = repository.entry(name, args.version)
     images = load_images(args.images)
     config = RawConfig(batch_sizes=args.batch_sizes, seconds_per_batch_size=args.seconds)
     providers = available_providers(tuple(args.providers.split(",")) if args.providers else None)

@@ -52,7 +52,7 @@ class ExplainBenchConfig:
 
     models: Path = Path("models")
     names: tuple[str, ...] = ("lite0", "cnn")
-    images: Path | None = None  # None: data/faces/test if present, else synthetic JPEGs
+    images: Path | None = None  # None: data/detector/test if present, else synthetic JPEGs
     image_limit: int = 8
     predict_repeats: int = 30  # predict and CAM requests each (alternating)
     lime_repeats: int = 2  # LIME requests per segmentation
@@ -397,7 +397,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="comma-separated models; one missing from --models is exported untrained",
     )
     parser.add_argument(
-        "--images", type=Path, help="image folder (default: data/faces/test, else synthetic)"
+        "--images", type=Path, help="image folder (default: data/detector/test, else synthetic)"
     )
     parser.add_argument(
         "--image-limit", type=_positive, default=defaults.image_limit, help="images cycled through"

@@ -14,7 +14,7 @@ import numpy as np
 from core.preprocessing import PreprocessConfig, encode_jpeg, preprocess_bytes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-DEFAULT_IMAGE_DIR = Path("data/faces/test")
+DEFAULT_IMAGE_DIR = Path("data/detector/test")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def synthetic_jpegs(count: int = 32, size: int = 256, seed: int = 0) -> list[byt
 def load_images(folder: Path | None = None, limit: int = 64, synthetic_size: int = 256) -> ImageSet:
     """Up to ``limit`` image files under ``folder`` (recursive, sorted), else synthetic JPEGs.
 
-    ``folder=None`` means ``data/faces/test`` when it holds images. A folder that is given
+    ``folder=None`` means ``data/detector/test`` when it holds images. A folder that is given
     explicitly but holds no images is an error, not a silent fallback.
     """
     explicit = folder is not None

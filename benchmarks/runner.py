@@ -33,6 +33,7 @@ from benchmarks.raw import (
 from benchmarks.servers import RunningServer, ServerSpec, ServerStartError, our_server_spec
 from benchmarks.sysinfo import describe_machine, machine_slug
 from core.modelrepo import ModelRepository
+from serving.models import preferred_default
 
 SCHEMA_VERSION = 1
 DEFAULT_OUT = Path("benchmarks/results")
@@ -46,9 +47,9 @@ class SuiteConfig:
     """Everything one benchmark run is told (stored in the results file)."""
 
     models: Path = Path("models")
-    model: str = "lite0"
+    model: str | None = None  # None: the server's default (serving.models.preferred_default)
     version: int | None = None
-    images: Path | None = None  # None: data/faces/test if present, else synthetic JPEGs
+    images: Path | None = None  # None: data/detector/test if present, else synthetic JPEGs
     image_limit: int = 64
     concurrency: tuple[int, ...] = (1, 4, 16, 64)
     requests: int = 400
@@ -254,7 +255,9 @@ def run_suite(config: SuiteConfig) -> tuple[dict, Path]:
     from benchmarks.targets import evaluate_targets
 
     started = datetime.now(UTC)
-    entry = ModelRepository(config.models).entry(config.model, config.version)
+    repository = ModelRepository(config.models)
+    name = config.model or preferred_default(repository.names()) or "lite0"
+    entry = repository.entry(name, config.version)
     images = load_images(config.images, config.image_limit)
     machine = describe_machine()
     results: dict = {

@@ -68,7 +68,8 @@ def contract(config: PreprocessConfig | None = None) -> dict:
         "exif_orientation": "applied",
         "color_order": "RGB",
         "alpha": "composited over white",
-        "resize": f"whole image (or face crop) to {config.size}x{config.size}, aspect not kept",
+        "resize": f"{'face crop' if config.face_crop else 'whole image'} to "
+        f"{config.size}x{config.size}, aspect not kept",
         "interpolation": "Pillow BILINEAR (antialiased), JPEG draft reduction to >= target",
         "dtype": "float32",
         "value_range": [0.0, 255.0],

@@ -19,7 +19,14 @@ from serving.runtime import ModelRuntime
 
 logger = logging.getLogger("serving.models")
 
-PREFERRED_DEFAULT = "lite0"  # the detector; the small cnn stays as the fast model
+# The default model when none is named: the first of these in the repository, else the first
+# name. lite0 is the detector; the small cnn stays as the fast model.
+PREFERRED_DEFAULTS = ("lite0", "cnn")
+
+
+def preferred_default(names: list[str]) -> str | None:
+    """The model a request without ``model=`` gets, among ``names``."""
+    return next((name for name in PREFERRED_DEFAULTS if name in names), min(names, default=None))
 
 
 @dataclass
@@ -76,7 +83,7 @@ class ModelPool:
             raise ModelNotFound(f"default model {default_name!r} is not in the repository")
         names = sorted(self._models)
         if default_name is None and names:
-            default_name = PREFERRED_DEFAULT if PREFERRED_DEFAULT in names else names[0]
+            default_name = preferred_default(names)
         self.default_name = default_name
 
     def __iter__(self):
