@@ -8,7 +8,7 @@ box is mapped back and the crop is taken from the full-resolution image.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 import numpy as np
 
@@ -17,14 +17,21 @@ DETECT_MAX_SIDE = 400  # detection image's longer side, in pixels
 MIN_FACE_FRACTION = 0.1  # smallest face searched for, as a fraction of the shorter side
 
 
-@lru_cache(maxsize=1)
-def _cascade():
-    import cv2
+_PER_THREAD = threading.local()
 
-    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(f"could not load OpenCV face cascade from {path}")
+
+def _cascade():
+    """This thread's cascade: ``CascadeClassifier.detectMultiScale`` is not thread-safe (shared
+    across the server's preprocessing threads it fails assertions and can crash the process)."""
+    cascade = getattr(_PER_THREAD, "cascade", None)
+    if cascade is None:
+        import cv2
+
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        cascade = cv2.CascadeClassifier(path)
+        if cascade.empty():
+            raise RuntimeError(f"could not load OpenCV face cascade from {path}")
+        _PER_THREAD.cascade = cascade
     return cascade
 
 

@@ -113,3 +113,19 @@ def test_model_versions_must_be_ascii_positive_integers(version):
 
     with pytest.raises(InvalidModelName):
         check_version(version)
+
+
+def test_face_crop_is_thread_safe():
+    """The server crops in a thread pool; one shared OpenCV cascade failed assertions there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    from core.facecrop import face_region
+
+    base = Image.fromarray(data.astronaut())
+    images = [np.asarray(base.resize((side, side))) for side in range(160, 480, 20)] * 4
+    expected = [face_region(rgb) for rgb in images]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(face_region, images)) == expected
