@@ -113,16 +113,41 @@ def _intro(name: str, report: dict, reports: Path) -> list[str]:
     ]
 
 
-def _metrics_table(name: str, report: dict) -> list[str]:
+def _same_test_set(name: str, report: dict, reports: Path) -> list[tuple[str, dict]]:
+    """Other evaluated models whose report is on the same dataset folder and test counts."""
+
+    def key(r: dict) -> tuple:
+        folder = Path((r.get("data") or {}).get("folder") or "").name
+        return folder, json.dumps((r.get("counts") or {}).get("test"), sort_keys=True)
+
+    found = []
+    for path in sorted(reports.glob("*/report.json")):
+        other = _read(path)
+        if path.parent.name != name and other and "test" in other and key(other) == key(report):
+            found.append((path.parent.name, other))
+    return found
+
+
+def _metrics_table(name: str, report: dict, others: list[tuple[str, dict]]) -> list[str]:
     test = report["test"]
-    lines = [f"| test metric | `{name}` | seed reference |", "|---|---|---|"]
+    head = "".join(f" `{other}` (same test set) |" for other, _ in others)
+    lines = [
+        f"| test metric | `{name}` |{head} seed reference |",
+        "|---|---|" + "---|" * len(others) + "---|",
+    ]
     for key, label in PERCENT_METRICS:
         if key in test:
             seed = f"{100 * SEED[key]:.2f} %"
-            lines.append(f"| {label} | {_percent(test[key], _ci(report, key))} | {seed} |")
+            cells = "".join(
+                f" {_percent(o['test'][key], _ci(o, key))} |" for _, o in others if key in o["test"]
+            )
+            lines.append(f"| {label} | {_percent(test[key], _ci(report, key))} |{cells} {seed} |")
     for key, label in SCORE_METRICS:
         if key in test:
-            lines.append(f"| {label} | {_score(test[key], _ci(report, key))} | — |")
+            cells = "".join(
+                f" {_score(o['test'][key], _ci(o, key))} |" for _, o in others if key in o["test"]
+            )
+            lines.append(f"| {label} | {_score(test[key], _ci(report, key))} |{cells} — |")
     seed = ", ".join(f"{label} {100 * SEED[key]:.2f}%" for key, label in PERCENT_METRICS)
     return [
         *lines,
@@ -219,7 +244,8 @@ def render_section(name: str, reports: Path) -> str:
     report = _read(report_path)
     if report is None:
         raise FileNotFoundError(f"{report_path} not found (run `python -m train.evaluate`)")
-    blocks = [_intro(name, report, reports), _metrics_table(name, report)]
+    others = _same_test_set(name, report, reports)
+    blocks = [_intro(name, report, reports), _metrics_table(name, report, others)]
     optional = (
         (reports / name / "robustness.json", _robustness_table),
         (reports / name / "per_source.json", _per_source_table),

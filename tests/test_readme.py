@@ -140,3 +140,16 @@ def test_cli_refuses_a_readme_without_markers(tmp_path, text):
     args = ["--model", "tiny", "--reports", str(reports), "--readme", str(readme)]
     assert render_readme.main(args) == 2
     assert readme.read_text() == text
+
+
+def test_models_on_the_same_test_set_get_a_column(tmp_path):
+    reports = tmp_path / "reports"
+    _tiny_report(reports, "tiny", with_ci=False)
+    _tiny_report(reports, "other", with_ci=False)
+    section = render_readme.render_section("tiny", reports)
+    assert "| test metric | `tiny` | `other` (same test set) | seed reference |" in section
+    assert "| accuracy | 75.00 % | 75.00 % | 81.87 % |" in section
+    moved = json.loads((reports / "other" / "report.json").read_text())
+    moved["counts"]["test"]["total"] = 9  # another test set: no column
+    (reports / "other" / "report.json").write_text(json.dumps(moved))
+    assert "`other`" not in render_readme.render_section("tiny", reports)
