@@ -24,6 +24,12 @@ if [ "$MODEL" = lite0 ]; then
   $PY -m train --model lite0 --weights lite0-imagenet --data $DATA --out $RUN --cut block6a \
     --views 2 --epochs 40 --fine-tune-epochs 4 --batch-size 64 --workers 2 --no-progress
   TRAINING_DATA=$LITE0_DATA
+elif [ "$MODEL" = cnn_detector ]; then  # the small CNN on the same data, for the side-by-side
+  RUN=runs/cnn_detector DATA=data/detector
+  [ -d $DATA ] || make data
+  $PY -m train --model cnn --data $DATA --out $RUN --epochs 3 --patience 2 --batch-size 32 \
+    --jpeg-quality 50 95 --jpeg-prob 0.5 --blur-prob 0.15 --rotation 0 --zoom 0.05 --shift 0.05 \
+    --workers 2 --no-progress
 elif [ "$MODEL" = cnn ]; then
   [ -d data/combined ] || $PY scripts/build_dataset.py --combined
   RUN=runs/cnn_combined DATA=data/combined
@@ -40,7 +46,7 @@ elif [ "$MODEL" = xception ]; then
     --jpeg-quality 50 99 --jpeg-prob 0.5 --blur-prob 0 --rotation 0 --zoom 0.05 --shift 0.05 \
     --workers 2
 else
-  echo "usage: $0 lite0|cnn|xception" >&2; exit 2
+  echo "usage: $0 lite0|cnn_detector|cnn|xception" >&2; exit 2
 fi
 
 $PY -m train.evaluate --run $RUN --data $DATA --bootstrap 1000 --no-progress
