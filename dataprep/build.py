@@ -25,6 +25,7 @@ from tqdm import tqdm
 from dataprep.imaging import average_hash
 from dataprep.prepare import Job, Prepared, header, try_prepare
 from dataprep.sources import Candidate, gan_faces, rees_faces, shared_reals
+from dataprep.unionfind import UnionFind
 
 CLASSES = ("real", "fake")
 SPLITS = ("train", "val", "test")
@@ -191,14 +192,7 @@ def group_near_duplicates(rows: list[Row], max_bits: int) -> None:
     by_family: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
         by_family.setdefault(family(row.source), []).append(index)
-    parent = list(range(len(rows)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    sets = UnionFind(len(rows))
     for members in by_family.values():
         if rows[members[0]].kind == "gan":
             continue  # every generator seed is its own group
@@ -206,9 +200,9 @@ def group_near_duplicates(rows: list[Row], max_bits: int) -> None:
         for a in range(len(members) - 1):
             close = (hashes[a + 1 :] != hashes[a]).sum(axis=1) <= max_bits
             for b in np.nonzero(close)[0]:
-                parent[find(members[a])] = find(members[a + 1 + int(b)])
+                sets.union(members[a], members[a + 1 + int(b)])
     for index, row in enumerate(rows):
-        root = find(index)
+        root = sets.find(index)
         if root != index:
             row.group = rows[root].group
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import Image
 
@@ -80,10 +78,3 @@ def match_sharpness(rgb: np.ndarray, target: float) -> tuple[np.ndarray, float]:
         else:
             low = middle
     return soften(rgb, low), low
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    """JPEG bytes at ``quality`` with libjpeg's default 4:2:0 chroma subsampling."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, format="JPEG", quality=int(quality))
-    return buffer.getvalue()

@@ -17,9 +17,15 @@ import numpy as np
 from PIL import Image
 
 from core.facecrop import face_region
-from core.preprocessing import FACE_DRAFT_FACTOR, INPUT_SIZE, ImageError, open_image, to_rgb
-from dataprep.imaging import (
+from core.preprocessing import (
+    FACE_DRAFT_FACTOR,
+    INPUT_SIZE,
+    ImageError,
     encode_jpeg,
+    open_image,
+    to_rgb,
+)
+from dataprep.imaging import (
     estimate_jpeg_quality,
     laplacian_variance,
     match_sharpness,

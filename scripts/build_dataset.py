@@ -46,6 +46,8 @@ if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
 
 from core.preprocessing import ImageError, decode_rgb, resize_rgb  # noqa: E402
 from dataprep.gitsnapshot import GitSnapshot  # noqa: E402
+from dataprep.imaging import average_hash, estimate_jpeg_quality  # noqa: E402
+from dataprep.unionfind import UnionFind  # noqa: E402
 from train.split import SplitConfig, plan_split  # noqa: E402
 
 log = logging.getLogger("build_dataset")
@@ -55,17 +57,6 @@ SPLITS = ("train", "val", "test")
 LFS_MAGIC = b"version https://git-lfs"
 BORDER_THUMB, BORDER_WIDTH = 32, 6  # thumbnail side and ring width for border_ring()
 DEFAULT_SNAPSHOT = Path("/work/.mirror/Rees451+faces-fake-vs-real/repo")
-# libjpeg's standard luminance table (quality 50); its sum scales with the quality setting.
-IJG_LUMA_TABLE = (
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99,
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,22 +126,6 @@ class Item:
     group: int = -1
     split: str = ""
     file: str = ""
-
-
-def estimate_jpeg_quality(image: Image.Image) -> int | None:
-    """IJG quality (1..100) matching the luminance quantisation table; None if not a JPEG."""
-    tables = getattr(image, "quantization", None)
-    if not tables:
-        return None
-    scale = 100.0 * sum(tables[0]) / sum(IJG_LUMA_TABLE)
-    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
-    return int(round(min(100.0, max(1.0, quality))))
-
-
-def average_hash(rgb: np.ndarray, hash_size: int) -> np.ndarray:
-    """Bits of a ``hash_size``-square grey thumbnail above its mean (perceptual hash)."""
-    grey = resize_rgb(rgb, hash_size).astype(np.float32).mean(axis=2)
-    return (grey > grey.mean()).ravel()
 
 
 def border_ring(rgb: np.ndarray) -> np.ndarray:
@@ -231,14 +206,7 @@ def near_duplicate_groups(items: list[Item], max_bits: int, max_border_diff: flo
     Two images are near-duplicates when their average hashes differ in <= ``max_bits`` bits
     or their border rings differ by <= ``max_border_diff`` grey levels on average.
     """
-    parent = list(range(len(items)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    sets = UnionFind(len(items))
     if items:
         bits = np.stack([item.ahash for item in items])
         rings = np.stack([item.border for item in items])
@@ -246,8 +214,8 @@ def near_duplicate_groups(items: list[Item], max_bits: int, max_border_diff: flo
             distance = (bits[i + 1 :] != bits[i]).sum(axis=1)
             border = np.abs(rings[i + 1 :] - rings[i]).mean(axis=1)
             for j in np.nonzero((distance <= max_bits) | (border <= max_border_diff))[0]:
-                parent[find(i)] = find(i + 1 + int(j))
-    return [find(i) for i in range(len(items))]
+                sets.union(i, i + 1 + int(j))
+    return [sets.find(i) for i in range(len(items))]
 
 
 def class_stats(items: list[Item]) -> dict:

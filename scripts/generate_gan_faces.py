@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import io
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 STYLE_DIM = 512
@@ -36,6 +34,12 @@ STYLE_MEAN_SAMPLES = 4096
 STYLE_MEAN_STREAM = 2**32 - 1  # rng stream of the style-mean latents (no face index)
 GENERATOR = "MobileStyleGAN (random-face==2021.7.21.1, OpenVINO IR)"
 LICENCE = "random-face: Apache-2.0; StyleGAN2/FFHQ teacher: NVIDIA Source Code License-NC"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+from core.preprocessing import encode_jpeg  # noqa: E402
 
 Synthesise = Callable[[np.ndarray], np.ndarray]  # (1, 512) latent + psi -> HxWx3 uint8
 
@@ -120,12 +124,6 @@ def read_manifest(path: Path) -> dict[int, dict]:
     return rows
 
 
-def encode(rgb: np.ndarray, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
 def generate(config: GenerateConfig, synthesise: Callable[[np.ndarray, float], np.ndarray]) -> int:
     """Write the faces that are missing; returns how many were written this run."""
     images = config.out / "images"
@@ -136,7 +134,7 @@ def generate(config: GenerateConfig, synthesise: Callable[[np.ndarray, float], n
     with manifest.open("a") as sink:
         for index in tqdm(todo, desc="faces", unit="face", initial=len(done), total=config.count):
             psi = config.psi[index % len(config.psi)]
-            data = encode(synthesise(latent(config.seed, index), psi), config.quality)
+            data = encode_jpeg(synthesise(latent(config.seed, index), psi), config.quality)
             name = f"images/{index:06d}.jpg"
             (config.out / name).write_bytes(data)
             row = {
