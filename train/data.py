@@ -101,6 +101,11 @@ def make_dataset(
 
 
 def class_weights(files: SplitFiles) -> dict[int, float]:
+    """Balanced class weights of a split (see :func:`balanced_weights`)."""
+    return balanced_weights(files.labels)
+
+
+def balanced_weights(labels) -> dict[int, float]:
     """Balanced class weights ``n / (2 * n_class)`` (1.0 each for balanced data)."""
-    counts = np.bincount(np.asarray(files.labels, dtype=int), minlength=2)
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=2)
     return {label: float(counts.sum() / (2.0 * count)) for label, count in enumerate(counts)}

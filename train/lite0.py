@@ -31,6 +31,7 @@ from keras import layers
 from tqdm import tqdm
 
 from core.preprocessing import PreprocessConfig, contract, decode_rgb, preprocess_rgb
+from train.data import balanced_weights
 from train.efficientnet_lite import (
     LITE0_BLOCKS,
     build_lite0_imagenet,
@@ -42,6 +43,7 @@ from train.efficientnet_lite import (
 )
 from train.files import SplitFiles, load_split
 from train.models import CLASSIFIER_LAYER, FEATURES_LAYER, INPUT_NAME
+from train.train import TqdmProgress, compile_model
 from train.views import ViewConfig, random_view
 
 log = logging.getLogger(__name__)
@@ -155,11 +157,6 @@ class Batches(keras.utils.PyDataset):
             self.rng.shuffle(self.order)
 
 
-def class_weight(y: np.ndarray) -> dict[int, float]:
-    counts = np.bincount(y.astype(int), minlength=2)
-    return {label: float(counts.sum() / (2.0 * count)) for label, count in enumerate(counts)}
-
-
 def head_model(model: keras.Model, upper: keras.Model, shape: tuple[int, ...]) -> keras.Model:
     """Cached activations -> probability, through the detector's own layers."""
     activations = keras.Input(shape, name="activations")
@@ -167,14 +164,6 @@ def head_model(model: keras.Model, upper: keras.Model, shape: tuple[int, ...]) -
     for name in (FEATURES_LAYER, "pool", "head_dropout", CLASSIFIER_LAYER):
         x = model.get_layer(name)(x)
     return keras.Model(activations, x, name="lite0_top")
-
-
-def compile_binary(model: keras.Model, lr: float) -> None:
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-    )
 
 
 def callbacks(config: Lite0Config, stage: str) -> list[keras.callbacks.Callback]:
@@ -210,10 +199,10 @@ def train_head(
             model.get_layer(CLASSIFIER_LAYER),
         ]
     )
-    compile_binary(head, config.lr)
+    compile_model(head, config.lr)
     return head.fit(
         features[0], train[1], validation_data=(features[1], val[1]), epochs=config.head_epochs,
-        batch_size=config.batch_size, class_weight=class_weight(train[1]),
+        batch_size=config.batch_size, class_weight=balanced_weights(train[1]),
         callbacks=callbacks(config, "head"), verbose=0,
     )  # fmt: skip
 
@@ -227,32 +216,14 @@ def fine_tune(
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
     top = head_model(model, upper, train[0].shape[1:])
-    compile_binary(top, config.fine_tune_lr)
+    compile_model(top, config.fine_tune_lr)
+    bar = TqdmProgress(config.fine_tune_epochs, config.progress)
     return top.fit(
         Batches(*train, config.batch_size, config.seed, shuffle=True),
         validation_data=Batches(*val, 256, config.seed, shuffle=False),
-        epochs=config.fine_tune_epochs, class_weight=class_weight(train[1]),
-        callbacks=[*callbacks(config, "fine_tune"), EpochBar(config.progress)], verbose=0,
+        epochs=config.fine_tune_epochs, class_weight=balanced_weights(train[1]),
+        callbacks=[*callbacks(config, "fine_tune"), bar], verbose=0,
     )  # fmt: skip
-
-
-class EpochBar(keras.callbacks.Callback):
-    """A tqdm bar per fine-tuning epoch."""
-
-    def __init__(self, enabled: bool) -> None:
-        super().__init__()
-        self.enabled, self.bar = enabled, None
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.bar = tqdm(total=self.params.get("steps"), desc=f"fine-tune epoch {epoch + 1}",
-                        unit="batch", disable=not self.enabled)  # fmt: skip
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.bar.update(1)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items() if k != "stage"})
-        self.bar.close()
 
 
 def write_history(path: Path, histories: list[keras.callbacks.History]) -> int:
