@@ -187,7 +187,7 @@ def test_committed_data_card_is_the_rendering_of_reports_data():
 
 
 def test_face_region_finds_the_astronaut():
-    data = pytest.importorskip("skimage.data")
+    data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
     from core.facecrop import crop_face, face_region
 
     rgb = data.astronaut()  # 512x512, one frontal face

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-keras = pytest.importorskip("keras")
-el = pytest.importorskip("train.efficientnet_lite")
+keras = pytest.importorskip("keras", reason="the training extra is not installed")
+el = pytest.importorskip("train.efficientnet_lite", reason="the training extra is not installed")
 
 REFERENCE = Path(__file__).parent / "data" / "lite0_reference.npz"
 # Counted from efficientnet-lite0-57934424.pth: all tensors but ``num_batches_tracked``
@@ -29,7 +29,7 @@ COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug
 
 def photo(name: str) -> np.ndarray:
     """The reference script's input: a scikit-image photo resized to 224x224 (bilinear)."""
-    data = pytest.importorskip("skimage.data")
+    data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
     rgb = getattr(data, name)()
     return np.asarray(Image.fromarray(rgb).resize((224, 224), Image.Resampling.BILINEAR))
 
@@ -41,12 +41,8 @@ def trainable_count(model: keras.Model) -> int:
 
 @pytest.fixture(scope="module")
 def state_dict() -> dict[str, np.ndarray]:
-    """The ImageNet checkpoint from the installed package, read without torch."""
-    try:
-        path = el.lite0_checkpoint_path()
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    return el.read_torch_checkpoint(path)
+    """The ImageNet checkpoint from the installed package (a train dependency), without torch."""
+    return el.read_torch_checkpoint(el.lite0_checkpoint_path())
 
 
 def test_parity_with_pytorch_reference(state_dict: dict[str, np.ndarray]) -> None:

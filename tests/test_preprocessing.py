@@ -119,7 +119,7 @@ def test_face_crop_is_thread_safe():
     """The server crops in a thread pool; one shared OpenCV cascade failed assertions there."""
     from concurrent.futures import ThreadPoolExecutor
 
-    data = pytest.importorskip("skimage.data")
+    data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
     from PIL import Image
 
     from core.facecrop import face_region
