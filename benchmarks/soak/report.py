@@ -9,9 +9,6 @@ from pathlib import Path
 CASES_FILE = "reliability-cases.json"
 SECTION_START = "<!-- reliability-table:start (generated from benchmarks/results; do not edit) -->"
 SECTION_END = "<!-- reliability-table:end -->"
-# The generated block lives in docs/RELIABILITY.md; a README.md path given by a caller (the
-# soak's ``README`` setting) means that page beside it.
-RELIABILITY_PAGE = Path("docs/RELIABILITY.md")
 
 
 def latest_soak(out_dir: Path) -> dict | None:
@@ -133,16 +130,9 @@ def render_reliability_section(cases: dict, soak: dict | None) -> str:
     return "\n".join(lines)
 
 
-def section_file(readme: Path) -> Path:
-    """The file holding the generated block: ``docs/RELIABILITY.md`` beside a README.md."""
-    page = readme.parent / RELIABILITY_PAGE
-    return page if readme.name == "README.md" and page.is_file() else readme
-
-
 def update_readme(readme: Path, out_dir: Path) -> bool:
-    """Replace the generated Reliability block (in :func:`section_file`); False if the markers
-    are missing."""
-    readme = section_file(readme)
+    """Replace the generated Reliability block in ``readme`` (docs/RELIABILITY.md, the soak's
+    ``README`` setting); False if the markers are missing."""
     cases_path = out_dir / CASES_FILE
     if not readme.is_file() or not cases_path.is_file():
         return False

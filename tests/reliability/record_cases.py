@@ -37,7 +37,6 @@ from reliability_cases import (  # noqa: E402
 )
 
 from benchmarks.soak import CASES_FILE, DEFAULT_OUT, README, update_readme  # noqa: E402
-from benchmarks.soak.report import section_file  # noqa: E402
 from benchmarks.sysinfo import describe_machine, machine_slug  # noqa: E402
 
 RECORDED_BY = "python tests/reliability/record_cases.py"
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     for case in failed:
         print(f"  {case['group']}: {case['case']}: {'; '.join(case['problems'])}")
     if not args.no_readme and update_readme(REPO_ROOT / README, args.out):
-        print(f"regenerated the Reliability table in {section_file(REPO_ROOT / README)}")
+        print(f"regenerated the Reliability table in {REPO_ROOT / README}")
     return 1 if any(not case["known_bug"] for case in failed) else 0
 
 

@@ -62,10 +62,3 @@ def test_rendering_groups_routes_and_shows_failures(tmp_path):
     (tmp_path / soak.CASES_FILE).write_text(json.dumps(cases))
     assert soak.update_readme(readme, tmp_path)
     assert readme.read_text() == f"intro\n{text}\noutro\n"
-    # with docs/RELIABILITY.md beside it, a README.md path means that page
-    page = tmp_path / "docs" / "RELIABILITY.md"
-    page.parent.mkdir()
-    page.write_text(f"{soak.SECTION_START}\nold\n{soak.SECTION_END}\n")
-    readme.write_text("front door\n")
-    assert soak.update_readme(readme, tmp_path)
-    assert page.read_text() == f"{text}\n" and readme.read_text() == "front door\n"
