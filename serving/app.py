@@ -74,9 +74,7 @@ async def predict(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = _state(request)
     model = _requested_model(request, state)
-    config = model.preprocess_config(
-        state.config.max_pixels, _query_bool(request, "face_crop", None)
-    )
+    config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
     with model.batcher.incoming():
         upload = await read_image(request)
         row = await preprocess(state, upload.data, config)
@@ -90,9 +88,7 @@ async def predict_batch(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = _state(request)
     model = _requested_model(request, state)
-    config = model.preprocess_config(
-        state.config.max_pixels, _query_bool(request, "face_crop", None)
-    )
+    config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
 
     async def attempt(data: bytes) -> np.ndarray | APIError:
         try:
