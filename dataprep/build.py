@@ -8,6 +8,7 @@ source family; split groups 70/15/15 per family, seeded; write files and ``manif
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -208,8 +209,7 @@ def group_near_duplicates(rows: list[Row], max_bits: int) -> None:
 
 
 def crop_rgb(row: Row) -> np.ndarray:
-    import io
-
+    """The stored crop, decoded."""
     return np.asarray(Image.open(io.BytesIO(row.prepared.jpeg)).convert("RGB"))
 
 
