@@ -57,6 +57,9 @@ data: $(VENV)/.all  ## Generate GAN faces, build data/detector, write reports/da
 	$(PY) -m dataprep build --gan $(GAN) --out $(DATASET) --overwrite
 	$(PY) -m dataprep stats --data $(DATASET) --out reports/data
 	$(PY) -m dataprep probes --data $(DATASET) --out reports/data
+	$(PY) -m dataprep match --data $(DATASET) --out reports/data
+	$(PY) -m dataprep probes --data $(DATASET) --out reports/data --matched
+	$(PY) -m dataprep card --reports reports/data
 
 train: $(VENV)/.all  ## Train MODEL=cnn|xception on DATA into RUN, then evaluate
 	$(PY) -m train --model $(MODEL) --data $(DATA) --epochs $(EPOCHS) --out $(RUN)

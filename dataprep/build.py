@@ -2,8 +2,9 @@
 
 Steps, in order: read the real photos and the manipulated fakes; prepare them (face crop,
 JPEG at a quality drawn from the real photos' qualities); prepare each generated face matched
-to a seeded real partner (its crop side and sharpness); group near-duplicates within each
-source family; split groups 70/15/15 per family, seeded; write files and ``manifest.json``.
+to a seeded real partner (its stored width and height, sharpness and file size); group
+near-duplicates within each source family; split groups 70/15/15 per family, seeded; write
+files and ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dataprep.imaging import average_hash
-from dataprep.prepare import Job, Prepared, header, try_prepare
+from dataprep.prepare import Job, PartnerTarget, Prepared, header, try_prepare
 from dataprep.sources import Candidate, gan_faces, rees_faces, shared_reals
 from dataprep.unionfind import UnionFind
 
@@ -122,18 +123,23 @@ def prepare_all(
         rng = file_rng(config.seed, c.origin)
         partner = reals[int(rng.choice(len(reals), p=weights))]
         partners.append(partner.origin)
-        jobs.append(
-            Job(
-                c.data,
-                int(rng.choice(qualities)),
-                target_side=max(partner.prepared.stored_width, partner.prepared.stored_height),
-                target_sharpness=partner.prepared.sharpness,
-            )
-        )
+        jobs.append(Job(c.data, int(rng.choice(qualities)), partner_target(partner, rng, config)))
     gan_rows = collect(generated, run_jobs(jobs, config.workers, "generated (matched)"), skipped)
     for row, partner in zip(gan_rows, partners, strict=False):
         row.partner = partner
     return rows, gan_rows
+
+
+def partner_target(partner: Row, rng: np.random.Generator, config: BuildConfig) -> PartnerTarget:
+    """Match a generated face to ``partner``'s stored file: width and height, sharpness, bytes."""
+    stored = partner.prepared
+    return PartnerTarget(
+        size=(stored.stored_width, stored.stored_height),
+        sharpness=stored.sharpness,
+        bytes=len(stored.jpeg),
+        quality_bounds=config.quality_bounds,
+        trim_start=bool(rng.integers(2)),
+    )
 
 
 def partner_weights(reals: list[Row], manipulated: list[Row], n_generated: int) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""Image measurements (sharpness, JPEG quality, hashes) and the degradation that matches them."""
+"""Image measurements (sharpness, JPEG quality, hashes) and the changes that match them
+(aspect, size, sharpness, file size)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
-from core.preprocessing import INPUT_SIZE, resize_rgb
+from core.preprocessing import INPUT_SIZE, encode_jpeg, resize_rgb
 
 # libjpeg's standard luminance table (quality 50); its sum scales with the quality setting.
 IJG_LUMA_TABLE_SUM = 3688
@@ -41,15 +42,44 @@ def grey_thumbnail(rgb: np.ndarray, size: int = 16) -> np.ndarray:
     return resize_rgb(rgb, size).astype(np.float32).mean(axis=2).round().astype(np.uint8)
 
 
-def resize_side(rgb: np.ndarray, side: int) -> np.ndarray:
-    """Scale so that the longer side is ``side`` (aspect kept; Pillow's antialiased bilinear)."""
+def trim_to_aspect(rgb: np.ndarray, aspect: float, keep_start: bool) -> np.ndarray:
+    """Cut ``rgb`` to ``aspect`` (width / height) by trimming one side of the longer dimension:
+    the far side if ``keep_start``, else the near side (like a face crop clipped at a border)."""
     height, width = rgb.shape[:2]
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if size == (width, height):
+    if width / height > aspect:
+        keep = max(1, round(height * aspect))
+        return rgb[:, :keep] if keep_start else rgb[:, width - keep :]
+    keep = max(1, round(width / aspect))
+    return rgb[:keep] if keep_start else rgb[height - keep :]
+
+
+def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Scale to ``size`` = (width, height) with Pillow's antialiased bilinear filter."""
+    if (rgb.shape[1], rgb.shape[0]) == tuple(size):
         return rgb
-    resized = Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)
+    resized = Image.fromarray(rgb).resize(tuple(size), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.uint8)
+
+
+def encode_to_bytes(
+    rgb: np.ndarray, target_bytes: int, bounds: tuple[int, int]
+) -> tuple[bytes, int]:
+    """The JPEG (and its quality, within ``bounds``) whose size is nearest ``target_bytes``;
+    bisects the quality, since file size grows with it."""
+    low, high = bounds
+    best: tuple[int, bytes, int] | None = None
+    while low <= high:
+        quality = (low + high) // 2
+        data = encode_jpeg(rgb, quality)
+        gap = abs(len(data) - target_bytes)
+        if best is None or gap < best[0]:
+            best = (gap, data, quality)
+        if len(data) < target_bytes:
+            low = quality + 1
+        else:
+            high = quality - 1
+    assert best is not None
+    return best[1], best[2]
 
 
 def soften(rgb: np.ndarray, fraction: float) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 Every image of both classes goes through :func:`prepare` with the same face crop as the
 server (``core.facecrop`` on the contract's draft decode). Generated faces are matched to a
-real partner first: scaled so their crop has the partner's side in pixels, then softened to
-the partner's sharpness. Both classes are stored as JPEG at a quality drawn from the real
-photos' own qualities.
+real partner first: cut to the partner's aspect (trimmed on one side, as a crop clipped at a
+border is), scaled to the partner's width and height, softened to its sharpness, and stored at
+the JPEG quality whose file size is nearest the partner's. Reals and manipulated fakes are
+stored at a quality drawn from the real photos' own qualities.
 """
 
 from __future__ import annotations
@@ -26,11 +27,24 @@ from core.preprocessing import (
     to_rgb,
 )
 from dataprep.imaging import (
+    encode_to_bytes,
     estimate_jpeg_quality,
     laplacian_variance,
     match_sharpness,
-    resize_side,
+    resize_to,
+    trim_to_aspect,
 )
+
+
+@dataclass(frozen=True)
+class PartnerTarget:
+    """What a generated face's stored crop is matched to: its real partner's stored file."""
+
+    size: tuple[int, int]  # (width, height)
+    sharpness: float  # Laplacian variance at the model's input size
+    bytes: int  # file size
+    quality_bounds: tuple[int, int]
+    trim_start: bool  # cut to the partner's aspect from the far side (else the near side)
 
 
 @dataclass(frozen=True)
@@ -38,9 +52,8 @@ class Job:
     """What to do with one file."""
 
     data: bytes
-    quality: int  # JPEG quality of the stored crop
-    target_side: int | None = None  # scale the crop's longer side to this (matching)
-    target_sharpness: float | None = None  # soften to about this Laplacian variance
+    quality: int  # JPEG quality of the stored crop (unless matched to ``partner``)
+    partner: PartnerTarget | None = None  # a generated face's matching targets
 
 
 @dataclass
@@ -76,30 +89,39 @@ def prepare(job: Job) -> Prepared:
     region = face_region(rgb)
     crop = rgb if region is None else rgb[region[0] : region[1], region[2] : region[3]]
     crop_side = max(crop.shape[:2])
-    if job.target_side is not None:
-        crop = resize_side(crop, job.target_side)
-    fraction = 1.0
-    if job.target_sharpness is not None:
-        crop, fraction = match_sharpness(crop, job.target_sharpness)
-    jpeg = encode_jpeg(crop, job.quality)
+    fraction, quality = 1.0, job.quality
+    if job.partner is None:
+        jpeg = encode_jpeg(crop, quality)
+    else:
+        crop, fraction, jpeg, quality = match_partner(crop, job.partner)
     stored = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
-    quality, _ = header(job.data)
+    quality_original, _ = header(job.data)
     return Prepared(
         jpeg=jpeg,
         sha256_original=hashlib.sha256(job.data).hexdigest(),
         width=rgb.shape[1],
         height=rgb.shape[0],
         bytes_original=len(job.data),
-        quality_original=quality,
+        quality_original=quality_original,
         face_found=region is not None,
         crop_side_source=int(crop_side),
         stored_width=int(stored.shape[1]),
         stored_height=int(stored.shape[0]),
         effective_fraction=round(fraction, 4),
         sharpness=laplacian_variance(stored),
-        quality=job.quality,
+        quality=quality,
         sha256=hashlib.sha256(jpeg).hexdigest(),
     )
+
+
+def match_partner(crop: np.ndarray, target: PartnerTarget) -> tuple[np.ndarray, float, bytes, int]:
+    """Aspect, size, sharpness, then file size of ``target``: the matched crop, its effective
+    resolution fraction, its JPEG and that JPEG's quality."""
+    width, height = target.size
+    crop = resize_to(trim_to_aspect(crop, width / height, target.trim_start), target.size)
+    crop, fraction = match_sharpness(crop, target.sharpness)
+    jpeg, quality = encode_to_bytes(crop, target.bytes, target.quality_bounds)
+    return crop, fraction, jpeg, quality
 
 
 def try_prepare(job: Job) -> Prepared | str:
