@@ -14,8 +14,10 @@ from pathlib import Path
 
 from benchmarks import explain as explain_bench
 from benchmarks import soak
+from benchmarks.hey import HeyConfig
 from benchmarks.loadgen import CLIENTS
-from benchmarks.runner import ALL_SYSTEMS, DEFAULT_OUT, SuiteConfig
+from benchmarks.pipeline import PipelineConfig
+from benchmarks.runner import ALL_SYSTEMS, DEFAULT_OUT, LIMIT_CONCURRENCY, SuiteConfig
 
 EPILOG = """examples:
   python -m benchmarks run                        # the full suite (make bench), about 5-10 min
@@ -115,8 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--systems",
         type=_names(ALL_SYSTEMS),
         default=",".join(ALL_SYSTEMS),
-        help="HTTP systems to run: baseline = Flask+Keras, ours-off = max_batch_size 1, "
-        "ours-on = defaults, variants = fp16/int8 files if present, providers = GPU providers",
+        help="what to run: limits = in-process pipeline limit, server and hey per shipped "
+        "model; baseline = Flask+Keras, ours-off = max_batch_size 1, ours-on = defaults, "
+        "variants = fp16/int8 files if present, providers = GPU providers",
+    )
+    run.add_argument(
+        "--limit-models",
+        help="comma-separated models for the limits section (default: every shipped model)",
+    )
+    run.add_argument(
+        "--limit-concurrency",
+        type=_ints,
+        default=",".join(str(c) for c in LIMIT_CONCURRENCY),
+        help="concurrency levels of the limits section",
+    )
+    run.add_argument(
+        "--pipeline-seconds",
+        type=float,
+        default=PipelineConfig.seconds_per_setting,
+        help="time per pipeline-limit setting (batch size x decode threads x intra-op threads)",
+    )
+    run.add_argument(
+        "--hey-requests", type=int, default=HeyConfig.requests, help="requests of the hey run"
     )
     run.add_argument("--skip", type=_names(ALL_SYSTEMS), default=(), help="systems to leave out")
     run.add_argument(
@@ -206,6 +228,8 @@ def _suite_config(args: argparse.Namespace) -> SuiteConfig:
     systems = tuple(name for name in args.systems if name not in args.skip)
     providers = tuple(args.providers.split(",")) if args.providers else None
     raw = RawConfig(batch_sizes=args.batch_sizes, seconds_per_batch_size=args.raw_seconds)
+    pipeline = PipelineConfig(seconds_per_setting=args.pipeline_seconds)
+    limit_models = tuple(args.limit_models.split(",")) if args.limit_models else None
     config = SuiteConfig(
         models=args.models,
         model=args.model,
@@ -221,6 +245,10 @@ def _suite_config(args: argparse.Namespace) -> SuiteConfig:
         keras=args.keras,
         providers=providers,
         raw=raw,
+        pipeline=pipeline,
+        limit_models=limit_models,
+        limit_concurrency=args.limit_concurrency,
+        hey=HeyConfig(requests=args.hey_requests),
         server_args=tuple(args.server_arg),
         batch_metric=args.batch_metric,
         out_dir=args.out,
@@ -237,6 +265,17 @@ def _suite_config(args: argparse.Namespace) -> SuiteConfig:
             duration_s=2.0,
             warmup_requests=4,
             raw=replace(raw, batch_sizes=(1, 8), seconds_per_batch_size=0.3, max_runs=20),
+            pipeline=replace(
+                pipeline,
+                batch_sizes=(1, 8),
+                decode_threads=(1, 2),
+                intra_op_threads=(1,),
+                seconds_per_setting=0.3,
+                min_images=8,
+                latency_runs=8,
+            ),
+            limit_concurrency=(1, 4),
+            hey=HeyConfig(concurrency=4, requests=40),
         )
     return config
 

@@ -21,8 +21,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmarks.images import load_images
+from benchmarks.hey import HeyConfig, run_hey
+from benchmarks.images import ImageSet, load_images
 from benchmarks.loadgen import LoadConfig, run_level_sync
+from benchmarks.pipeline import PipelineConfig, measure_pipeline
 from benchmarks.raw import (
     RawConfig,
     available_providers,
@@ -37,7 +39,8 @@ from serving.models import preferred_default
 
 SCHEMA_VERSION = 1
 DEFAULT_OUT = Path("benchmarks/results")
-ALL_SYSTEMS = ("baseline", "ours-off", "ours-on", "variants", "providers")
+ALL_SYSTEMS = ("limits", "baseline", "ours-off", "ours-on", "variants", "providers")
+LIMIT_CONCURRENCY = (1, 4, 16, 64, 256)
 # flags every run of our server gets: no access log to stderr, no web UI
 OUR_COMMON_ARGS = ("--log-level", "warning", "--webui", "")
 
@@ -60,6 +63,10 @@ class SuiteConfig:
     keras: Path | None = None
     providers: tuple[str, ...] | None = None  # None: every available one
     raw: RawConfig = field(default_factory=RawConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    limit_models: tuple[str, ...] | None = None  # None: every model in the repository
+    limit_concurrency: tuple[int, ...] = LIMIT_CONCURRENCY
+    hey: HeyConfig = field(default_factory=HeyConfig)
     server_args: tuple[str, ...] = ()  # extra flags for every run of our server
     batch_metric: str | None = None
     out_dir: Path = DEFAULT_OUT
@@ -193,20 +200,29 @@ def measure_raw(config: SuiteConfig, entry, images) -> dict:
     }
 
 
-def measure_system(spec: ServerSpec, config: SuiteConfig, images, progress: tqdm) -> dict:
-    """Start one server, run every concurrency level against it, stop it."""
+def measure_system(
+    spec: ServerSpec,
+    config: SuiteConfig,
+    images,
+    progress: tqdm,
+    concurrency_levels: tuple[int, ...] | None = None,
+    hey: HeyConfig | None = None,
+) -> dict:
+    """Start one server, run every concurrency level against it (then ``hey``, if given),
+    stop it."""
     result: dict = {"name": spec.name, "description": spec.description, "levels": []}
+    levels = concurrency_levels or config.concurrency
     try:
         server = RunningServer(spec, cwd=Path.cwd())
         server.start()
     except ServerStartError as exc:
         result["error"] = str(exc)
-        progress.update(len(config.concurrency))
+        progress.update(len(levels))
         return result
     try:
         result["startup_s"] = round(server.startup_s or 0.0, 2)
         result["info"] = _server_info(server)
-        for concurrency in config.concurrency:
+        for concurrency in levels:
             load = LoadConfig(
                 base_url=server.base_url,
                 concurrency=concurrency,
@@ -230,10 +246,66 @@ def measure_system(spec: ServerSpec, config: SuiteConfig, images, progress: tqdm
                 f"{spec.name} c={concurrency}: {level['images_per_s']:.1f} img/s", refresh=False
             )
             progress.update(1)
+        if hey is not None:
+            result["hey"] = run_hey(
+                server.base_url, median_payload(images), images.content_type, hey
+            )
     finally:
         exit_code = server.stop()
         result["exit_code"] = exit_code
     return result
+
+
+def median_payload(images: ImageSet) -> bytes:
+    """The payload of median size (the one file an outside tool sends over and over)."""
+    return sorted(images.payloads, key=len)[len(images.payloads) // 2]
+
+
+def limit_ratios(pipeline: dict, server: dict) -> dict:
+    """Server images/s over the pipeline limit per concurrency; c=1 p50 over the in-process
+    batch-1 latency."""
+    limit = pipeline["limit"]["images_per_s"]
+    ratios = {
+        str(level["concurrency"]): round(level["images_per_s"] / limit, 3)
+        for level in server.get("levels", [])
+    }
+    single = next((lv for lv in server.get("levels", []) if lv["concurrency"] == 1), None)
+    overhead = None
+    if single is not None:
+        overhead = round(single["latency_ms"]["p50"] - pipeline["batch1_latency"]["ms_p50"], 3)
+    hey = server.get("hey") or {}
+    return {
+        "server_over_limit": ratios,
+        "hey_over_limit": round(hey["images_per_s"] / limit, 3) if "images_per_s" in hey else None,
+        "c1_overhead_ms_p50": overhead,
+    }
+
+
+def measure_limits(config: SuiteConfig, repository: ModelRepository, images: ImageSet) -> list:
+    """For every shipped model: the pipeline limit, our server against it at each level
+    (default batching, the model as default), ``hey`` beside our load generator, the ratios."""
+    names = config.limit_models or tuple(repository.names())
+    results = []
+    for name in names:
+        entry = repository.entry(name)
+        pipeline = measure_pipeline(entry, images, config.pipeline)
+        args = (*OUR_COMMON_ARGS, "--providers", "cpu", "--default-model", name,
+                *config.server_args)  # fmt: skip
+        spec = _ours(config, f"ours-{name}", args, f"our server, default batching, {name}")
+        progress = tqdm(total=len(config.limit_concurrency), desc=f"server {name}", unit="level")
+        with progress:
+            server = measure_system(
+                spec, config, images, progress, config.limit_concurrency, config.hey
+            )
+        results.append(
+            {
+                "model": model_summary(entry),
+                "pipeline": pipeline,
+                "server": server,
+                "ratios": limit_ratios(pipeline, server) if "error" not in server else None,
+            }
+        )
+    return results
 
 
 def _server_info(server: RunningServer) -> dict | None:
@@ -271,6 +343,8 @@ def run_suite(config: SuiteConfig) -> tuple[dict, Path]:
     }
     wall_started = time.perf_counter()
     results["raw"] = measure_raw(config, entry, images)
+    if "limits" in config.systems:
+        results["limits"] = measure_limits(config, repository, images)
     specs = system_specs(config, entry.path, results["model"]["variants"])
     progress = tqdm(total=len(specs) * len(config.concurrency), desc="HTTP systems", unit="level")
     with progress:

@@ -53,11 +53,18 @@ RAW_RUN = {
     "best": dict,
     "batch1_latency_ms": Number | None,
 }
+PIPELINE_LIMIT = {
+    "batch_size": int,
+    "decode_threads": int,
+    "intra_op_threads": int,
+    "images_per_s": Number,
+}
 TARGET_IDS = (
-    "raw_fraction",
+    "pipeline_fraction",
+    "http_overhead",
     "baseline_throughput",
     "baseline_p99",
-    "http_overhead",
+    "no_errors",
     "tensorrt_fp16",
 )
 
@@ -71,6 +78,19 @@ def _check(where: str, data: object, spec: dict, problems: list[str]) -> None:
             problems.append(f"{where}.{key} is missing")
         elif not isinstance(data[key], kind) or isinstance(data[key], bool) is not (kind is bool):
             problems.append(f"{where}.{key} has type {type(data[key]).__name__}")
+
+
+def _check_limit(item: dict, problems: list[str]) -> None:
+    """One model of the limits section: its pipeline limit, latency and server levels."""
+    name = item.get("model", {}).get("name", "?")
+    pipeline = item.get("pipeline", {})
+    _check(f"limits[{name}].pipeline.limit", pipeline.get("limit"), PIPELINE_LIMIT, problems)
+    _check(f"limits[{name}].pipeline.batch1_latency", pipeline.get("batch1_latency"),
+           {"ms_p50": Number}, problems)  # fmt: skip
+    server = item.get("server", {})
+    if not server.get("error"):
+        for level in server.get("levels", []):
+            _check(f"limits[{name}].c{level.get('concurrency')}", level, LEVEL, problems)
 
 
 def validate_results(results: dict) -> list[str]:
@@ -108,6 +128,8 @@ def validate_results(results: dict) -> list[str]:
                 problems.append(f"{where}.latency_cdf_ms must hold 101 quantiles")
             if level.get("ok", 0) + sum(level.get("errors", {}).values()) != level.get("requests"):
                 problems.append(f"{where}: ok + errors != requests")
+    for item in results.get("limits", []):
+        _check_limit(item, problems)
     ids = [target.get("id") for target in results["targets"]]
     if tuple(ids) != TARGET_IDS:
         problems.append(f"targets are {ids}, expected {list(TARGET_IDS)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from benchmarks.__main__ import build_parser, main
+from benchmarks.hey import HeyConfig, parse_csv
 from benchmarks.images import ImageSet, decoded_batch, load_images, synthetic_jpegs
+from benchmarks.pipeline import PipelineConfig
 from benchmarks.promtext import diff_histograms, find_batch_histogram, parse_histograms
 from benchmarks.raw import RawConfig
 from benchmarks.rawhttp import RawHttpConnection
@@ -48,8 +51,18 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
         requests=15,
         duration_s=5.0,
         warmup_requests=2,
-        systems=("ours-off", "ours-on"),
+        systems=("limits", "ours-off", "ours-on"),
         raw=RawConfig(batch_sizes=(1, 4), seconds_per_batch_size=0.05, max_runs=5),
+        pipeline=PipelineConfig(
+            batch_sizes=(1, 4),
+            decode_threads=(1, 2),
+            intra_op_threads=(1,),
+            seconds_per_setting=0.05,
+            min_images=4,
+            latency_runs=4,
+        ),  # fmt: skip
+        limit_concurrency=(1, 3),
+        hey=HeyConfig(concurrency=3, requests=12),
         server_args=TINY_SERVER_ARGS,
         out_dir=tmp_path / "results",
         machine_name="testbox",
@@ -74,6 +87,21 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
             assert round(batches["mean"] * batches["batches"]) == 15
             assert sum(batches["distribution"].values()) == batches["batches"]
             assert level["server_cpu_s"] > 0
+    (limits,) = results["limits"]  # the tiny repository ships one model
+    assert [(s["batch_size"], s["decode_threads"]) for s in limits["pipeline"]["settings"]] == [
+        (1, 1),
+        (1, 2),
+        (4, 1),
+        (4, 2),
+    ]
+    assert all(s["images_per_s"] > 0 and s["images"] >= 4 for s in limits["pipeline"]["settings"])
+    assert [lv["concurrency"] for lv in limits["server"]["levels"]] == [1, 3]
+    assert all(lv["ok"] == 15 for lv in limits["server"]["levels"])
+    assert set(limits["ratios"]["server_over_limit"]) == {"1", "3"}
+    if shutil.which("hey"):
+        assert limits["server"]["hey"]["status_counts"] == {"200": 12}
+    else:
+        assert "not installed" in limits["server"]["hey"]["error"]
     off = results["systems"][0]["levels"]
     assert all(set(level["batch_sizes"]["distribution"]) == {"1"} for level in off)
     metadata = json.loads((tiny_repo / "cnn" / "1" / "metadata.json").read_text())
@@ -101,6 +129,33 @@ def test_a_server_that_cannot_start_is_reported_not_fatal(tiny_repo: Path, tmp_p
     (system,) = results["systems"]
     assert "max_batch_size" in system["error"] and system["levels"] == []
     assert {t["status"] for t in results["targets"]} == {"not measured"}
+
+
+def test_hey_csv_is_summarised_from_its_request_lines():
+    text = (
+        "response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,status-code,offset\n"
+        "0.0100,0.001,0,0,0.009,0,200,0.0000\n"
+        "0.0200,0,0,0,0.02,0,200,0.0050\n"
+        "0.0300,0,0,0,0.03,0,503,0.0100\n"
+        "0.0400,0,0,0,0.04,0,200,0.0600\n"
+    )
+    summary = parse_csv(text)
+    assert summary["requests"] == 4
+    assert summary["status_counts"] == {"200": 3, "503": 1}
+    assert summary["wall_s"] == 0.1  # last request: offset 0.06 + 0.04 s
+    assert summary["images_per_s"] == 30.0  # 3 answered images in 0.1 s
+    assert summary["latency_ms"]["p50"] == 25.0
+    with pytest.raises(ValueError, match="no request lines"):
+        parse_csv("response-time,status-code,offset\n")
+
+
+def test_pipeline_settings_are_checked_where_built():
+    with pytest.raises(ValueError, match="decode_threads"):
+        PipelineConfig(decode_threads=(0,))
+    with pytest.raises(ValueError, match="seconds_per_setting"):
+        PipelineConfig(seconds_per_setting=0)
+    with pytest.raises(ValueError, match="concurrency"):
+        HeyConfig(concurrency=8, requests=4)
 
 
 def test_raw_client_handles_length_chunked_and_close_framing():

@@ -33,7 +33,29 @@ def _level(concurrency: int, images_per_s: float, p50: float, p99: float, mean_b
     }  # fmt: skip
 
 
-def make_results(ours_c64: float = 412.3, baseline_c64: float = 61.7) -> dict:
+def _limit_entry(name: str, auc: float, limit: float, levels: list, batch1_ms: float) -> dict:
+    """One model of the limits section: pipeline limit, server levels, hey, ratios."""
+    from benchmarks.runner import limit_ratios
+
+    server = {"name": f"ours-{name}", "levels": [_level(c, ips, p50, p50 * 2)
+                                                  for c, ips, p50 in levels],
+              "hey": {"tool": "hey", "concurrency": 64, "requests": 500,
+                      "status_counts": {"200": 500}, "images_per_s": levels[-1][1] * 0.98,
+                      "latency_ms": {"p50": 150.0, "p90": 170.0, "p99": 190.0}}}  # fmt: skip
+    pipeline = {
+        "model": name, "settings": [],
+        "limit": {"intra_op_threads": 1, "batch_size": 16, "decode_threads": 2,
+                  "images": 300, "images_per_s": limit},
+        "batch1_latency": {"runs": 64, "ms_p50": batch1_ms, "ms_p99": batch1_ms * 1.5},
+    }  # fmt: skip
+    model = {"name": name, "version": 1, "test_metrics": {"roc_auc": auc}}
+    return {"model": model, "pipeline": pipeline, "server": server,
+            "ratios": limit_ratios(pipeline, server)}  # fmt: skip
+
+
+def make_results(
+    ours_c64: float = 412.3, baseline_c64: float = 61.7, limit_c64: float = 97.0
+) -> dict:
     """A complete results dict with distinctive numbers (no GPU, untrained=False)."""
     ours = [_level(c, ips, p50, p99, 9.5) for c, ips, p50, p99 in
             [(1, 88.1, 6.54, 9.87), (4, 201.4, 17.2, 30.1), (16, 350.9, 40.3, 80.2),
@@ -45,6 +67,10 @@ def make_results(ours_c64: float = 412.3, baseline_c64: float = 61.7) -> dict:
         {"batch_size": b, "runs": 10, "images_per_s": ips, "batch_ms_p50": 1.0, "per_image_ms": 1.0}
         for b, ips in [(1, 240.5), (8, 430.6), (64, 455.25)]
     ]
+    limits = [_limit_entry("lite0", 0.987, 100.0, [(1, 25.0, 30.5), (64, limit_c64, 800.0)],
+                           batch1_ms=30.0),
+              _limit_entry("cnn", 0.870, 400.0, [(1, 150.0, 5.2), (64, 390.0, 160.0)],
+                           batch1_ms=4.0)]  # fmt: skip
     return {
         "schema": 1, "created": "2026-11-28T10:11:12Z",
         "machine": {"cpu": "Test CPU 9000", "cores": 2, "cores_usable": 2, "memory_gib": 23.5,
@@ -68,6 +94,7 @@ def make_results(ours_c64: float = 412.3, baseline_c64: float = 61.7) -> dict:
             {"name": "ours-batching-on-int8", "description": "ours", "levels": [],
              "error": "ours-batching-on-int8 exited with 1 before it was ready; log tail:\nboom"},
         ],
+        "limits": limits,
         "targets": [],
         "duration_s": 321.0,
     }  # fmt: skip
@@ -106,24 +133,34 @@ def test_numbers_in_the_summary_come_from_the_json(results: dict):
 
 def test_targets_are_checked_with_the_margin_when_missed(results: dict):
     verdicts = {check["id"]: check for check in evaluate_targets(results)}
-    # 412.3 / 455.25 = 90.6 % of raw: met; 412.3 / 61.7 = 6.68x: met
-    assert verdicts["raw_fraction"]["status"] == "met"
-    assert verdicts["baseline_throughput"]["status"] == "met"
-    assert verdicts["baseline_p99"]["status"] == "met"  # 201.7 <= 1234.5 / 3
-    # 6.54 ms - 4.16 ms = 2.38 ms > 2 ms
+    # lite0 97 / 100 = 97 %, cnn 390 / 400 = 97.5 %: met; 412.3 / 61.7 = 6.68x: missed
+    assert verdicts["pipeline_fraction"]["status"] == "met"
+    assert verdicts["pipeline_fraction"]["measured"] == "lite0 97%, cnn 98%"
+    assert verdicts["baseline_throughput"]["status"] == "missed"
+    assert verdicts["baseline_throughput"]["shortfall"] == "short by 3.32x"
+    assert verdicts["baseline_p99"]["status"] == "met"  # 201.7 <= 1234.5 / 5
+    # lite0 30.5 - 30.0 = 0.5 ms, cnn 5.2 - 4.0 = 1.2 ms > 1 ms
     assert verdicts["http_overhead"]["status"] == "missed"
-    assert verdicts["http_overhead"]["shortfall"] == "0.38 ms over the 2 ms budget"
+    assert verdicts["http_overhead"]["shortfall"] == "0.20 ms over the 1 ms budget"
+    assert verdicts["no_errors"]["status"] == "met"  # only 503s
     assert verdicts["tensorrt_fp16"]["status"] == "not measured"
     assert verdicts["tensorrt_fp16"]["measured"] == "not measured: no GPU"
 
-    slow = make_results(ours_c64=300.0, baseline_c64=100.0)
+    slow = make_results(ours_c64=700.0, baseline_c64=50.0, limit_c64=80.0)
+    slow["limits"][1]["server"]["levels"][0]["errors"] = {"500": 1}
     verdicts = {check["id"]: check for check in evaluate_targets(slow)}
-    assert verdicts["raw_fraction"]["status"] == "missed"
-    assert verdicts["raw_fraction"]["shortfall"] == "short by 24 percentage points"  # 65.9 %
-    assert verdicts["baseline_throughput"]["shortfall"] == "short by 2.00x (reached 3.00x of 5x)"
+    assert verdicts["pipeline_fraction"]["status"] == "missed"
+    assert verdicts["pipeline_fraction"]["shortfall"] == "the worst model is 15 points short"
+    assert verdicts["baseline_throughput"]["status"] == "met"  # 14x
+    assert verdicts["no_errors"]["status"] == "missed"
+    assert verdicts["no_errors"]["measured"] == "up to c=64: 500: 1"
     text = render_summary(slow, "x.json")
-    assert "❌ missed: short by 24 percentage points" in text
+    assert "❌ missed: the worst model is 15 points short" in text
     assert "— not measured" in text
+    assert "| lite0 | 64 | 80.0 | 0.80 |" in text
+    assert (
+        "| lite0 | 0.987 | 100.0 | batch 16, 2 decode, 1 intra-op | 30.00 | 30.50 (0.50) " in text
+    )
 
 
 def test_summary_command_regenerates_from_the_json(results: dict, tmp_path: Path, capsys):

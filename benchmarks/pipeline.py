@@ -1,0 +1,148 @@
+"""The in-process pipeline limit: the server's own decode, preprocessing and session, no HTTP.
+
+Uploads go through ``core.preprocessing.preprocess_bytes`` (with the model's contract, face
+crop included) on a pool of decode threads, while this thread gathers rows into batches and
+runs them on a ``serving.runtime.ModelRuntime`` — the same functions the server calls, with
+decoding overlapped with inference over the same cores. Every combination of batch size,
+decode threads and onnxruntime intra-op threads is timed; the best images/s is the limit the
+server is compared with. One upload decoded and scored alone, back to back (the fastest
+intra-op thread count), gives the in-process latency the server's c=1 latency is compared with.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.images import ImageSet
+from core.modelrepo import ModelEntry
+from core.preprocessing import PreprocessConfig, preprocess_bytes
+from serving.runtime import ModelRuntime, RuntimeConfig
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The settings swept, and how long each is timed."""
+
+    batch_sizes: tuple[int, ...] = (1, 8, 16, 32)
+    decode_threads: tuple[int, ...] = (1, 2, 3)
+    intra_op_threads: tuple[int, ...] = (1, 2)
+    seconds_per_setting: float = 3.0
+    min_images: int = 32
+    latency_runs: int = 64
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        for name in ("batch_sizes", "decode_threads", "intra_op_threads"):
+            values = getattr(self, name)
+            if not values or min(values) < 1:
+                raise ValueError(f"{name} must be a non-empty tuple of integers >= 1, got {values}")
+        if self.seconds_per_setting <= 0:
+            raise ValueError(f"seconds_per_setting must be > 0, got {self.seconds_per_setting}")
+
+
+def preprocess_config(entry: ModelEntry) -> PreprocessConfig:
+    """The contract the server applies for ``entry`` (face crop as its metadata says)."""
+    return PreprocessConfig(size=entry.input_size, face_crop=entry.face_crop)
+
+
+def run_setting(
+    runtime: ModelRuntime,
+    payloads: tuple[bytes, ...],
+    contract: PreprocessConfig,
+    batch_size: int,
+    decode_threads: int,
+    seconds: float,
+    min_images: int,
+) -> dict:
+    """Images/s of decode threads feeding batches to ``runtime`` for about ``seconds``."""
+    stream = itertools.cycle(payloads)
+    window = batch_size * 2 + decode_threads  # rows decoded ahead of inference, bounded
+    done = 0
+    with ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") as pool:
+        pending: deque[Future] = deque(
+            pool.submit(preprocess_bytes, next(stream), contract) for _ in range(window)
+        )
+        started = time.perf_counter()
+        deadline = started + seconds
+        while done < min_images or time.perf_counter() < deadline:
+            rows = []
+            for _ in range(batch_size):
+                rows.append(pending.popleft().result())
+                pending.append(pool.submit(preprocess_bytes, next(stream), contract))
+            runtime.run(np.stack(rows))
+            done += batch_size
+        elapsed = time.perf_counter() - started
+        for future in pending:
+            future.cancel()
+    return {
+        "batch_size": batch_size,
+        "decode_threads": decode_threads,
+        "images": done,
+        "images_per_s": round(done / elapsed, 2),
+    }
+
+
+def latency_batch1(
+    runtime: ModelRuntime, payloads: tuple[bytes, ...], contract: PreprocessConfig, runs: int
+) -> dict:
+    """Median and p99 ms of one upload decoded then scored alone, back to back."""
+    times = []
+    for index in range(runs):
+        started = time.perf_counter()
+        runtime.run(preprocess_bytes(payloads[index % len(payloads)], contract)[None])
+        times.append(time.perf_counter() - started)
+    seconds = np.asarray(times) * 1000.0
+    return {
+        "runs": runs,
+        "ms_p50": round(float(np.median(seconds)), 3),
+        "ms_p99": round(float(np.percentile(seconds, 99)), 3),
+    }
+
+
+def measure_pipeline(entry: ModelEntry, images: ImageSet, config: PipelineConfig) -> dict:
+    """Sweep every setting for one model; the best one is ``limit``."""
+    contract = preprocess_config(entry)
+    settings = []
+    steps = [(t, b, d) for t in config.intra_op_threads for b in config.batch_sizes
+             for d in config.decode_threads]  # fmt: skip
+    progress = tqdm(steps, desc=f"pipeline limit {entry.name}", unit="setting")
+    runtimes: dict[int, ModelRuntime] = {}
+    for intra, batch, decode in progress:
+        if intra not in runtimes:
+            runtime_config = RuntimeConfig(
+                providers=("cpu",),
+                intra_op_threads=intra,
+                max_batch_size=max(config.batch_sizes),
+                precision=config.precision,
+            )
+            runtimes[intra] = ModelRuntime(entry, runtime_config)
+            runtimes[intra].warmup(tuple(sorted(set(config.batch_sizes))))
+        row = run_setting(
+            runtimes[intra], images.payloads, contract, batch, decode,
+            config.seconds_per_setting, config.min_images,
+        )  # fmt: skip
+        settings.append({"intra_op_threads": intra, **row})
+        progress.set_postfix_str(f"{row['images_per_s']:.1f} img/s", refresh=False)
+    best = max(settings, key=lambda row: row["images_per_s"])
+    latencies = [
+        {"intra_op_threads": intra, **latency_batch1(runtime, images.payloads, contract,
+                                                      config.latency_runs)}
+        for intra, runtime in runtimes.items()
+    ]  # fmt: skip
+    latency = min(latencies, key=lambda row: row["ms_p50"])
+    return {
+        "model": entry.name,
+        "version": entry.version,
+        "precision": config.precision,
+        "face_crop": entry.face_crop,
+        "settings": settings,
+        "limit": best,
+        "batch1_latency": latency,
+    }
