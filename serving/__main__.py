@@ -6,14 +6,19 @@ Exit codes: 0 after a clean stop (SIGTERM or Ctrl+C: in-flight requests finish f
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from core.modelrepo import ModelRepository
 from serving.app import configure_logging
 from serving.config import ServerConfig, parse_args
+from serving.metrics import MULTIPROCESS_ENV
 from serving.models import find_entries
 
 FACTORY = "serving.app:create_app_from_env"
@@ -51,7 +56,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     os.environ.update(config.to_env())  # how uvicorn's worker processes get the config
+    with multiprocess_metrics(config.workers):
+        return run_uvicorn(config)
 
+
+@contextlib.contextmanager
+def multiprocess_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh ``PROMETHEUS_MULTIPROC_DIR`` for their metric files (one
+    given in the environment is emptied, as the client library asks), removed afterwards."""
+    if workers < 2:
+        yield
+        return
+    given = os.environ.get(MULTIPROCESS_ENV)
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="dfd-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_uvicorn(config: ServerConfig) -> int:
     import uvicorn
 
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -103,8 +103,14 @@ class ServerConfig:
         DEFAULT_MAX_PIXELS, "largest image in pixels, checked from the header (413)", int
     )
     max_batch_files: int = _option(64, "most files in one /v1/predict/batch request", int)
-    decode_threads: int = _option(4, "threads decoding and preprocessing uploads", int)
-    intra_op_threads: int = _option(0, "onnxruntime intra-op threads (0: runtime default)", int)
+    decode_threads: int = _option(
+        4, "threads decoding and preprocessing uploads (the whole server's, shared by workers)", int
+    )
+    intra_op_threads: int = _option(
+        0,
+        "onnxruntime intra-op threads (the whole server's, shared by workers; 0: all cores)",
+        int,
+    )
     graph_optimization: str = _option(
         "all", "onnxruntime graph optimisation level", choices=GRAPH_OPTIMIZATION_CHOICES
     )
@@ -175,6 +181,17 @@ class ServerConfig:
     def warmup_sizes(self) -> tuple[int, ...]:
         """Batch sizes used for warm-up: the configured ones, or 1 and the max batch size."""
         return self.warmup_batch_sizes or tuple(sorted({1, self.max_batch_size}))
+
+    @property
+    def worker_decode_threads(self) -> int:
+        """Decode threads of one worker process: the server's budget shared out."""
+        return max(1, self.decode_threads // self.workers)
+
+    @property
+    def worker_intra_op_threads(self) -> int:
+        """Intra-op threads of one worker (0 with one worker: onnxruntime's own default)."""
+        budget = self.intra_op_threads or (os.cpu_count() or 1 if self.workers > 1 else 0)
+        return max(1, budget // self.workers) if budget else 0
 
     @property
     def engine_cache_dir(self) -> Path:

@@ -1,13 +1,21 @@
-"""Prometheus metrics in a per-app registry (several apps can live in one process)."""
+"""Prometheus metrics in a per-app registry (several apps can live in one process).
+
+With ``--workers N`` the server runs in Prometheus multiprocess mode: the parent process sets
+``PROMETHEUS_MULTIPROC_DIR`` before the workers start, every worker writes its values to
+files there, and ``/metrics`` (answered by any worker) sums them over the whole server.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -19,6 +27,7 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess_dir = os.environ.get(MULTIPROCESS_ENV) or None
         model = ["model", "version"]
         self.requests = Counter(
             "dfd_http_requests", "HTTP requests answered", ["route", "method", "status"],
@@ -41,8 +50,9 @@ class ServingMetrics:
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.queue_depth = Gauge(
-            "dfd_queue_depth_rows", "rows waiting for a model run", model, registry=self.registry
-        )
+            "dfd_queue_depth_rows", "rows waiting for a model run", model,
+            registry=self.registry, multiprocess_mode="livesum",
+        )  # fmt: skip
         self.rejections = Counter(
             "dfd_batcher_rejections", "submissions refused or abandoned",
             [*model, "reason"], registry=self.registry,
@@ -50,13 +60,21 @@ class ServingMetrics:
         self.predictions = Counter(
             "dfd_predictions", "images classified", [*model, "label"], registry=self.registry
         )
-        self.ready = Gauge("dfd_ready", "1 when warmed up and serving", registry=self.registry)
+        self.ready = Gauge(
+            "dfd_ready", "1 when warmed up and serving (every worker)",
+            registry=self.registry, multiprocess_mode="livemin",
+        )  # fmt: skip
 
     def observer(self, model: str, version: int) -> ModelObserver:
         return ModelObserver(self, model, str(version))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition: this app's registry, or every worker's files summed."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)
+        return generate_latest(registry)
 
 
 class ModelObserver:

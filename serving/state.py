@@ -25,7 +25,7 @@ T = TypeVar("T")
 def runtime_config(config: ServerConfig) -> RuntimeConfig:
     return RuntimeConfig(
         providers=config.providers,
-        intra_op_threads=config.intra_op_threads,
+        intra_op_threads=config.worker_intra_op_threads,
         graph_optimization=config.graph_optimization,
         device_id=config.device_id,
         trt_fp16=config.trt_fp16,
@@ -59,7 +59,9 @@ class ServingState:
 
     async def start(self) -> None:
         """Load every entry, warm it up, start its batcher; ready if at least one loaded."""
-        self._cpu_pool = ThreadPoolExecutor(self.config.decode_threads, thread_name_prefix="decode")
+        self._cpu_pool = ThreadPoolExecutor(
+            self.config.worker_decode_threads, thread_name_prefix="decode"
+        )
         self.lime_slots = asyncio.Semaphore(self.config.lime_concurrency)
         root = self.config.models_dir
         entries = find_entries(ModelRepository(root), self.config.latest_only)
