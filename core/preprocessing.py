@@ -4,7 +4,9 @@ Contract (also written into every model's ``metadata.json`` via :func:`contract`
 
 * **Decode**: Pillow. Formats JPEG, PNG, WebP, GIF (first frame), BMP, TIFF (first page).
   The pixel count is checked from the header *before* any pixel is decoded, so a
-  decompression bomb costs a few bytes of parsing, not gigabytes of memory.
+  decompression bomb costs a few bytes of parsing, not gigabytes of memory. Colour and grey
+  JPEGs are decoded by libjpeg-turbo through ``simplejpeg`` when it is installed, with the
+  same DCT scale as Pillow's draft: the pixels are identical, the decode about a third faster.
 * **Orientation**: the EXIF orientation tag is applied (the image is turned upright).
 * **Colour**: 8-bit **RGB**. Alpha is composited over white; palette, grey, CMYK and
   16-bit images are converted to 8-bit RGB.
@@ -32,10 +34,25 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+try:  # libjpeg-turbo's decoder without Pillow's overhead; optional, same pixels
+    import simplejpeg as _simplejpeg
+except ImportError:  # pragma: no cover - exercised where simplejpeg is not installed
+    _simplejpeg = None
+
 INPUT_SIZE = 224
 FACE_DRAFT_FACTOR = 4  # face-crop models decode JPEGs to >= 4x the input size, then crop
 DEFAULT_MAX_PIXELS = 40_000_000  # about 40 megapixels, e.g. 7300 x 5500
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+EXIF_ORIENTATION = 0x0112
+ORIENTATION_TRANSPOSE = {  # as PIL.ImageOps.exif_transpose turns an image upright
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class ImageError(ValueError):
@@ -117,6 +134,9 @@ def open_image(
             f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
             status=413,
         )
+    fast = _decode_jpeg_turbo(image, data, None if full_size else draft_size)
+    if fast is not None:
+        return fast
     try:
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)
@@ -131,6 +151,35 @@ def open_image(
     except Exception as exc:  # truncated, corrupt or otherwise undecodable data
         raise ImageError(f"corrupt or truncated image: {exc}") from None
     return image
+
+
+def draft_scale(size: tuple[int, int], draft_size: int) -> int:
+    """The DCT scale (1, 2, 4 or 8) Pillow's ``Image.draft`` picks for ``draft_size``."""
+    fits = min(size[0] // draft_size, size[1] // draft_size)
+    return next((factor for factor in (8, 4, 2) if fits >= factor), 1)
+
+
+def _decode_jpeg_turbo(
+    image: Image.Image, data: bytes, draft_size: int | None
+) -> Image.Image | None:
+    """``image`` decoded by ``simplejpeg`` at Pillow's draft scale and turned upright; None
+    when that path does not apply (not installed, not a plain colour or grey JPEG)."""
+    if image.format != "JPEG" or image.mode not in ("RGB", "L") or _simplejpeg is None:
+        return None
+    width, height = image.size
+    scale = 1 if draft_size is None else draft_scale(image.size, draft_size)
+    try:
+        array = _simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB",
+            min_height=-(-height // scale),
+            min_width=-(-width // scale),
+        )
+    except ValueError as exc:  # strict mode: corrupt or truncated data
+        raise ImageError(f"corrupt or truncated image: {exc}") from None
+    upright = Image.fromarray(array, mode="RGB")
+    method = ORIENTATION_TRANSPOSE.get(image.getexif().get(EXIF_ORIENTATION, 1))
+    return upright if method is None else upright.transpose(method)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
