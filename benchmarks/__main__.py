@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmarks import explain as explain_bench
 from benchmarks import soak
+from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig
 from benchmarks.loadgen import CLIENTS
 from benchmarks.pipeline import PipelineConfig
@@ -276,6 +277,7 @@ def _suite_config(args: argparse.Namespace) -> SuiteConfig:
             ),
             limit_concurrency=(1, 4),
             hey=HeyConfig(concurrency=4, requests=40),
+            first_request=FirstRequestConfig(idle_s=1.0, repeats=2),
         )
     return config
 

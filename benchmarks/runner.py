@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from benchmarks.firstrequest import FirstRequestConfig, measure_first_request
 from benchmarks.hey import HeyConfig, run_hey
 from benchmarks.images import ImageSet, load_images
 from benchmarks.loadgen import LoadConfig, run_level_sync
@@ -67,6 +68,7 @@ class SuiteConfig:
     limit_models: tuple[str, ...] | None = None  # None: every model in the repository
     limit_concurrency: tuple[int, ...] = LIMIT_CONCURRENCY
     hey: HeyConfig = field(default_factory=HeyConfig)
+    first_request: FirstRequestConfig = field(default_factory=FirstRequestConfig)
     server_args: tuple[str, ...] = ()  # extra flags for every run of our server
     batch_metric: str | None = None
     out_dir: Path = DEFAULT_OUT
@@ -207,9 +209,10 @@ def measure_system(
     progress: tqdm,
     concurrency_levels: tuple[int, ...] | None = None,
     hey: HeyConfig | None = None,
+    first_request: FirstRequestConfig | None = None,
 ) -> dict:
-    """Start one server, run every concurrency level against it (then ``hey``, if given),
-    stop it."""
+    """Start one server, run every concurrency level against it (then ``hey`` and the first
+    request after idling, if given), stop it."""
     result: dict = {"name": spec.name, "description": spec.description, "levels": []}
     levels = concurrency_levels or config.concurrency
     try:
@@ -249,6 +252,10 @@ def measure_system(
         if hey is not None:
             result["hey"] = run_hey(
                 server.base_url, median_payload(images), images.content_type, hey
+            )
+        if first_request is not None:
+            result["first_request"] = measure_first_request(
+                server.base_url, median_payload(images), images.content_type, first_request
             )
     finally:
         exit_code = server.stop()
@@ -295,8 +302,9 @@ def measure_limits(config: SuiteConfig, repository: ModelRepository, images: Ima
         progress = tqdm(total=len(config.limit_concurrency), desc=f"server {name}", unit="level")
         with progress:
             server = measure_system(
-                spec, config, images, progress, config.limit_concurrency, config.hey
-            )
+                spec, config, images, progress, config.limit_concurrency, config.hey,
+                config.first_request,
+            )  # fmt: skip
         results.append(
             {
                 "model": model_summary(entry),

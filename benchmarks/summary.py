@@ -134,8 +134,9 @@ def _raw_table(results: dict) -> list[str]:
 def _limits_table(results: dict) -> list[str]:
     lines = [
         "| model | test ROC-AUC | pipeline limit img/s | best setting | in-process batch-1 p50 ms "
-        "| server c=1 p50 ms (overhead) | hey c=64 img/s (÷ limit), p50 / p99 ms |",
-        "|---|---:|---:|---|---:|---:|---|",
+        "| server c=1 p50 ms (overhead) | hey c=64 img/s (÷ limit), p50 / p99 ms "
+        "| first upload after idle ms (next ones p50) |",
+        "|---|---:|---:|---|---:|---:|---|---|",
     ]
     for item in results.get("limits", []):
         pipeline, ratios = item["pipeline"], item.get("ratios") or {}
@@ -144,6 +145,13 @@ def _limits_table(results: dict) -> list[str]:
             (lv for lv in item["server"].get("levels", []) if lv["concurrency"] == 1), None
         )
         hey = item["server"].get("hey") or {}
+        first = item["server"].get("first_request") or {}
+        first_text = "—"
+        if "first_ms" in first:
+            first_text = (
+                f"{fmt(first['first_ms'], 1)} after {fmt(first['idle_s'], 0)} s "
+                f"({fmt(first['following_ms_p50'], 1)})"
+            )
         hey_text = hey.get("error", "—")
         if "images_per_s" in hey:
             hey_text = (
@@ -156,7 +164,7 @@ def _limits_table(results: dict) -> list[str]:
             f"{best['decode_threads']} decode, {best['intra_op_threads']} intra-op "
             f"| {fmt(latency['ms_p50'], 2)} "
             f"| {fmt(single['latency_ms']['p50'] if single else None, 2)} "
-            f"({fmt(ratios.get('c1_overhead_ms_p50'), 2)}) | {hey_text} |"
+            f"({fmt(ratios.get('c1_overhead_ms_p50'), 2)}) | {hey_text} | {first_text} |"
         )
     lines += [
         "",

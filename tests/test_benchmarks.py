@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from benchmarks.__main__ import build_parser, main
+from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig, parse_csv
 from benchmarks.images import ImageSet, decoded_batch, load_images, synthetic_jpegs
 from benchmarks.pipeline import PipelineConfig
@@ -63,6 +64,7 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
         ),  # fmt: skip
         limit_concurrency=(1, 3),
         hey=HeyConfig(concurrency=3, requests=12),
+        first_request=FirstRequestConfig(idle_s=0.2, repeats=2),
         server_args=TINY_SERVER_ARGS,
         out_dir=tmp_path / "results",
         machine_name="testbox",
@@ -98,6 +100,8 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
     assert [lv["concurrency"] for lv in limits["server"]["levels"]] == [1, 3]
     assert all(lv["ok"] == 15 for lv in limits["server"]["levels"])
     assert set(limits["ratios"]["server_over_limit"]) == {"1", "3"}
+    first = limits["server"]["first_request"]
+    assert first["statuses"] == [200] and first["first_ms"] > 0 and first["idle_s"] == 0.2
     if shutil.which("hey"):
         assert limits["server"]["hey"]["status_counts"] == {"200": 12}
     else:
