@@ -13,7 +13,9 @@ rows whose uploads are still being decoded join the batch.
 
 Bulk submissions (LIME's hundreds of perturbed images) queue behind every interactive
 one: a prediction that arrives while an explanation is being scored joins the very next
-batch instead of waiting for the explanation's rows to drain.
+batch instead of waiting for the explanation's rows to drain. While interactive requests
+are on their way, a batch carries at most ``bulk_batch_size`` bulk rows, so a prediction
+never waits behind a long bulk run.
 """
 
 from __future__ import annotations
@@ -57,10 +59,29 @@ class ModelRunError(RuntimeError):
 
 @dataclass(frozen=True)
 class BatcherConfig:
+    """How rows are batched; checked here, so a bad value fails at start, not in the loop."""
+
     max_batch_size: int = 32
     max_queue_delay_ms: float = 5.0
     max_queue_size: int = 2048
     request_timeout_s: float = 30.0
+    bulk_batch_size: int = 8  # most bulk rows per batch while interactive requests are on their way
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_queue_size", "bulk_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"BatcherConfig.{name} must be at least 1, got {getattr(self, name)}"
+                )
+        if self.max_queue_delay_ms < 0:
+            raise ValueError(
+                "BatcherConfig.max_queue_delay_ms must not be negative, "
+                f"got {self.max_queue_delay_ms}"
+            )
+        if self.request_timeout_s <= 0:
+            raise ValueError(
+                f"BatcherConfig.request_timeout_s must be positive, got {self.request_timeout_s}"
+            )
 
 
 class BatchObserver(Protocol):
@@ -269,9 +290,11 @@ class DynamicBatcher:
                 return
 
     def _take_batch(self) -> list[tuple[_Submission, int, int]]:
-        """Up to ``max_batch_size`` rows from the oldest submissions: (item, start, stop)."""
+        """Up to ``max_batch_size`` rows from the oldest submissions: (item, start, stop);
+        bulk rows capped at ``bulk_batch_size`` while interactive requests are on their way."""
         slices: list[tuple[_Submission, int, int]] = []
         total = 0
+        bulk_room = self.config.bulk_batch_size if self._incoming else self.config.max_batch_size
         while self._pending and total < self.config.max_batch_size:
             item = self._pending[0]
             if item.future.done():  # timed out, cancelled or failed meanwhile
@@ -280,6 +303,11 @@ class DynamicBatcher:
                 item.taken = len(item.rows)
                 continue
             count = min(item.remaining, self.config.max_batch_size - total)
+            if item.bulk:
+                count = min(count, bulk_room)
+                if count == 0:
+                    break
+                bulk_room -= count
             slices.append((item, item.taken, item.taken + count))
             item.taken += count
             total += count

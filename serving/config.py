@@ -95,6 +95,12 @@ class ServerConfig:
     max_queue_size: int = _option(
         2048, "most rows waiting per model; beyond that requests get 503", int
     )
+    bulk_batch_size: int = _option(
+        8,
+        "most rows of an explanation (bulk work) per model run while predictions are on "
+        "their way, so they never wait behind a long bulk run",
+        int,
+    )
     request_timeout_s: float = _option(
         30.0, "longest time a request may wait for its model run before 504", float
     )
@@ -159,7 +165,7 @@ class ServerConfig:
         positive = (
             "port", "workers", "max_batch_size", "max_queue_size", "max_body_bytes",
             "max_pixels", "max_batch_files", "decode_threads", "lime_concurrency",
-            "lime_max_samples", "explain_max_features", "retry_after_s",
+            "bulk_batch_size", "lime_max_samples", "explain_max_features", "retry_after_s",
         )  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:

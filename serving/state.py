@@ -41,6 +41,7 @@ def batcher_config(config: ServerConfig) -> BatcherConfig:
         max_queue_delay_ms=config.max_queue_delay_ms,
         max_queue_size=config.max_queue_size,
         request_timeout_s=config.request_timeout_s,
+        bulk_batch_size=config.bulk_batch_size,
     )
 
 

@@ -201,6 +201,33 @@ async def test_stop_without_drain_fails_queued_work():
     assert any(isinstance(o, BatcherStopped) for o in outcomes[1:])
 
 
+async def test_bulk_batches_shrink_while_predictions_are_on_their_way():
+    model = RecordingModel(delay_s=0.01)
+    batcher = await started(model, max_batch_size=32, max_queue_delay_ms=0, bulk_batch_size=8)
+    assert (await batcher.submit(rows(0, 40), bulk=True))["id"].tolist() == list(range(40))
+    assert model.batch_sizes == [32, 8], "alone, bulk work runs in full batches"
+    model.batch_sizes.clear()
+    with batcher.incoming():  # a prediction is being decoded
+        bulk = asyncio.create_task(batcher.submit(rows(100, 40), bulk=True))
+        await asyncio.sleep(0.02)
+        single = await batcher.submit(rows(7, 1))
+        result = await bulk
+    assert single["id"].tolist() == [7]
+    assert result["id"].tolist() == list(range(100, 140))
+    assert max(model.batch_sizes) <= 9, "at most 8 bulk rows (plus the interactive one)"
+    await batcher.stop()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_batch_size", 0), ("max_queue_size", 0), ("bulk_batch_size", 0),
+     ("max_queue_delay_ms", -1.0), ("request_timeout_s", 0.0)],
+)  # fmt: skip
+async def test_batcher_settings_are_checked_where_built(field, value):
+    with pytest.raises(ValueError, match=f"BatcherConfig.{field} .*{value}"):
+        BatcherConfig(**{field: value})
+
+
 async def test_interactive_rows_overtake_queued_bulk_rows():
     model = RecordingModel(delay_s=0.03)
     batcher = await started(model, max_batch_size=8, max_queue_delay_ms=0)
