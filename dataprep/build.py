@@ -2,7 +2,7 @@
 
 Steps, in order: read the real photos and the manipulated fakes; prepare them (face crop,
 JPEG at a quality drawn from the real photos' qualities); prepare each generated face matched
-to a seeded real partner (its stored width and height, sharpness and file size); group
+to a seeded real partner (its stored width and height, sharpness and JPEG quality); group
 near-duplicates within each source family; split groups 70/15/15 per family, seeded; write
 files and ``manifest.json``.
 """
@@ -123,21 +123,21 @@ def prepare_all(
         rng = file_rng(config.seed, c.origin)
         partner = reals[int(rng.choice(len(reals), p=weights))]
         partners.append(partner.origin)
-        jobs.append(Job(c.data, int(rng.choice(qualities)), partner_target(partner, rng, config)))
+        jobs.append(Job(c.data, partner.prepared.quality, partner_target(partner, rng)))
     gan_rows = collect(generated, run_jobs(jobs, config.workers, "generated (matched)"), skipped)
     for row, partner in zip(gan_rows, partners, strict=False):
         row.partner = partner
     return rows, gan_rows
 
 
-def partner_target(partner: Row, rng: np.random.Generator, config: BuildConfig) -> PartnerTarget:
-    """Match a generated face to ``partner``'s stored file: width and height, sharpness, bytes."""
+def partner_target(partner: Row, rng: np.random.Generator) -> PartnerTarget:
+    """Match a generated face to ``partner``'s stored file: width and height, sharpness and
+    JPEG quality."""
     stored = partner.prepared
     return PartnerTarget(
         size=(stored.stored_width, stored.stored_height),
         sharpness=stored.sharpness,
-        bytes=len(stored.jpeg),
-        quality_bounds=config.quality_bounds,
+        quality=stored.quality,
         trim_start=bool(rng.integers(2)),
     )
 

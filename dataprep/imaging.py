@@ -1,12 +1,12 @@
 """Image measurements (sharpness, JPEG quality, hashes) and the changes that match them
-(aspect, size, sharpness, file size)."""
+(aspect, size, sharpness)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
-from core.preprocessing import INPUT_SIZE, encode_jpeg, resize_rgb
+from core.preprocessing import INPUT_SIZE, resize_rgb
 
 # libjpeg's standard luminance table (quality 50); its sum scales with the quality setting.
 IJG_LUMA_TABLE_SUM = 3688
@@ -59,27 +59,6 @@ def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return rgb
     resized = Image.fromarray(rgb).resize(tuple(size), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.uint8)
-
-
-def encode_to_bytes(
-    rgb: np.ndarray, target_bytes: int, bounds: tuple[int, int]
-) -> tuple[bytes, int]:
-    """The JPEG (and its quality, within ``bounds``) whose size is nearest ``target_bytes``;
-    bisects the quality, since file size grows with it."""
-    low, high = bounds
-    best: tuple[int, bytes, int] | None = None
-    while low <= high:
-        quality = (low + high) // 2
-        data = encode_jpeg(rgb, quality)
-        gap = abs(len(data) - target_bytes)
-        if best is None or gap < best[0]:
-            best = (gap, data, quality)
-        if len(data) < target_bytes:
-            low = quality + 1
-        else:
-            high = quality - 1
-    assert best is not None
-    return best[1], best[2]
 
 
 def soften(rgb: np.ndarray, fraction: float) -> np.ndarray:

@@ -4,8 +4,8 @@ Every image of both classes goes through :func:`prepare` with the same face crop
 server (``core.facecrop`` on the contract's draft decode). Generated faces are matched to a
 real partner first: cut to the partner's aspect (trimmed on one side, as a crop clipped at a
 border is), scaled to the partner's width and height, softened to its sharpness, and stored at
-the JPEG quality whose file size is nearest the partner's. Reals and manipulated fakes are
-stored at a quality drawn from the real photos' own qualities.
+the partner's JPEG quality. Reals and manipulated fakes are stored at a quality drawn from the
+real photos' own qualities.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from core.preprocessing import (
     to_rgb,
 )
 from dataprep.imaging import (
-    encode_to_bytes,
     estimate_jpeg_quality,
     laplacian_variance,
     match_sharpness,
@@ -42,8 +41,7 @@ class PartnerTarget:
 
     size: tuple[int, int]  # (width, height)
     sharpness: float  # Laplacian variance at the model's input size
-    bytes: int  # file size
-    quality_bounds: tuple[int, int]
+    quality: int  # JPEG quality
     trim_start: bool  # cut to the partner's aspect from the far side (else the near side)
 
 
@@ -52,7 +50,7 @@ class Job:
     """What to do with one file."""
 
     data: bytes
-    quality: int  # JPEG quality of the stored crop (unless matched to ``partner``)
+    quality: int  # JPEG quality of the stored crop (a partner's quality wins)
     partner: PartnerTarget | None = None  # a generated face's matching targets
 
 
@@ -115,13 +113,12 @@ def prepare(job: Job) -> Prepared:
 
 
 def match_partner(crop: np.ndarray, target: PartnerTarget) -> tuple[np.ndarray, float, bytes, int]:
-    """Aspect, size, sharpness, then file size of ``target``: the matched crop, its effective
+    """Aspect, size, sharpness and JPEG quality of ``target``: the matched crop, its effective
     resolution fraction, its JPEG and that JPEG's quality."""
     width, height = target.size
     crop = resize_to(trim_to_aspect(crop, width / height, target.trim_start), target.size)
     crop, fraction = match_sharpness(crop, target.sharpness)
-    jpeg, quality = encode_to_bytes(crop, target.bytes, target.quality_bounds)
-    return crop, fraction, jpeg, quality
+    return crop, fraction, encode_jpeg(crop, target.quality), target.quality
 
 
 def try_prepare(job: Job) -> Prepared | str:

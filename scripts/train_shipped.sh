@@ -17,8 +17,8 @@ MODEL=${1:-cnn}
 
 LITE0_DATA="data/detector (DATA.md): 6,000 MobileStyleGAN faces, 960 Yonsei photoshopped \
 and 1,100 LFW FaceSwap fakes against 12,661 real photos (SCUT-FBP5500, All-Age-Faces, CelebA, \
-Yonsei, LFW), all face-cropped, generated faces matched to real partners in crop size, \
-sharpness and JPEG quality; one generator family only (StyleGAN2)"
+Yonsei, LFW), all face-cropped, generated faces stored like real partners (size, sharpness, \
+file size); one generator family only (StyleGAN2)"
 
 if [ "$MODEL" = lite0 ]; then
   RUN=runs/lite0 DATA=data/detector
