@@ -14,7 +14,7 @@ import numpy as np
 
 FACE_MARGIN = 0.25  # fraction of the detected box added on every side
 DETECT_MAX_SIDE = 400  # detection image's longer side, in pixels
-MIN_FACE_FRACTION = 0.1  # smallest face searched for, as a fraction of the shorter side
+MIN_FACE_FRACTION = 0.25  # smallest face searched for, as a fraction of the shorter side
 
 
 _PER_THREAD = threading.local()

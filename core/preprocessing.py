@@ -13,6 +13,8 @@ Contract (also written into every model's ``metadata.json`` via :func:`contract`
 * **Face crop** (only for models whose contract says ``face_crop: true``): JPEGs are
   draft-decoded to no less than 4x the target size, then :func:`core.facecrop.crop_face`
   takes the largest Haar-cascade face plus a 25% margin (the whole image if none is found).
+  Only faces of at least a quarter of the shorter side are searched (portrait framing): on
+  the test set this finds exactly the boxes a search down to a tenth finds, about 3x faster.
 * **Resize**: the whole image or crop (aspect ratio not kept) to ``size x size`` with
   Pillow's antialiased bilinear filter (``Image.Resampling.BILINEAR``). JPEGs far larger
   than the target are first reduced by the decoder's DCT scaling (``Image.draft``, by 1/2,
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.facecrop import FACE_MARGIN, MIN_FACE_FRACTION
 
 try:  # libjpeg-turbo's decoder without Pillow's overhead; optional, same pixels
     import simplejpeg as _simplejpeg
@@ -93,6 +97,12 @@ def contract(config: PreprocessConfig | None = None) -> dict:
         "layout": "NHWC",
         "normalisation": "inside the model graph",
         "face_crop": config.face_crop,
+        "face_detector": (
+            f"OpenCV Haar frontalface_default, faces >= {MIN_FACE_FRACTION:g} of the shorter "
+            f"side, {FACE_MARGIN:g} margin"
+            if config.face_crop
+            else None
+        ),
         "max_pixels": config.max_pixels,
     }
 
