@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import numpy as np
+
 from core.modelrepo import ModelRepository
+from core.preprocessing import encode_jpeg, preprocess_bytes
 from serving.batcher import BatcherConfig, DynamicBatcher
 from serving.config import ServerConfig
 from serving.errors import unavailable
@@ -93,6 +97,8 @@ class ServingState:
             batcher.start()
             loaded.append(LoadedModel(entry, runtime, batcher))
         self.pool = ModelPool(loaded, self.config.default_model)
+        if loaded:
+            await self.warm_decode_threads()
         if loaded and self.config.lime_concurrency > 0:
             # lime and scikit-image take 1-3 s to import: pay that before ready, not on the
             # first explanation request.
@@ -107,6 +113,24 @@ class ServingState:
             logger.info("ready: %s (default %s)", names, self.pool.default_name)
         else:
             self.problem = f"no model in {root} could be loaded; see the log"
+
+    async def warm_decode_threads(self) -> None:
+        """Every model's preprocessing once on every decode thread before ready: OpenCV's import
+        (about 0.3 s) and each thread's face cascade are paid here, not by the first uploads."""
+        configs = {model.preprocess_config(self.config.max_pixels) for model in self.pool}
+        sample = encode_jpeg(np.full((64, 64, 3), 128, np.uint8))
+        threads = self.config.worker_decode_threads
+        barrier = threading.Barrier(threads)  # each task holds its thread until all have one
+
+        def warm() -> None:
+            for config in configs:
+                preprocess_bytes(sample, config)
+            barrier.wait(timeout=60)
+
+        try:
+            await asyncio.gather(*(self.run_blocking(warm) for _ in range(threads)))
+        except Exception as exc:  # a slow or broken warm-up costs the first uploads, no more
+            logger.warning("decode threads not warmed up: %s", exc)
 
     async def stop(self) -> None:
         """Refuse new work, let queued work finish, release the threads."""

@@ -533,3 +533,30 @@ async def test_empty_repository_is_live_but_not_ready(tmp_path):
         assert_error(predict, 503, "not_ready")
         assert (await client.get("/v1/models")).json() == {"default": None, "models": []}
         assert "dfd_ready 0.0" in (await client.get("/metrics")).text
+
+
+async def test_every_decode_thread_runs_each_contract_once_before_ready(tiny_repo, monkeypatch):
+    """OpenCV's import and each thread's face cascade are paid at start, not by first uploads."""
+    import json
+    import threading
+
+    import serving.state
+
+    metadata_path = tiny_repo / "cnn/1/metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["preprocessing"]["face_crop"] = True
+    metadata_path.write_text(json.dumps(metadata))
+    seen: list[tuple[str, bool]] = []
+    real = serving.state.preprocess_bytes
+
+    def recording(data, config):
+        seen.append((threading.current_thread().name, config.face_crop))
+        return real(data, config)
+
+    monkeypatch.setattr(serving.state, "preprocess_bytes", recording)
+    config = test_config(tiny_repo).replace(decode_threads=3)
+    async with serving_client(config) as (client, _):
+        assert (await client.get("/v2/health/ready")).status_code == 200
+    threads = {name for name, _ in seen}
+    assert len(threads) == 3 and all(name.startswith("decode") for name in threads)
+    assert all(face_crop for _, face_crop in seen)
