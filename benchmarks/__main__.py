@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     summary.add_argument("--no-plots", action="store_true", help="do not redraw the PNGs")
+    summary.add_argument(
+        "--readme", type=Path, help="also rewrite this file's generated benchmark section"
+    )
     explain_bench.add_parser(commands)
     soak.add_soak_parser(commands)
     return parser
@@ -376,6 +379,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if not args.no_plots:
         write_plots(results, out_dir)
     print(write_summary(results, path, out_dir))
+    if args.readme is not None:
+        from benchmarks.readme import update_readme
+
+        if not update_readme(args.readme, results, path.name):
+            print(f"error: {args.readme} has no benchmark section markers", file=sys.stderr)
+            return 2
+        print(args.readme)
     return 0
 
 

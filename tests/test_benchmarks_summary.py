@@ -213,3 +213,19 @@ def test_a_busy_machine_is_flagged(results: dict):
     assert "load average 0.42 at start, 5.50 at end, on 2 cores" in render_summary(
         results, "x.json"
     )
+
+
+def test_readme_section_is_rendered_from_the_results(results: dict, tmp_path: Path):
+    from benchmarks.readme import END, START, render_section
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{START}\nold numbers\n{END}\n\nafter\n")
+    path = write_outputs(results, tmp_path / "results", plots=False)
+    assert main(["summary", str(path), "--no-plots", "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old numbers" not in text and text.endswith("\n\nafter\n")
+    assert render_section(results, path.name) in text
+    assert "| `lite0` (0.987) | 100.0 | 97.0 (0.97) | 95.1 | 30.5 (0.5) | — |" in text
+    assert "412.3 vs 61.7 images/s (6.7×)" in text
+    readme.write_text("no markers")
+    assert main(["summary", str(path), "--no-plots", "--readme", str(readme)]) == 2
