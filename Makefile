@@ -69,8 +69,9 @@ export: $(VENV)/.all  ## Export RUN's model to the model repository
 	$(PY) -m export --model $(RUN)/model.keras --name $(MODEL) --repo $(MODELS) \
 	  --report $(RUN)/report.json --parity-images $(DATA)/test --fp16 --int8
 
-bench: $(VENV)/.all  ## Run the benchmark suite, write benchmarks/results/
+bench: $(VENV)/.all  ## Run the benchmark suite, write benchmarks/results/ and README's section
 	$(PY) -m benchmarks run
+	$(PY) -m benchmarks summary --no-plots --readme README.md
 
 clean:  ## Remove caches (keeps the venv)
 	rm -rf .pytest_cache .ruff_cache test-artifacts
