@@ -17,6 +17,7 @@ from benchmarks import soak
 from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig
 from benchmarks.loadgen import CLIENTS
+from benchmarks.mixed import MixedConfig
 from benchmarks.pipeline import PipelineConfig
 from benchmarks.runner import ALL_SYSTEMS, DEFAULT_OUT, LIMIT_CONCURRENCY, SuiteConfig
 
@@ -281,6 +282,7 @@ def _suite_config(args: argparse.Namespace) -> SuiteConfig:
             limit_concurrency=(1, 4),
             hey=HeyConfig(concurrency=4, requests=40),
             first_request=FirstRequestConfig(idle_s=1.0, repeats=2),
+            mixed=MixedConfig(requests=20, duration_s=2.0, num_samples=64),
         )
     return config
 

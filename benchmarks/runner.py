@@ -25,6 +25,7 @@ from benchmarks.firstrequest import FirstRequestConfig, measure_first_request
 from benchmarks.hey import HeyConfig, run_hey
 from benchmarks.images import ImageSet, load_images
 from benchmarks.loadgen import LoadConfig, run_level_sync
+from benchmarks.mixed import MixedConfig, measure_mixed
 from benchmarks.pipeline import PipelineConfig, measure_pipeline
 from benchmarks.raw import (
     RawConfig,
@@ -69,6 +70,7 @@ class SuiteConfig:
     limit_concurrency: tuple[int, ...] = LIMIT_CONCURRENCY
     hey: HeyConfig = field(default_factory=HeyConfig)
     first_request: FirstRequestConfig = field(default_factory=FirstRequestConfig)
+    mixed: MixedConfig | None = field(default_factory=MixedConfig)  # None: skip (default model)
     server_args: tuple[str, ...] = ()  # extra flags for every run of our server
     batch_metric: str | None = None
     out_dir: Path = DEFAULT_OUT
@@ -210,9 +212,10 @@ def measure_system(
     concurrency_levels: tuple[int, ...] | None = None,
     hey: HeyConfig | None = None,
     first_request: FirstRequestConfig | None = None,
+    mixed: MixedConfig | None = None,
 ) -> dict:
-    """Start one server, run every concurrency level against it (then ``hey`` and the first
-    request after idling, if given), stop it."""
+    """Start one server, run every concurrency level against it (then, if given, ``hey``, the
+    first request after idling and predictions beside explanations), stop it."""
     result: dict = {"name": spec.name, "description": spec.description, "levels": []}
     levels = concurrency_levels or config.concurrency
     try:
@@ -257,6 +260,8 @@ def measure_system(
             result["first_request"] = measure_first_request(
                 server.base_url, median_payload(images), images.content_type, first_request
             )
+        if mixed is not None:
+            result["mixed"] = measure_mixed(server.base_url, images, median_payload(images), mixed)
     finally:
         exit_code = server.stop()
         result["exit_code"] = exit_code
@@ -292,6 +297,7 @@ def measure_limits(config: SuiteConfig, repository: ModelRepository, images: Ima
     """For every shipped model: the pipeline limit, our server against it at each level
     (default batching, the model as default), ``hey`` beside our load generator, the ratios."""
     names = config.limit_models or tuple(repository.names())
+    default = preferred_default(repository.names())
     results = []
     for name in names:
         entry = repository.entry(name)
@@ -303,7 +309,7 @@ def measure_limits(config: SuiteConfig, repository: ModelRepository, images: Ima
         with progress:
             server = measure_system(
                 spec, config, images, progress, config.limit_concurrency, config.hey,
-                config.first_request,
+                config.first_request, config.mixed if name == default else None,
             )  # fmt: skip
         results.append(
             {

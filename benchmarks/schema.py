@@ -65,6 +65,7 @@ TARGET_IDS = (
     "baseline_throughput",
     "baseline_p99",
     "no_errors",
+    "predictions_beside_explanations",
     "tensorrt_fp16",
 )
 

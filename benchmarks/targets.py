@@ -196,6 +196,28 @@ def check_errors(results: dict) -> dict:
     )
 
 
+def check_mixed(results: dict) -> dict:
+    mixed = next((item["server"]["mixed"] for item in results.get("limits", [])
+                  if "mixed" in item["server"]), None)  # fmt: skip
+    ratio = mixed.get("p99_ratio") if mixed else None
+    return _check(
+        "predictions_beside_explanations",
+        "prediction p99 with LIME explanations in flight <= 2x its p99 alone",
+        ratio,
+        2.0,
+        False,
+        measured=(
+            f"c={mixed['concurrency']}, {mixed['explanations_in_flight']} LIME in flight: "
+            f"p99 {_n(mixed['beside_explanations']['latency_ms']['p99'])} vs "
+            f"{_n(mixed['alone']['latency_ms']['p99'])} ms alone = {ratio or 0:.2f}x"
+            if mixed
+            else "—"
+        ),
+        shortfall=f"{(ratio or 0) - 2.0:.2f}x over the 2x budget",
+        missing="the mixed-load measurement is missing",
+    )
+
+
 def check_tensorrt(results: dict) -> dict:
     trt = raw_run(results, "fp32", "tensorrt")
     cuda = raw_run(results, "fp32", "cuda")
@@ -222,5 +244,6 @@ def evaluate_targets(results: dict) -> list[dict]:
         check_http_overhead(results),
         *check_baseline(results),
         check_errors(results),
+        check_mixed(results),
         check_tensorrt(results),
     ]

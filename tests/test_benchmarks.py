@@ -16,6 +16,7 @@ from benchmarks.__main__ import build_parser, main
 from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig, parse_csv
 from benchmarks.images import ImageSet, decoded_batch, load_images, synthetic_jpegs
+from benchmarks.mixed import MixedConfig
 from benchmarks.pipeline import PipelineConfig
 from benchmarks.promtext import diff_histograms, find_batch_histogram, parse_histograms
 from benchmarks.raw import RawConfig
@@ -65,6 +66,9 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
         limit_concurrency=(1, 3),
         hey=HeyConfig(concurrency=3, requests=12),
         first_request=FirstRequestConfig(idle_s=0.2, repeats=2),
+        mixed=MixedConfig(
+            concurrency=2, requests=10, duration_s=3.0, explanations=1, num_samples=64
+        ),  # fmt: skip
         server_args=TINY_SERVER_ARGS,
         out_dir=tmp_path / "results",
         machine_name="testbox",
@@ -102,6 +106,9 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
     assert set(limits["ratios"]["server_over_limit"]) == {"1", "3"}
     first = limits["server"]["first_request"]
     assert first["statuses"] == [200] and first["first_ms"] > 0 and first["idle_s"] == 0.2
+    mixed = limits["server"]["mixed"]
+    assert mixed["alone"]["errors"] == mixed["beside_explanations"]["errors"] == {}
+    assert set(mixed["explanation_statuses"]) == {"200"} and mixed["p99_ratio"] > 0
     if shutil.which("hey"):
         assert limits["server"]["hey"]["status_counts"] == {"200": 12}
     else:
