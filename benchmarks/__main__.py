@@ -278,6 +278,7 @@ def _suite_config(args: argparse.Namespace) -> SuiteConfig:
                 seconds_per_setting=0.3,
                 min_images=8,
                 latency_runs=8,
+                session_variants=(),
             ),
             limit_concurrency=(1, 4),
             hey=HeyConfig(concurrency=4, requests=40),

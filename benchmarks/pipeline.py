@@ -37,6 +37,10 @@ class PipelineConfig:
     min_images: int = 32
     latency_runs: int = 64
     precision: str = "fp32"
+    # onnxruntime session options tried at the best setting: (graph optimisation, memory arena)
+    session_variants: tuple[tuple[str, bool], ...] = (
+        ("extended", True), ("basic", True), ("all", False),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for name in ("batch_sizes", "decode_threads", "intra_op_threads"):
@@ -106,6 +110,29 @@ def latency_batch1(
     }
 
 
+def make_runtime(
+    entry: ModelEntry,
+    config: PipelineConfig,
+    intra_op_threads: int,
+    graph_optimization: str = "all",
+    memory_arena: bool = True,
+) -> ModelRuntime:
+    """A CPU session as the server builds it, warmed up at every swept batch size."""
+    runtime = ModelRuntime(
+        entry,
+        RuntimeConfig(
+            providers=("cpu",),
+            intra_op_threads=intra_op_threads,
+            graph_optimization=graph_optimization,
+            memory_arena=memory_arena,
+            max_batch_size=max(config.batch_sizes),
+            precision=config.precision,
+        ),
+    )
+    runtime.warmup(tuple(sorted(set(config.batch_sizes))))
+    return runtime
+
+
 def measure_pipeline(entry: ModelEntry, images: ImageSet, config: PipelineConfig) -> dict:
     """Sweep every setting for one model; the best one is ``limit``."""
     contract = preprocess_config(entry)
@@ -116,20 +143,23 @@ def measure_pipeline(entry: ModelEntry, images: ImageSet, config: PipelineConfig
     runtimes: dict[int, ModelRuntime] = {}
     for intra, batch, decode in progress:
         if intra not in runtimes:
-            runtime_config = RuntimeConfig(
-                providers=("cpu",),
-                intra_op_threads=intra,
-                max_batch_size=max(config.batch_sizes),
-                precision=config.precision,
-            )
-            runtimes[intra] = ModelRuntime(entry, runtime_config)
-            runtimes[intra].warmup(tuple(sorted(set(config.batch_sizes))))
+            runtimes[intra] = make_runtime(entry, config, intra)
         row = run_setting(
             runtimes[intra], images.payloads, contract, batch, decode,
             config.seconds_per_setting, config.min_images,
         )  # fmt: skip
-        settings.append({"intra_op_threads": intra, **row})
+        settings.append({"intra_op_threads": intra, "graph_optimization": "all",
+                         "memory_arena": True, **row})  # fmt: skip
         progress.set_postfix_str(f"{row['images_per_s']:.1f} img/s", refresh=False)
+    best = max(settings, key=lambda row: row["images_per_s"])
+    for graph, arena in config.session_variants:
+        runtime = make_runtime(entry, config, best["intra_op_threads"], graph, arena)
+        row = run_setting(
+            runtime, images.payloads, contract, best["batch_size"], best["decode_threads"],
+            config.seconds_per_setting, config.min_images,
+        )  # fmt: skip
+        settings.append({"intra_op_threads": best["intra_op_threads"],
+                         "graph_optimization": graph, "memory_arena": arena, **row})  # fmt: skip
     best = max(settings, key=lambda row: row["images_per_s"])
     latencies = [
         {"intra_op_threads": intra, **latency_batch1(runtime, images.payloads, contract,

@@ -120,6 +120,9 @@ class ServerConfig:
     graph_optimization: str = _option(
         "all", "onnxruntime graph optimisation level", choices=GRAPH_OPTIMIZATION_CHOICES
     )
+    memory_arena: bool = _option(
+        True, "onnxruntime's CPU memory arena (buffers reused across runs)", _parse_bool
+    )
     providers: tuple[str, ...] = _option(
         PROVIDER_CHOICES,
         "execution provider preference, comma separated; unavailable ones are skipped",

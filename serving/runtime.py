@@ -39,6 +39,7 @@ class RuntimeConfig:
     providers: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
     intra_op_threads: int = 0
     graph_optimization: str = "all"
+    memory_arena: bool = True
     device_id: int = 0
     trt_fp16: bool = True
     trt_cache_dir: Path = Path("models/.trt_cache")
@@ -77,8 +78,10 @@ def provider_options(provider: str, config: RuntimeConfig, entry: ModelEntry) ->
 
 
 def session_options(config: RuntimeConfig) -> ort.SessionOptions:
+    """Graph level, memory arena and thread counts; one inter-op thread, sequential."""
     options = ort.SessionOptions()
     options.graph_optimization_level = GRAPH_LEVELS[config.graph_optimization]
+    options.enable_cpu_mem_arena = config.memory_arena
     if config.intra_op_threads:
         options.intra_op_num_threads = config.intra_op_threads
     options.inter_op_num_threads = 1

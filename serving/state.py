@@ -31,6 +31,7 @@ def runtime_config(config: ServerConfig) -> RuntimeConfig:
         providers=config.providers,
         intra_op_threads=config.worker_intra_op_threads,
         graph_optimization=config.graph_optimization,
+        memory_arena=config.memory_arena,
         device_id=config.device_id,
         trt_fp16=config.trt_fp16,
         trt_cache_dir=config.engine_cache_dir,

@@ -62,7 +62,8 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
             seconds_per_setting=0.05,
             min_images=4,
             latency_runs=4,
-        ),  # fmt: skip
+            session_variants=(("basic", False),),
+        ),
         limit_concurrency=(1, 3),
         hey=HeyConfig(concurrency=3, requests=12),
         first_request=FirstRequestConfig(idle_s=0.2, repeats=2),
@@ -94,13 +95,11 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
             assert sum(batches["distribution"].values()) == batches["batches"]
             assert level["server_cpu_s"] > 0
     (limits,) = results["limits"]  # the tiny repository ships one model
-    assert [(s["batch_size"], s["decode_threads"]) for s in limits["pipeline"]["settings"]] == [
-        (1, 1),
-        (1, 2),
-        (4, 1),
-        (4, 2),
-    ]
-    assert all(s["images_per_s"] > 0 and s["images"] >= 4 for s in limits["pipeline"]["settings"])
+    settings = limits["pipeline"]["settings"]
+    swept = [(s["batch_size"], s["decode_threads"]) for s in settings[:4]]
+    assert swept == [(1, 1), (1, 2), (4, 1), (4, 2)]
+    assert (settings[4]["graph_optimization"], settings[4]["memory_arena"]) == ("basic", False)
+    assert all(s["images_per_s"] > 0 and s["images"] >= 4 for s in settings)
     assert [lv["concurrency"] for lv in limits["server"]["levels"]] == [1, 3]
     assert all(lv["ok"] == 15 for lv in limits["server"]["levels"])
     assert set(limits["ratios"]["server_over_limit"]) == {"1", "3"}

@@ -104,3 +104,21 @@ def test_gpu_providers_load_the_portable_onnx_file(tmp_path):
     assert model_file(entry, "fp32", on_gpu=True).name == "model.portable.onnx"
     (tmp_path / "model.portable.onnx").unlink()
     assert model_file(entry, "fp32", on_gpu=True).name == "model.onnx"
+
+
+def test_session_options_follow_the_server_config():
+    import onnxruntime as ort
+
+    from serving.runtime import session_options
+    from serving.state import runtime_config
+
+    config = ServerConfig(
+        workers=2, intra_op_threads=4, graph_optimization="basic", memory_arena=False
+    )
+    options = session_options(runtime_config(config))
+    assert options.intra_op_num_threads == 2  # the server's 4 threads shared by 2 workers
+    assert options.inter_op_num_threads == 1
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert options.enable_cpu_mem_arena is False
+    assert session_options(runtime_config(ServerConfig())).enable_cpu_mem_arena is True
+    assert parse_args(["--memory-arena", "false"]).memory_arena is False
