@@ -72,6 +72,23 @@ class ImageError(ValueError):
 
 
 @dataclass(frozen=True)
+class FaceBox:
+    """A face crop as fractions of the image's height (top, bottom) and width (left, right)."""
+
+    top: float
+    bottom: float
+    left: float
+    right: float
+
+    def crop(self, rgb: np.ndarray) -> np.ndarray:
+        """The same region of ``rgb`` at any resolution of the image."""
+        height, width = rgb.shape[:2]
+        top, bottom = round(self.top * height), max(round(self.bottom * height), 1)
+        left, right = round(self.left * width), max(round(self.right * width), 1)
+        return rgb[top : max(bottom, top + 1), left : max(right, left + 1)]
+
+
+@dataclass(frozen=True)
 class PreprocessConfig:
     """How an encoded image becomes a model input."""
 
@@ -238,12 +255,32 @@ def preprocess_rgb(rgb: np.ndarray, config: PreprocessConfig | None = None) -> n
 
 def preprocess_bytes(data: bytes, config: PreprocessConfig | None = None) -> np.ndarray:
     """Model input from encoded image bytes: decode, orient, RGB, (crop), resize, float32."""
+    return preprocess_bytes_and_box(data, config)[0]
+
+
+def preprocess_bytes_and_box(
+    data: bytes, config: PreprocessConfig | None = None
+) -> tuple[np.ndarray, FaceBox | None]:
+    """:func:`preprocess_bytes`, plus the face crop as fractions of the upright image
+    (``top, bottom, left, right``; None without a face crop or when no face was found), so a
+    full-size copy of the upload can be cropped the same way without a second detection."""
     config = config or PreprocessConfig()
     draft = config.size * FACE_DRAFT_FACTOR if config.face_crop else config.size
     image = to_rgb(open_image(data, config.max_pixels, draft_size=draft))
-    if not config.face_crop and image.size != (config.size, config.size):
-        image = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
-    return preprocess_rgb(np.asarray(image, dtype=np.uint8), config)
+    if not config.face_crop:
+        if image.size != (config.size, config.size):
+            image = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.float32), None
+    from core.facecrop import face_region  # OpenCV is only needed when asked for
+
+    rgb = np.asarray(image, dtype=np.uint8)
+    region = face_region(rgb)
+    if region is None:
+        return resize_rgb(rgb, config.size).astype(np.float32), None
+    top, bottom, left, right = region
+    height, width = rgb.shape[:2]
+    box = FaceBox(top / height, bottom / height, left / width, right / width)
+    return resize_rgb(rgb[top:bottom, left:right], config.size).astype(np.float32), box
 
 
 def preprocess_file(path: str, config: PreprocessConfig | None = None) -> np.ndarray:

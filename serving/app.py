@@ -21,8 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from core.facecrop import crop_face
-from core.preprocessing import ImageError, decode_rgb
+from core.preprocessing import FaceBox, ImageError, decode_rgb
 from serving import kserve
 from serving.config import ServerConfig
 from serving.errors import (
@@ -33,7 +32,7 @@ from serving.errors import (
     unavailable,
 )
 from serving.explain import ExplainRequest, find_explainer, parse_params
-from serving.inference import infer, prediction, preprocess, probabilities
+from serving.inference import infer, prediction, preprocess, preprocess_with_box, probabilities
 from serving.metrics import RequestMetricsMiddleware
 from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from serving.overlay import png_base64
@@ -117,6 +116,15 @@ async def predict_batch(request: Request) -> JSONResponse:
     )
 
 
+async def _full_size(state: ServingState, data: bytes, box: FaceBox | None) -> np.ndarray:
+    """Every pixel of the upload (no draft reduction), cut to the model's face crop if any."""
+    try:
+        rgb = await state.run_blocking(decode_rgb, data, state.config.max_pixels, True)
+    except ImageError as exc:
+        raise from_image_error(exc) from None
+    return rgb if box is None else box.crop(rgb)
+
+
 async def explain(request: Request) -> JSONResponse:
     """POST /v1/explain: prediction plus an overlay PNG of the uploaded image's size."""
     started = time.perf_counter()
@@ -133,14 +141,10 @@ async def explain(request: Request) -> JSONResponse:
     # The model input comes from the same path as /v1/predict (same answer for the same
     # upload); the overlay is drawn over every pixel of the upload (no JPEG draft reduction),
     # or of the face crop for models trained on face crops.
-    model_input = await preprocess(state, upload.data, config)
-    try:
-        rgb = await state.run_blocking(decode_rgb, upload.data, state.config.max_pixels, True)
-    except ImageError as exc:
-        raise from_image_error(exc) from None
-    if config.face_crop:
-        rgb = await state.run_blocking(crop_face, rgb)
-    outputs = await infer(state, model, model_input[None])
+    model_input, box = await preprocess_with_box(state, upload.data, config)
+    outputs, rgb = await asyncio.gather(
+        infer(state, model, model_input[None]), _full_size(state, upload.data, box)
+    )
     context = ExplainRequest(
         model=model,
         image_rgb=rgb,

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from core.decision import calibrate, decide
-from core.preprocessing import ImageError, PreprocessConfig, preprocess_bytes
+from core.preprocessing import FaceBox, ImageError, PreprocessConfig, preprocess_bytes_and_box
 from serving.batcher import (
     BatcherStopped,
     ModelRunError,
@@ -24,8 +24,17 @@ logger = logging.getLogger("serving")
 
 async def preprocess(state: ServingState, data: bytes, config: PreprocessConfig) -> np.ndarray:
     """``core.preprocessing.preprocess_bytes`` on the thread pool; image errors become 4xx."""
+    model_input, _ = await preprocess_with_box(state, data, config)
+    return model_input
+
+
+async def preprocess_with_box(
+    state: ServingState, data: bytes, config: PreprocessConfig
+) -> tuple[np.ndarray, FaceBox | None]:
+    """``core.preprocessing.preprocess_bytes_and_box`` on the thread pool: the model input and
+    the face crop it came from; image errors become 4xx, other failures a JSON 500."""
     try:
-        return await state.run_blocking(preprocess_bytes, data, config)
+        return await state.run_blocking(preprocess_bytes_and_box, data, config)
     except ImageError as exc:
         raise from_image_error(exc) from None
     except Exception as exc:  # e.g. the optional face detector failing: answer, keep serving

@@ -361,7 +361,7 @@ async def test_cam_overlay_of_a_large_jpeg_has_the_upload_size_and_predicts_like
     assert body["prediction"] == predicted
 
 
-def test_lime_is_imported_before_the_server_reports_ready(tmp_path):
+async def test_lime_is_imported_before_the_server_reports_ready(tmp_path):
     """The first LIME request must not pay lime's import; checked in a fresh process."""
     root = write_texture_entry(tmp_path / "models")
     code = (

@@ -368,10 +368,15 @@ async def test_bad_parameters_names_routes_and_methods(tiny_repo):
         assert (await client.post("/v1/predict", files=image)).status_code == 200
 
 
+def left_half(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """A stand-in face detector: the left half of the image is "the face"."""
+    return 0, rgb.shape[0], 0, rgb.shape[1] // 2
+
+
 async def test_face_crop_is_passed_to_core_preprocessing(tiny_repo, monkeypatch):
     import core.facecrop
 
-    monkeypatch.setattr(core.facecrop, "crop_face", lambda rgb: rgb[:, : rgb.shape[1] // 2])
+    monkeypatch.setattr(core.facecrop, "face_region", left_half)
     rgb = np.full((40, 80, 3), 20, np.uint8)
     rgb[:, 40:] = 240  # the "face" (left half) is dark, the whole image mid-grey
     image = {"file": ("a.png", encode_png(rgb))}
@@ -391,7 +396,7 @@ async def test_model_trained_on_face_crops_is_cropped_by_default(tiny_repo, monk
     metadata = json.loads(metadata_path.read_text())
     metadata["preprocessing"]["face_crop"] = True
     metadata_path.write_text(json.dumps(metadata))
-    monkeypatch.setattr(core.facecrop, "crop_face", lambda rgb: rgb[:, : rgb.shape[1] // 2])
+    monkeypatch.setattr(core.facecrop, "face_region", left_half)
     rgb = np.full((40, 80, 3), 20, np.uint8)
     rgb[:, 40:] = 240
     image = {"file": ("a.png", encode_png(rgb))}
@@ -400,6 +405,9 @@ async def test_model_trained_on_face_crops_is_cropped_by_default(tiny_repo, monk
         whole = (await client.post("/v1/predict?face_crop=false", files=image)).json()
         models = (await client.get("/v1/models")).json()
         explained = await client.post("/v1/explain?face_crop=false", files=image)
+        cam = (await client.post("/v1/explain?method=cam", files=image)).json()
+    assert (cam["width"], cam["height"]) == (40, 40)  # the overlay covers the face crop only
+    assert cam["prediction"]["probability_fake"] == default["probability_fake"]
     assert default["probability_fake"] == pytest.approx(expected_probability(rgb[:, :40]), abs=1e-6)
     assert whole["probability_fake"] == pytest.approx(expected(encode_png(rgb))[1], abs=1e-6)
     assert "face_crop=true" in assert_error(explained, 400)["message"]
@@ -412,7 +420,7 @@ async def test_preprocessing_failure_is_a_json_500_and_serving_goes_on(tiny_repo
     def broken(rgb):
         raise RuntimeError("face detector unavailable")
 
-    monkeypatch.setattr(core.facecrop, "crop_face", broken)
+    monkeypatch.setattr(core.facecrop, "face_region", broken)
     image = {"file": ("a.png", png_image(1))}
     async with serving_client(test_config(tiny_repo)) as (client, _):
         failed = await client.post("/v1/predict?face_crop=true", files=image)
