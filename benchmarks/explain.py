@@ -38,7 +38,8 @@ import numpy as np
 DEFAULT_OUT = Path("benchmarks/results")
 DEFAULT_EXPORT_DIR = Path(tempfile.gettempdir()) / "dfd-explain-bench"
 LIME_TARGET_MS = 1000.0  # CNN, 1000 samples
-CAM_TARGET_RATIO = 2.0  # CAM median / predict median
+CAM_TARGET_RATIO = 1.5  # CAM median / predict median
+LIME_OVERHEAD_TARGET = 0.10  # LIME median over the bare model scoring its samples
 UNTRAINED_NOTE = "none: untrained random weights, exported by benchmarks.explain (timing only)"
 BUILD_SNIPPET = (
     "import sys; from train.models import build_model; "
@@ -265,6 +266,17 @@ def evaluate_targets(models: list[dict], num_samples: int) -> list[dict]:
                 "status": "pass" if result["cam_over_predict"] <= CAM_TARGET_RATIO else "fail",
             }
         )
+        for segmentation, lime in result["lime"].items():
+            overhead = lime["wall_ms"]["median"] / result["bare_model_ms_for_lime_samples"] - 1
+            checks.append(
+                {
+                    "target": f"{result['name']}: LIME ({segmentation}) overhead over the bare "
+                    f"model scoring its samples <= {LIME_OVERHEAD_TARGET:.0%}",
+                    "measured": f"{overhead:+.0%} ({lime['wall_ms']['median']} vs "
+                    f"{result['bare_model_ms_for_lime_samples']} ms)",
+                    "status": "pass" if overhead <= LIME_OVERHEAD_TARGET else "fail",
+                }
+            )
         if result["name"] != "cnn":
             continue
         for segmentation, lime in result["lime"].items():
