@@ -1,0 +1,76 @@
+"""The in-process pipeline limit before and after the decode and face-search changes.
+
+"Before" replays the old path with today's code: Pillow's JPEG decoder (simplejpeg switched
+off) and faces searched down to a tenth of the shorter side, on the model entry of a given
+commit; "after" is the shipped path and model. Same images, same sweep (benchmarks.pipeline).
+
+    git archive 5a2c416 models/lite0 | tar -x -C /tmp/before
+    python scripts/pipeline_before_after.py --before-models /tmp/before/models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import core.facecrop as facecrop
+import core.preprocessing as preprocessing
+from benchmarks.images import load_images
+from benchmarks.pipeline import PipelineConfig, measure_pipeline
+from benchmarks.sysinfo import describe_machine, machine_slug
+from core.modelrepo import ModelRepository
+
+OLD_MIN_FACE_FRACTION = 0.1
+
+
+def run(models: Path, name: str, images, config: PipelineConfig, legacy: bool) -> dict:
+    """The pipeline limit of ``name`` in ``models``; ``legacy`` restores the old decode/search."""
+    turbo, fraction = preprocessing._simplejpeg, facecrop.MIN_FACE_FRACTION
+    if legacy:
+        preprocessing._simplejpeg, facecrop.MIN_FACE_FRACTION = None, OLD_MIN_FACE_FRACTION
+    try:
+        return measure_pipeline(ModelRepository(models).entry(name), images, config)
+    finally:
+        preprocessing._simplejpeg, facecrop.MIN_FACE_FRACTION = turbo, fraction
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before-models", type=Path, required=True, help="old model repository")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="shipped repository")
+    parser.add_argument("--model", default="lite0")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per setting")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    images = load_images(None, 64)
+    config = PipelineConfig(batch_sizes=(8, 16, 32), seconds_per_setting=args.seconds,
+                            session_variants=())  # fmt: skip
+    machine = describe_machine()
+    before = run(args.before_models, args.model, images, config, legacy=True)
+    after = run(args.models, args.model, images, config, legacy=False)
+    gain = after["limit"]["images_per_s"] / before["limit"]["images_per_s"]
+    report = {
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine,
+        "images": images.describe(),
+        "config": asdict(config),
+        "before": {"decode": "Pillow", "min_face_fraction": OLD_MIN_FACE_FRACTION, **before},
+        "after": {
+            "decode": "simplejpeg (libjpeg-turbo)",
+            "min_face_fraction": facecrop.MIN_FACE_FRACTION,
+            **after,
+        },  # fmt: skip
+        "limit_gain": round(gain, 3),
+    }
+    path = args.out / f"pipeline-before-after-{machine_slug(machine)}-{report['created'][:10]}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"{path}: {before['limit']['images_per_s']} -> {after['limit']['images_per_s']} img/s "
+          f"({gain:.2f}x)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
