@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(ALL_SYSTEMS),
         help="what to run: limits = in-process pipeline limit, server and hey per shipped "
         "model; baseline = Flask+Keras, ours-off = max_batch_size 1, ours-on = defaults, "
-        "variants = fp16/int8 files if present, providers = GPU providers",
+        "workers = 2 worker processes, variants = fp16/int8 files if present, "
+        "providers = GPU providers",
     )
     run.add_argument(
         "--limit-models",

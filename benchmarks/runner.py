@@ -41,7 +41,8 @@ from serving.models import preferred_default
 
 SCHEMA_VERSION = 1
 DEFAULT_OUT = Path("benchmarks/results")
-ALL_SYSTEMS = ("limits", "baseline", "ours-off", "ours-on", "variants", "providers")
+ALL_SYSTEMS = ("limits", "baseline", "ours-off", "ours-on", "workers", "variants", "providers")
+WORKERS = 2  # processes of the "workers" system
 LIMIT_CONCURRENCY = (1, 4, 16, 64, 256)
 # flags every run of our server gets: no access log to stderr, no web UI
 OUR_COMMON_ARGS = ("--log-level", "warning", "--webui", "")
@@ -118,6 +119,15 @@ def system_specs(config: SuiteConfig, entry_path: Path, variants: list[str]) -> 
         specs.append(
             _ours(
                 config, "ours-batching-on", ours, f"our server, default batching, {main_provider}"
+            )
+        )
+    if "workers" in wanted:
+        specs.append(
+            _ours(
+                config,
+                f"ours-workers-{WORKERS}",
+                (*ours, "--workers", str(WORKERS)),
+                f"our server, {WORKERS} worker processes sharing the port, {main_provider}",
             )
         )
     if "variants" in wanted:
