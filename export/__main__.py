@@ -16,9 +16,9 @@ example:
       --training-data "what the model was trained on"
 
 Writes <repo>/<name>/<version>/{model.onnx, model.portable.onnx, metadata.json}
-(+ model.fp16.onnx / model.int8.onnx) only after ONNX Runtime reproduces Keras within
---tolerance at batch 1 and at --parity-batch; otherwise nothing is written and the exit
-status is 1.
+(+ model.fp16.onnx / model.int8.onnx) and <repo>/<name>/config.pbtxt (Triton) only after
+ONNX Runtime reproduces Keras within --tolerance at batch 1 and at --parity-batch; otherwise
+nothing is written and the exit status is 1.
 """
 
 
@@ -111,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_args(argv)
         from .pipeline import export_model
+        from .triton import write_config
 
         result = export_model(config)
+        triton_config = write_config(config.repo, config.name)
     except ExportError as exc:
         print(f"export failed: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "entry": str(result.path),
         "version": result.version,
         "files": result.metadata["files"],
+        "triton_config": str(triton_config),
         "parity_fp32_max_abs_diff": parity["fp32_max_abs_diff"],
         "cam_max_abs_diff": parity["cam_max_abs_diff"],
         **{
