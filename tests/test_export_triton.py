@@ -19,7 +19,7 @@ def model_config_pb2():
     package's ``grpc`` __init__ wants grpcio, which the message itself does not need)."""
     found = importlib.util.find_spec("tritonclient")
     if found is None:
-        pytest.skip("tritonclient is not installed (pip install -e '.[triton]')")
+        pytest.skip("tritonclient is not installed (it is in the dev group)")
     path = Path(found.submodule_search_locations[0]) / "grpc" / "model_config_pb2.py"
     spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
     module = importlib.util.module_from_spec(spec)
