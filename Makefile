@@ -28,7 +28,7 @@ $(VENV)/.serve: pyproject.toml | $(VENV)/bin/python
 	@touch $@
 
 $(VENV)/.all: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[train,serve,data,bench,dev]'
+	$(PIP) install -q -e '.[train,serve,data,bench,bulk,ray,dev]'
 	$(PIP) install -q --no-deps $(RANDOM_FACE)
 	@touch $@ $(VENV)/.serve
 

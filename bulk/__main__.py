@@ -1,0 +1,135 @@
+"""``python -m bulk`` (or ``dfd-score``): score every image in files, folders, globs or path
+lists into one CSV / JSON Lines / Parquet file; re-running with the same output resumes."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bulk.engines import HttpSettings, http_engine, local_engine
+from bulk.inputs import expand
+from bulk.outputs import ResultWriter, done_paths, output_format
+from bulk.scorer import ModelChoice
+
+ENGINES = ("local", "http", "ray")
+EPILOG = """\
+examples:
+  python -m bulk photos/ --out scores.csv                  # every image under photos/
+  python -m bulk 'shots/**/*.jpg' list.txt --out scores.parquet --model lite0
+  python -m bulk photos/ --out scores.jsonl --engine http --url http://127.0.0.1:8000
+  python -m bulk photos/ --out scores.csv --engine ray --ray-address auto
+
+Inputs: files, folders (recursive, image files only), globs, or .txt / .csv / .parquet files
+listing paths. The output format follows its extension. Rows: path, sha256, label,
+probability_fake, confidence, model, version, error_code, error_message (a file that cannot be
+scored gets an error instead of a result; the job goes on). Re-running with the same --out
+skips the paths already in it.
+"""
+
+
+def batched(paths: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(paths)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bulk",
+        description="Score many images with a model of the repository (or a running server).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", help="files, folders, globs or path lists")
+    parser.add_argument("--out", type=Path, required=True, help="results: .csv, .jsonl, .parquet")
+    parser.add_argument("--engine", choices=ENGINES, default="local", help="default: local")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
+    parser.add_argument("--model", help="model name (default: the server's default model)")
+    parser.add_argument("--version", type=int, help="model version (default: latest)")
+    parser.add_argument("--batch-size", type=int, default=32, help="files per batch (default 32)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="local/ray: scoring processes (0: one per core)"
+    )
+    parser.add_argument("--url", help="http: the server's base URL")
+    parser.add_argument("--concurrency", type=int, default=8, help="http: requests at once")
+    parser.add_argument("--ray-address", help="ray: join this cluster (default: start locally)")
+    parser.add_argument("--no-count", action="store_true", help="skip counting inputs (no ETA)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def engine_rows(args: argparse.Namespace, batches: Iterable[list[str]]) -> Iterator[list[dict]]:
+    import os
+
+    workers = args.workers or os.cpu_count() or 1
+    choice = ModelChoice(args.models, args.model, args.version)
+    if args.engine == "local":
+        return local_engine(batches, choice, workers)
+    if args.engine == "http":
+        if not args.url:
+            raise SystemExit("error: --engine http needs --url")
+        settings = HttpSettings(args.url, args.concurrency, model=args.model, version=args.version)
+        return http_engine(batches, settings)
+    from bulk.ray_engine import ray_engine
+
+    return ray_engine(batches, choice, workers, args.ray_address, args.batch_size)
+
+
+def summary_text(counts: Counter, elapsed: float) -> str:
+    failed = {key[6:]: n for key, n in counts.items() if key.startswith("error:")}
+    scored = counts["FAKE"] + counts["REAL"]
+    lines = [
+        f"scored {scored} ({counts['FAKE']} FAKE, {counts['REAL']} REAL), failed "
+        f"{sum(failed.values())}, skipped (already in the output) {counts['skipped']}, "
+        f"{elapsed:.1f} s ({scored / elapsed if elapsed else 0:.1f} images/s)",
+    ]
+    lines += [f"  failed: {code}: {n}" for code, n in sorted(failed.items())]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        output_format(args.out)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = done_paths(args.out)
+    counts: Counter = Counter()
+
+    def todo() -> Iterator[str]:
+        for path in expand(args.inputs):
+            if path in done:
+                counts["skipped"] += 1
+            else:
+                yield path
+
+    total = None if args.no_count else sum(1 for path in expand(args.inputs) if path not in done)
+    writer = ResultWriter(args.out)
+    started = time.perf_counter()
+    bar = tqdm(total=total, unit="img", desc="scoring", disable=args.no_progress)
+    try:
+        for rows in engine_rows(args, batched(todo(), args.batch_size)):
+            writer.write(rows)
+            for row in rows:
+                counts[f"error:{row['error_code']}" if row.get("error_code") else row["label"]] += 1
+            bar.update(len(rows))
+    except KeyboardInterrupt:
+        print("\ninterrupted: rows written so far are kept; run again to resume", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+        writer.close()
+        print(summary_text(counts, time.perf_counter() - started), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Result files by extension (.csv, .jsonl, .parquet), appended batch by batch so a stopped
+job keeps what it wrote, and read back to resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+COLUMNS = ("path", "sha256", "label", "probability_fake", "confidence", "model", "version",
+           "error_code", "error_message")  # fmt: skip
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def output_format(path: Path) -> str:
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise ValueError(
+            f"output {path} must end in one of {', '.join(FORMATS)} (the format follows it)"
+        ) from None
+
+
+def done_paths(path: Path) -> set[str]:
+    """Paths already in the output (empty if there is none yet)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return set()
+    kind = output_format(path)
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return {str(v) for v in pq.read_table(path, columns=["path"]).column(0).to_pylist()}
+    with path.open(newline="") as handle:
+        if kind == "csv":
+            return {row["path"] for row in csv.DictReader(handle)}
+        done = set()
+        for line in handle:
+            try:
+                done.add(json.loads(line)["path"])
+            except (ValueError, KeyError):  # a line cut by a crash: scored again
+                continue
+        return done
+
+
+class ResultWriter:
+    """Appends rows to CSV / JSON Lines directly, to Parquet as one row group per batch (an
+    existing Parquet file is carried over into the new one first)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.kind = output_format(path)
+        self._parquet = None
+        if self.kind == "parquet":
+            self._open_parquet()
+
+    def _open_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._schema = pa.schema(
+            [(name, pa.string()) for name in ("path", "sha256", "label")]
+            + [("probability_fake", pa.float64()), ("confidence", pa.float64())]
+            + [("model", pa.string()), ("version", pa.int64())]
+            + [("error_code", pa.string()), ("error_message", pa.string())]
+        )
+        previous = pq.read_table(self.path) if self.path.is_file() else None
+        partial = self.path.with_name(self.path.name + ".partial")
+        self._parquet = pq.ParquetWriter(partial, self._schema)
+        self._partial = partial
+        if previous is not None:
+            self._parquet.write_table(previous.cast(self._schema))
+
+    def write(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        if self.kind == "parquet":
+            import pyarrow as pa
+
+            table = pa.Table.from_pylist([{k: r.get(k) for k in COLUMNS} for r in rows],
+                                         schema=self._schema)  # fmt: skip
+            self._parquet.write_table(table)
+            return
+        new = not self.path.is_file() or self.path.stat().st_size == 0
+        with self.path.open("a", newline="") as handle:
+            if self.kind == "csv":
+                writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore")
+                if new:
+                    writer.writeheader()
+                writer.writerows(rows)
+            else:
+                handle.writelines(json.dumps({k: r.get(k) for k in COLUMNS}) + "\n" for r in rows)
+
+    def close(self) -> None:
+        """Parquet: finish the file and move it into place (CSV / JSONL need nothing)."""
+        if self._parquet is not None:
+            self._parquet.close()
+            self._partial.replace(self.path)
+            self._parquet = None
