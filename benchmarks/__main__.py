@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks import bulkbench, soak
 from benchmarks import explain as explain_bench
-from benchmarks import soak
 from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig
 from benchmarks.loadgen import CLIENTS
@@ -224,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--readme", type=Path, help="also rewrite this file's generated benchmark section"
     )
     explain_bench.add_parser(commands)
+    bulkbench.add_parser(commands)
     soak.add_soak_parser(commands)
     return parser
 
@@ -400,6 +401,7 @@ COMMANDS = {
     "clients": cmd_clients,
     "summary": cmd_summary,
     "explain": explain_bench.command,
+    "bulk": bulkbench.command,
     "soak": soak.cmd_soak,
 }
 

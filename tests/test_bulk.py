@@ -152,3 +152,22 @@ def test_ray_engine_matches_the_local_engine(tiny_repo, photos, tmp_path):
 def test_a_bad_output_name_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path), "--out", str(tmp_path / "scores.xlsx")]) == 2
     assert ".csv, .jsonl, .parquet" in capsys.readouterr().err
+
+
+def test_bulk_benchmark_writes_its_report(tiny_repo, tmp_path):
+    from benchmarks.__main__ import main as bench
+
+    photos = tmp_path / "good"
+    photos.mkdir()
+    for index in range(8):
+        (photos / f"img{index}.jpg").write_bytes(jpeg_image(30 + index))
+    out = tmp_path / "results"
+    out.mkdir()
+    args = ["bulk", "--models", str(tiny_repo), "--engines", "local", "--paths", "300",
+            "--folders", str(photos), "--out", str(out), "--pipeline-seconds", "0.1"]  # fmt: skip
+    assert bench(args) == 0
+    (path,) = out.glob("bulk-*.json")
+    report = json.loads(path.read_text())
+    assert report["local"]["exit_code"] == 0 and report["local"]["rows"] == report["images"]
+    assert report["memory"]["rows"] == 300 and report["memory"]["peak_rss_mib"] > 0
+    assert report["local"]["over_limit"] > 0
