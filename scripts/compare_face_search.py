@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.facecrop import MIN_FACE_FRACTION, face_region
+from core.modelrepo import ModelRepository
 from core.preprocessing import FACE_DRAFT_FACTOR, INPUT_SIZE, open_image, to_rgb
 
 ORIGINALS = Path("../shared/data/real-faces")
@@ -46,14 +47,41 @@ def compare(paths: list[Path], fractions: tuple[float, float], label: str) -> di
         ms[fraction] = (time.perf_counter() - started) * 1000.0 / max(1, len(images))
     facecrop.MIN_FACE_FRACTION = MIN_FACE_FRACTION
     first, second = fractions
-    same = sum(a == b for a, b in zip(boxes[first], boxes[second], strict=True))
+    changed = [
+        i for i, (a, b) in enumerate(zip(boxes[first], boxes[second], strict=True)) if a != b
+    ]
     return {
         "images": len(paths),
-        "identical_boxes": same,
-        "identical_fraction": round(same / max(1, len(paths)), 4),
+        "identical_boxes": len(paths) - len(changed),
+        "identical_fraction": round(1 - len(changed) / max(1, len(paths)), 4),
         "faces_found": {str(f): sum(b is not None for b in boxes[f]) for f in fractions},
         "ms_per_image": {str(f): round(v, 2) for f, v in ms.items()},
-    }
+        "changed_max_abs_dprob": max_dprob([images[i] for i in changed],
+                                           [(boxes[first][i], boxes[second][i]) for i in changed]),
+    }  # fmt: skip
+
+
+def max_dprob(images: list[np.ndarray], pairs: list[tuple]) -> float | None:
+    """Largest |change| in the shipped default model's raw probability over the images whose
+    box changed (None if none did)."""
+    if not images:
+        return None
+    from core.preprocessing import resize_rgb
+    from serving.runtime import ModelRuntime, RuntimeConfig
+
+    entry = ModelRepository(Path("models")).entry("lite0")
+    runtime = ModelRuntime(entry, RuntimeConfig(providers=("cpu",)))
+
+    def crops(which: int) -> np.ndarray:
+        rows = []
+        for rgb, pair in zip(images, pairs, strict=True):
+            box = pair[which]
+            crop = rgb if box is None else rgb[box[0] : box[1], box[2] : box[3]]
+            rows.append(resize_rgb(crop, entry.input_size).astype(np.float32))
+        return np.stack(rows)
+
+    before, after = (runtime.run(crops(i))["probability_fake"].ravel() for i in (0, 1))
+    return round(float(np.abs(before - after).max()), 4)
 
 
 def main(argv: list[str] | None = None) -> int:

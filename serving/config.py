@@ -148,6 +148,13 @@ class ServerConfig:
         (), "batch sizes run once at start (default: 1 and max batch size)", _parse_ints
     )
     lime_concurrency: int = _option(2, "LIME explanations running at once per worker", int)
+    keep_warm_s: float = _option(
+        0.5,
+        "after this many idle seconds, run each model once on a tiny image, and again every "
+        "as long (0: off); keeps the first request after a pause fast on machines that "
+        "reclaim an idle process's memory",
+        float,
+    )
     lime_max_samples: int = _option(
         1000, "upper bound of the num_samples parameter (also capped by the queue size)", int
     )
@@ -173,7 +180,8 @@ class ServerConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_queue_delay_ms", "intra_op_threads", "device_id", "graceful_timeout_s"):
+        for name in ("max_queue_delay_ms", "intra_op_threads", "device_id", "graceful_timeout_s",
+                     "keep_warm_s"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:

@@ -50,6 +50,11 @@ def batcher_config(config: ServerConfig) -> BatcherConfig:
     )
 
 
+def _warm_run(model: LoadedModel, sample: bytes, config) -> None:
+    """One tiny image through the model's preprocessing and session (no metrics, no batcher)."""
+    model.runtime.run(preprocess_bytes(sample, config)[None])
+
+
 class ServingState:
     """Lives in ``app.state.serving``; started and stopped by the app's lifespan."""
 
@@ -62,6 +67,9 @@ class ServingState:
         self.problem: str | None = "starting"
         self._cpu_pool: ThreadPoolExecutor | None = None
         self.lime_slots: asyncio.Semaphore | None = None
+        self._last_work = 0.0  # loop time of the last CPU work handed to the pool
+        self._keep_warm: asyncio.Task | None = None
+        self.keep_warm_runs = 0
 
     async def start(self) -> None:
         """Load every entry, warm it up, start its batcher; ready if at least one loaded."""
@@ -107,6 +115,8 @@ class ServingState:
                 await asyncio.to_thread(find_explainer, "lime")
             except Exception as exc:  # explain?method=lime will answer with the error
                 logger.warning("LIME is not available: %s", exc)
+        if loaded and self.config.keep_warm_s > 0:
+            self._keep_warm = asyncio.get_running_loop().create_task(self._keep_warm_loop())
         if loaded:
             self.ready, self.problem = True, None
             self.metrics.ready.set(1)
@@ -133,8 +143,33 @@ class ServingState:
         except Exception as exc:  # a slow or broken warm-up costs the first uploads, no more
             logger.warning("decode threads not warmed up: %s", exc)
 
+    async def _keep_warm_loop(self) -> None:
+        """While no request comes, run every model once on a tiny image every ``keep_warm_s``.
+
+        Measured on this project's 2-core VM: after 10 s idle the first upload took about 130 ms
+        in the server (20 ms warm), and the same decode + model run in a bare Python process
+        was as slow, so it is the machine (the host reclaims an idle guest's memory), not the
+        server; touching the decode path and the weights every 0.5 s cut it to about 45 ms
+        for about 2 % of one core while idle, and nothing under load."""
+        loop = asyncio.get_running_loop()
+        sample = encode_jpeg(np.full((64, 64, 3), 128, np.uint8))
+        period = self.config.keep_warm_s
+        while True:
+            await asyncio.sleep(period)
+            if self.draining or loop.time() - self._last_work < period:
+                continue
+            for model in self.pool:
+                config = model.preprocess_config(self.config.max_pixels)
+                try:
+                    await loop.run_in_executor(self._cpu_pool, _warm_run, model, sample, config)
+                except Exception as exc:  # never let keeping warm hurt serving
+                    logger.warning("keep-warm run of %s failed: %s", model.name, exc)
+            self.keep_warm_runs += 1
+
     async def stop(self) -> None:
         """Refuse new work, let queued work finish, release the threads."""
+        if self._keep_warm is not None:
+            self._keep_warm.cancel()
         self.draining, self.ready = True, False
         self.problem = "shutting down"
         self.metrics.ready.set(0)
@@ -159,6 +194,7 @@ class ServingState:
     async def run_blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run CPU work (decode, resize, overlays) on the app's thread pool, off the loop."""
         loop = asyncio.get_running_loop()
+        self._last_work = loop.time()
         return await loop.run_in_executor(
             self._cpu_pool, functools.partial(function, *args, **kwargs)
         )

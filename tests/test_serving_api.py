@@ -568,3 +568,22 @@ async def test_every_decode_thread_runs_each_contract_once_before_ready(tiny_rep
     threads = {name for name, _ in seen}
     assert len(threads) == 3 and all(name.startswith("decode") for name in threads)
     assert all(face_crop for _, face_crop in seen)
+
+
+async def test_idle_models_are_kept_warm_and_busy_ones_are_not(tiny_repo):
+    import asyncio
+
+    async with serving_client(test_config(tiny_repo, keep_warm_s=0.05)) as (client, app):
+        state = app.state.serving
+        await asyncio.sleep(0.3)
+        idle_runs = state.keep_warm_runs
+        assert idle_runs >= 2
+        loop = asyncio.get_running_loop()
+        busy_until = loop.time() + 0.3
+        while loop.time() < busy_until:  # a request at least every 0.05 s
+            response = await client.post("/v1/predict", files={"file": ("a.png", png_image(1))})
+            assert response.status_code == 200
+        assert state.keep_warm_runs <= idle_runs + 1  # at most a tick already under way
+    async with serving_client(test_config(tiny_repo, keep_warm_s=0)) as (client, app):
+        await asyncio.sleep(0.2)
+        assert app.state.serving.keep_warm_runs == 0
