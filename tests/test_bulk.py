@@ -74,12 +74,17 @@ def test_globs_and_list_files_name_the_inputs(tiny_repo, photos, tmp_path):
     listed.write_text(f"{photos / 'p0.png'}\n{photos / 'missing.png'}\n")
     table = tmp_path / "list.csv"
     table.write_text(f"id,path\n1,{photos / 'p1.png'}\n")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = tmp_path / "list.parquet"
+    pq.write_table(pa.table({"path": [str(photos / "p2.png")], "n": [1]}), frame)
     out = tmp_path / "scores.jsonl"
     pattern = str(photos / "nested" / "j*.jpg")
-    assert score(pattern, str(listed), str(table), "--models", str(tiny_repo),
+    assert score(pattern, str(listed), str(table), str(frame), "--models", str(tiny_repo),
                  "--out", str(out)) == 0  # fmt: skip
     rows = {Path(row["path"]).name: row for row in read_rows(out)}
-    assert set(rows) == {"j0.jpg", "j1.jpg", "p0.png", "missing.png", "p1.png"}
+    assert set(rows) == {"j0.jpg", "j1.jpg", "p0.png", "missing.png", "p1.png", "p2.png"}
     assert rows["missing.png"]["error_code"] == "unreadable"
 
 

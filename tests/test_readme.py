@@ -153,3 +153,14 @@ def test_models_on_the_same_test_set_get_a_column(tmp_path):
     moved["counts"]["test"]["total"] = 9  # another test set: no column
     (reports / "other" / "report.json").write_text(json.dumps(moved))
     assert "`other`" not in render_readme.render_section("tiny", reports)
+
+
+def test_readme_benchmark_section_is_the_rendering_of_the_newest_results():
+    from benchmarks.readme import END, START, render_section
+    from benchmarks.report import latest_results
+
+    path = latest_results(REPO_ROOT / "benchmarks" / "results")
+    found = re.search(re.escape(START) + r".*?" + re.escape(END), README.read_text(), re.S)
+    assert found, "README.md lacks the benchmark markers"
+    expected = render_section(json.loads(path.read_text()), path.name)
+    assert found.group(0) == expected, "stale: python -m benchmarks summary --readme README.md"
