@@ -202,8 +202,8 @@ def _decode_jpeg_turbo(
             min_height=-(-height // scale),
             min_width=-(-width // scale),
         )
-    except ValueError as exc:  # strict mode: corrupt or truncated data
-        raise ImageError(f"corrupt or truncated image: {exc}") from None
+    except ValueError:  # any libjpeg warning: Pillow decides (it conceals corrupt scan data
+        return None  # the way libjpeg does, and refuses truncated files)
     upright = Image.fromarray(array, mode="RGB")
     method = ORIENTATION_TRANSPOSE.get(image.getexif().get(EXIF_ORIENTATION, 1))
     return upright if method is None else upright.transpose(method)

@@ -241,7 +241,8 @@ def test_existing_version_needs_force_then_replaces(cnn_keras, tmp_path, capsys)
     assert meta["threshold"] == 0.5 and meta["temperature"] == 1.0 and meta["notes"]
     assert export_main([*args, "--parity-count", "2"]) == 0  # default: next free version
     assert ModelRepository(repo).versions("cnn") == [1, 2]
-    assert sorted(p.name for p in (repo / "cnn").iterdir()) == ["1", "2"]
+    # the two versions and Triton's model configuration, nothing left over from staging
+    assert sorted(p.name for p in (repo / "cnn").iterdir()) == ["1", "2", "config.pbtxt"]
 
 
 def test_failed_parity_fails_loudly_and_writes_nothing(cnn_keras, tmp_path, capsys):
