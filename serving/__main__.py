@@ -20,6 +20,7 @@ from serving.app import configure_logging
 from serving.config import ServerConfig, parse_args
 from serving.metrics import MULTIPROCESS_ENV
 from serving.models import find_entries
+from serving.protocol import NoDelayH11Protocol
 
 FACTORY = "serving.app:create_app_from_env"
 
@@ -94,6 +95,7 @@ def run_uvicorn(config: ServerConfig) -> int:
         log_level=config.log_level,
         timeout_graceful_shutdown=config.graceful_timeout_s or None,
         server_header=False,
+        http=NoDelayH11Protocol,
     )
     return 0
 

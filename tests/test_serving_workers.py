@@ -91,3 +91,28 @@ def test_thread_budgets_are_shared_out_among_workers():
     assert (two.worker_decode_threads, two.worker_intra_op_threads) == (2, 3)
     many = ServerConfig(workers=8, decode_threads=4, intra_op_threads=2)
     assert (many.worker_decode_threads, many.worker_intra_op_threads) == (1, 1)
+
+
+def test_accepted_connections_get_tcp_nodelay():
+    """uvicorn's shared socket for --workers has proto 0, so asyncio leaves Nagle on; the
+    server's protocol switches it off on every connection (c=1 went from 64 to 21 ms)."""
+    import socket
+
+    from serving.protocol import set_nodelay
+
+    class Transport:
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
+
+        def get_extra_info(self, name: str):
+            return self.sock if name == "socket" else None
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:  # proto 0, as uvicorn
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()):
+            accepted, _ = listener.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+                set_nodelay(Transport(accepted))
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
