@@ -51,11 +51,6 @@ class PipelineConfig:
             raise ValueError(f"seconds_per_setting must be > 0, got {self.seconds_per_setting}")
 
 
-def preprocess_config(entry: ModelEntry) -> PreprocessConfig:
-    """The contract the server applies for ``entry`` (face crop as its metadata says)."""
-    return PreprocessConfig(size=entry.input_size, face_crop=entry.face_crop)
-
-
 def run_setting(
     runtime: ModelRuntime,
     payloads: tuple[bytes, ...],
@@ -135,7 +130,7 @@ def make_runtime(
 
 def measure_pipeline(entry: ModelEntry, images: ImageSet, config: PipelineConfig) -> dict:
     """Sweep every setting for one model; the best one is ``limit``."""
-    contract = preprocess_config(entry)
+    contract = entry.preprocess_config()
     settings = []
     steps = [(t, b, d) for t in config.intra_op_threads for b in config.batch_sizes
              for d in config.decode_threads]  # fmt: skip

@@ -93,19 +93,24 @@ def limits_at(results: dict, concurrency: int) -> list[tuple[str, float | None]]
     return pairs
 
 
+def worst(pairs: list[tuple[str, float | None]], pick) -> float | None:
+    """``pick`` (min or max) over every model's value; None unless every model has one."""
+    values = [value for _, value in pairs if value is not None]
+    return pick(values) if values and len(values) == len(pairs) else None
+
+
 def check_pipeline_fraction(results: dict) -> dict:
     pairs = limits_at(results, TARGET_CONCURRENCY)
-    values = [value for _, value in pairs if value is not None]
-    worst = min(values) if values and len(values) == len(pairs) else None
+    lowest = worst(pairs, min)
     return _check(
         "pipeline_fraction",
         f"our server at c={TARGET_CONCURRENCY} >= 95% of the in-process pipeline limit "
         "(decode + preprocess + onnxruntime, no HTTP), every shipped model",
-        worst,
+        lowest,
         0.95,
         True,
         measured=", ".join(f"{name} {100 * (v or 0):.0f}%" for name, v in pairs),
-        shortfall=f"the worst model is {100 * (0.95 - (worst or 0)):.0f} points short",
+        shortfall=f"the worst model is {100 * (0.95 - (lowest or 0)):.0f} points short",
         missing=f"the limits section or its c={TARGET_CONCURRENCY} level is missing",
     )
 
@@ -115,16 +120,15 @@ def check_http_overhead(results: dict) -> dict:
         (item["model"]["name"], (item.get("ratios") or {}).get("c1_overhead_ms_p50"))
         for item in results.get("limits", [])
     ]
-    values = [value for _, value in pairs if value is not None]
-    worst = max(values) if values and len(values) == len(pairs) else None
+    highest = worst(pairs, max)
     return _check(
         "http_overhead",
         "HTTP overhead at c=1 <= 1 ms p50 over the in-process pipeline at batch 1, every model",
-        worst,
+        highest,
         1.0,
         False,
         measured=", ".join(f"{name} {_n(v, 2)} ms" for name, v in pairs),
-        shortfall=f"{(worst or 0) - 1.0:.2f} ms over the 1 ms budget",
+        shortfall=f"{(highest or 0) - 1.0:.2f} ms over the 1 ms budget",
         missing="the limits section or its c=1 level is missing",
     )
 

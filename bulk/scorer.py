@@ -12,9 +12,7 @@ import numpy as np
 
 from core.decision import calibrate, decide
 from core.modelrepo import ModelEntry, ModelRepository
-from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, PreprocessConfig, preprocess_bytes
-
-IMAGE_ERROR_CODES = {400: "bad_image", 413: "image_too_large", 415: "unsupported_image_format"}
+from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, preprocess_bytes
 
 
 @dataclass(frozen=True)
@@ -44,9 +42,7 @@ class Scorer:
         from serving.runtime import ModelRuntime, RuntimeConfig
 
         self.entry = choice.entry()
-        self.config = PreprocessConfig(
-            size=self.entry.input_size, max_pixels=choice.max_pixels, face_crop=self.entry.face_crop
-        )
+        self.config = self.entry.preprocess_config(choice.max_pixels)
         self.runtime = ModelRuntime(
             self.entry, RuntimeConfig(providers=("cpu",), intra_op_threads=choice.intra_op_threads)
         )
@@ -61,8 +57,7 @@ class Scorer:
         try:
             return row, preprocess_bytes(data, self.config)
         except ImageError as exc:
-            code = IMAGE_ERROR_CODES.get(exc.status, "bad_image")
-            return row | {"error_code": code, "error_message": str(exc)}, None
+            return row | {"error_code": exc.code, "error_message": str(exc)}, None
 
     def score(self, paths: list[str]) -> list[dict]:
         """One row per path, in order."""

@@ -75,12 +75,3 @@ def face_region(rgb: np.ndarray, margin: float = FACE_MARGIN) -> tuple[int, int,
         max(0, x - pad_x),
         min(width, x + w + pad_x),
     )
-
-
-def crop_face(rgb: np.ndarray, margin: float = FACE_MARGIN) -> np.ndarray:
-    """The largest face with ``margin`` (fraction of the box) around it; the image if none."""
-    region = face_region(rgb, margin)
-    if region is None:
-        return rgb
-    top, bottom, left, right = region
-    return rgb[top:bottom, left:right]

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.preprocessing import DEFAULT_MAX_PIXELS, PreprocessConfig
+
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")  # always used with fullmatch
 VERSION_PATTERN = re.compile(r"[0-9]{1,9}")
 METADATA_FILE = "metadata.json"
@@ -86,6 +88,13 @@ class ModelEntry:
     def face_crop(self) -> bool:
         """Whether the model was trained on face crops (its contract's ``face_crop``)."""
         return bool(self.metadata.get("preprocessing", {}).get("face_crop", False))
+
+    def preprocess_config(
+        self, max_pixels: int = DEFAULT_MAX_PIXELS, face_crop: bool | None = None
+    ) -> PreprocessConfig:
+        """The model's preprocessing contract; ``face_crop`` overrides its face-crop setting."""
+        crop = self.face_crop if face_crop is None else face_crop
+        return PreprocessConfig(size=self.input_size, max_pixels=max_pixels, face_crop=crop)
 
     def output_names(self) -> list[str]:
         return [output["name"] for output in self.metadata["outputs"]]

@@ -11,7 +11,7 @@ Contract (also written into every model's ``metadata.json`` via :func:`contract`
 * **Colour**: 8-bit **RGB**. Alpha is composited over white; palette, grey, CMYK and
   16-bit images are converted to 8-bit RGB.
 * **Face crop** (only for models whose contract says ``face_crop: true``): JPEGs are
-  draft-decoded to no less than 4x the target size, then :func:`core.facecrop.crop_face`
+  draft-decoded to no less than 4x the target size, then :func:`face_crop_and_box`
   takes the largest Haar-cascade face plus a 25% margin (the whole image if none is found).
   Only faces of at least a quarter of the shorter side are searched (portrait framing): on
   the test set this finds exactly the boxes a search down to a tenth finds, about 3x faster.
@@ -63,12 +63,19 @@ class ImageError(ValueError):
     """An upload that cannot be turned into a model input.
 
     ``status`` is the HTTP status the server answers with: 400 (not an image, corrupt or
-    truncated), 413 (too many pixels) or 415 (an image format we do not accept).
+    truncated), 413 (too many pixels) or 415 (an image format we do not accept); ``code`` is
+    the snake_case error code the server and the bulk command report.
     """
+
+    CODES = {400: "bad_image", 413: "image_too_large", 415: "unsupported_image_format"}
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def code(self) -> str:
+        return self.CODES.get(self.status, "bad_image")
 
 
 @dataclass(frozen=True)
@@ -81,11 +88,12 @@ class FaceBox:
     right: float
 
     def crop(self, rgb: np.ndarray) -> np.ndarray:
-        """The same region of ``rgb`` at any resolution of the image."""
+        """The same region of ``rgb`` at any resolution of the image (at least one pixel)."""
         height, width = rgb.shape[:2]
-        top, bottom = round(self.top * height), max(round(self.bottom * height), 1)
-        left, right = round(self.left * width), max(round(self.right * width), 1)
-        return rgb[top : max(bottom, top + 1), left : max(right, left + 1)]
+        top, left = round(self.top * height), round(self.left * width)
+        bottom = max(round(self.bottom * height), top + 1)
+        right = max(round(self.right * width), left + 1)
+        return rgb[top:bottom, left:right]
 
 
 @dataclass(frozen=True)
@@ -247,10 +255,22 @@ def preprocess_rgb(rgb: np.ndarray, config: PreprocessConfig | None = None) -> n
     """Model input (``float32`` size x size x 3, RGB, 0..255) from a decoded RGB array."""
     config = config or PreprocessConfig()
     if config.face_crop:
-        from core.facecrop import crop_face  # OpenCV is only needed when asked for
-
-        rgb = crop_face(rgb)
+        rgb, _ = face_crop_and_box(rgb)
     return resize_rgb(rgb, config.size).astype(np.float32)
+
+
+def face_crop_and_box(rgb: np.ndarray) -> tuple[np.ndarray, FaceBox | None]:
+    """The contract's face crop of ``rgb`` and where it lies in the image (the whole image
+    and None when no face is found)."""
+    from core.facecrop import face_region  # OpenCV is only needed when asked for
+
+    region = face_region(rgb)
+    if region is None:
+        return rgb, None
+    top, bottom, left, right = region
+    height, width = rgb.shape[:2]
+    box = FaceBox(top / height, bottom / height, left / width, right / width)
+    return rgb[top:bottom, left:right], box
 
 
 def preprocess_bytes(data: bytes, config: PreprocessConfig | None = None) -> np.ndarray:
@@ -271,16 +291,8 @@ def preprocess_bytes_and_box(
         if image.size != (config.size, config.size):
             image = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
         return np.asarray(image, dtype=np.float32), None
-    from core.facecrop import face_region  # OpenCV is only needed when asked for
-
-    rgb = np.asarray(image, dtype=np.uint8)
-    region = face_region(rgb)
-    if region is None:
-        return resize_rgb(rgb, config.size).astype(np.float32), None
-    top, bottom, left, right = region
-    height, width = rgb.shape[:2]
-    box = FaceBox(top / height, bottom / height, left / width, right / width)
-    return resize_rgb(rgb[top:bottom, left:right], config.size).astype(np.float32), box
+    crop, box = face_crop_and_box(np.asarray(image, dtype=np.uint8))
+    return resize_rgb(crop, config.size).astype(np.float32), box
 
 
 def preprocess_file(path: str, config: PreprocessConfig | None = None) -> np.ndarray:

@@ -131,13 +131,12 @@ def prepare_all(
 
 
 def partner_target(partner: Row, rng: np.random.Generator) -> PartnerTarget:
-    """Match a generated face to ``partner``'s stored file: width and height, sharpness and
-    JPEG quality."""
+    """Match a generated face to ``partner``'s stored file: width and height and sharpness
+    (its JPEG quality goes into the job itself)."""
     stored = partner.prepared
     return PartnerTarget(
         size=(stored.stored_width, stored.stored_height),
         sharpness=stored.sharpness,
-        quality=stored.quality,
         trim_start=bool(rng.integers(2)),
     )
 

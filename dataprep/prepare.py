@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.facecrop import face_region
 from core.preprocessing import (
     FACE_DRAFT_FACTOR,
     INPUT_SIZE,
     ImageError,
     encode_jpeg,
+    face_crop_and_box,
     open_image,
     to_rgb,
 )
@@ -41,7 +41,6 @@ class PartnerTarget:
 
     size: tuple[int, int]  # (width, height)
     sharpness: float  # Laplacian variance at the model's input size
-    quality: int  # JPEG quality
     trim_start: bool  # cut to the partner's aspect from the far side (else the near side)
 
 
@@ -50,7 +49,7 @@ class Job:
     """What to do with one file."""
 
     data: bytes
-    quality: int  # JPEG quality of the stored crop (a partner's quality wins)
+    quality: int  # JPEG quality of the stored crop (a generated face takes its partner's)
     partner: PartnerTarget | None = None  # a generated face's matching targets
 
 
@@ -84,14 +83,12 @@ def prepare(job: Job) -> Prepared:
     """Crop, match and encode one image; raises :class:`ImageError` if it cannot be read."""
     image = open_image(job.data, draft_size=INPUT_SIZE * FACE_DRAFT_FACTOR)
     rgb = np.asarray(to_rgb(image), dtype=np.uint8)
-    region = face_region(rgb)
-    crop = rgb if region is None else rgb[region[0] : region[1], region[2] : region[3]]
+    crop, box = face_crop_and_box(rgb)
     crop_side = max(crop.shape[:2])
-    fraction, quality = 1.0, job.quality
-    if job.partner is None:
-        jpeg = encode_jpeg(crop, quality)
-    else:
-        crop, fraction, jpeg, quality = match_partner(crop, job.partner)
+    fraction = 1.0
+    if job.partner is not None:
+        crop, fraction = match_partner(crop, job.partner)
+    jpeg = encode_jpeg(crop, job.quality)
     stored = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
     quality_original, _ = header(job.data)
     return Prepared(
@@ -101,24 +98,23 @@ def prepare(job: Job) -> Prepared:
         height=rgb.shape[0],
         bytes_original=len(job.data),
         quality_original=quality_original,
-        face_found=region is not None,
+        face_found=box is not None,
         crop_side_source=int(crop_side),
         stored_width=int(stored.shape[1]),
         stored_height=int(stored.shape[0]),
         effective_fraction=round(fraction, 4),
         sharpness=laplacian_variance(stored),
-        quality=quality,
+        quality=job.quality,
         sha256=hashlib.sha256(jpeg).hexdigest(),
     )
 
 
-def match_partner(crop: np.ndarray, target: PartnerTarget) -> tuple[np.ndarray, float, bytes, int]:
-    """Aspect, size, sharpness and JPEG quality of ``target``: the matched crop, its effective
-    resolution fraction, its JPEG and that JPEG's quality."""
+def match_partner(crop: np.ndarray, target: PartnerTarget) -> tuple[np.ndarray, float]:
+    """Aspect, size and sharpness of ``target``: the matched crop and its effective
+    resolution fraction."""
     width, height = target.size
     crop = resize_to(trim_to_aspect(crop, width / height, target.trim_start), target.size)
-    crop, fraction = match_sharpness(crop, target.sharpness)
-    return crop, fraction, encode_jpeg(crop, target.quality), target.quality
+    return match_sharpness(crop, target.sharpness)
 
 
 def try_prepare(job: Job) -> Prepared | str:

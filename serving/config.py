@@ -206,9 +206,12 @@ class ServerConfig:
 
     @property
     def worker_intra_op_threads(self) -> int:
-        """Intra-op threads of one worker (0 with one worker: onnxruntime's own default)."""
-        budget = self.intra_op_threads or (os.cpu_count() or 1 if self.workers > 1 else 0)
-        return max(1, budget // self.workers) if budget else 0
+        """Intra-op threads of one worker: the setting itself with one worker (0: onnxruntime's
+        default), else the budget (0: every core) shared out."""
+        if self.workers == 1:
+            return self.intra_op_threads
+        budget = self.intra_op_threads or os.cpu_count() or 1
+        return max(1, budget // self.workers)
 
     @property
     def engine_cache_dir(self) -> Path:

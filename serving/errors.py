@@ -36,7 +36,6 @@ _CODES_BY_STATUS = {
     503: "unavailable",
     504: "timeout",
 }
-_IMAGE_ERROR_CODES = {400: "bad_image", 413: "image_too_large", 415: "unsupported_image_format"}
 
 
 class APIError(Exception):
@@ -68,7 +67,7 @@ def unavailable(code: str, message: str, retry_after_s: int) -> APIError:
 
 
 def from_image_error(exc: ImageError) -> APIError:
-    return APIError(exc.status, _IMAGE_ERROR_CODES.get(exc.status, "bad_image"), str(exc))
+    return APIError(exc.status, exc.code, str(exc))
 
 
 def error_response(error: APIError) -> JSONResponse:

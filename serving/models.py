@@ -51,8 +51,7 @@ class LoadedModel:
 
     def preprocess_config(self, max_pixels: int, face_crop: bool | None = None) -> PreprocessConfig:
         """The model's contract; ``face_crop`` overrides its face-crop setting when given."""
-        crop = self.entry.face_crop if face_crop is None else face_crop
-        return PreprocessConfig(size=self.entry.input_size, max_pixels=max_pixels, face_crop=crop)
+        return self.entry.preprocess_config(max_pixels, face_crop)
 
     def summary(self, ready: bool) -> dict:
         """``ModelEntry.summary()`` plus readiness and the providers in use."""

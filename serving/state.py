@@ -50,6 +50,12 @@ def batcher_config(config: ServerConfig) -> BatcherConfig:
     )
 
 
+@functools.cache
+def warm_sample() -> bytes:
+    """The tiny mid-grey JPEG that warms decode threads and keeps idle models warm."""
+    return encode_jpeg(np.full((64, 64, 3), 128, np.uint8))
+
+
 def _warm_run(model: LoadedModel, sample: bytes, config) -> None:
     """One tiny image through the model's preprocessing and session (no metrics, no batcher)."""
     model.runtime.run(preprocess_bytes(sample, config)[None])
@@ -106,30 +112,29 @@ class ServingState:
             batcher.start()
             loaded.append(LoadedModel(entry, runtime, batcher))
         self.pool = ModelPool(loaded, self.config.default_model)
-        if loaded:
-            await self.warm_decode_threads()
-        if loaded and self.config.lime_concurrency > 0:
+        if not loaded:
+            self.problem = f"no model in {root} could be loaded; see the log"
+            return
+        await self.warm_decode_threads()
+        if self.config.lime_concurrency > 0:
             # lime and scikit-image take 1-3 s to import: pay that before ready, not on the
             # first explanation request.
             try:
                 await asyncio.to_thread(find_explainer, "lime")
             except Exception as exc:  # explain?method=lime will answer with the error
                 logger.warning("LIME is not available: %s", exc)
-        if loaded and self.config.keep_warm_s > 0:
+        if self.config.keep_warm_s > 0:
             self._keep_warm = asyncio.get_running_loop().create_task(self._keep_warm_loop())
-        if loaded:
-            self.ready, self.problem = True, None
-            self.metrics.ready.set(1)
-            names = ", ".join(f"{m.name}:{m.version}" for m in loaded)
-            logger.info("ready: %s (default %s)", names, self.pool.default_name)
-        else:
-            self.problem = f"no model in {root} could be loaded; see the log"
+        self.ready, self.problem = True, None
+        self.metrics.ready.set(1)
+        names = ", ".join(f"{m.name}:{m.version}" for m in loaded)
+        logger.info("ready: %s (default %s)", names, self.pool.default_name)
 
     async def warm_decode_threads(self) -> None:
         """Every model's preprocessing once on every decode thread before ready: OpenCV's import
         (about 0.3 s) and each thread's face cascade are paid here, not by the first uploads."""
         configs = {model.preprocess_config(self.config.max_pixels) for model in self.pool}
-        sample = encode_jpeg(np.full((64, 64, 3), 128, np.uint8))
+        sample = warm_sample()
         threads = self.config.worker_decode_threads
         barrier = threading.Barrier(threads)  # each task holds its thread until all have one
 
@@ -152,7 +157,7 @@ class ServingState:
         server; touching the decode path and the weights every 0.5 s cut it to about 45 ms
         for about 2 % of one core while idle, and nothing under load."""
         loop = asyncio.get_running_loop()
-        sample = encode_jpeg(np.full((64, 64, 3), 128, np.uint8))
+        sample = warm_sample()
         period = self.config.keep_warm_s
         while True:
             await asyncio.sleep(period)

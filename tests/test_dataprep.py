@@ -194,14 +194,17 @@ def test_committed_data_card_is_the_rendering_of_reports_data():
 
 def test_face_region_finds_the_astronaut():
     data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
-    from core.facecrop import crop_face, face_region
+    from core.facecrop import face_region
+    from core.preprocessing import face_crop_and_box
 
     whole = data.astronaut()  # 512x512, one frontal face of about a fifth of the side
     assert face_region(whole) is None  # smaller than the quarter of the side searched for
     rgb = whole[:300, 100:400]  # portrait framing: the face is about a third of the side
     top, bottom, left, right = face_region(rgb)
     assert 50 <= left < right <= 240 and 20 <= top < bottom <= 260
-    assert crop_face(rgb).shape[:2] == (bottom - top, right - left)
+    crop, box = face_crop_and_box(rgb)
+    assert crop.shape[:2] == (bottom - top, right - left)
+    assert box.crop(rgb).shape == crop.shape  # the box cuts the same region
     big = np.asarray(Image.fromarray(rgb).resize((900, 900)))  # detection is scale-free
     top2, bottom2, left2, right2 = face_region(big)
     assert abs(left2 / 3 - left) < 12 and abs(bottom2 / 3 - bottom) < 12

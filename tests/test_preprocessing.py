@@ -91,10 +91,11 @@ def test_pixel_bomb_over_pillows_own_limit_is_413():
 
 
 def test_face_crop_runs_with_bundled_cascade():
-    from core.facecrop import crop_face
+    from core.preprocessing import face_crop_and_box
 
     rgb = np.full((120, 100, 3), 127, np.uint8)
-    assert crop_face(rgb).shape == rgb.shape  # no face found: the image comes back whole
+    crop, box = face_crop_and_box(rgb)
+    assert crop.shape == rgb.shape and box is None  # no face found: the image comes back whole
     out = preprocess_bytes(encode_png(rgb), PreprocessConfig(size=32, face_crop=True))
     assert out.shape == (32, 32, 3)
 
