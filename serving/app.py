@@ -154,6 +154,7 @@ async def explain(request: Request) -> JSONResponse:
         params=params,
         infer=lambda rows: infer(state, model, rows, bulk=True),
         run_blocking=state.run_blocking,
+        run_background=state.run_background,
     )
     if params.method == "cam":
         result = await explainer(context)

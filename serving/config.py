@@ -97,8 +97,8 @@ class ServerConfig:
     )
     bulk_batch_size: int = _option(
         8,
-        "most rows of an explanation (bulk work) per model run while predictions are on "
-        "their way, so they never wait behind a long bulk run",
+        "most rows of bulk work (LIME's perturbed images) per model run, so a prediction "
+        "never waits behind a long bulk run",
         int,
     )
     request_timeout_s: float = _option(
@@ -148,6 +148,12 @@ class ServerConfig:
         (), "batch sizes run once at start (default: 1 and max batch size)", _parse_ints
     )
     lime_concurrency: int = _option(2, "LIME explanations running at once per worker", int)
+    background_nice: int = _option(
+        10,
+        "how much lower the CPU priority (Linux nice, 0-19) of explanation threads is than "
+        "that of predictions, so LIME's own work yields the cores to them (0: same priority)",
+        int,
+    )
     keep_warm_s: float = _option(
         0.5,
         "after this many idle seconds, run each model once on a tiny image, and again every "
@@ -186,6 +192,8 @@ class ServerConfig:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be positive, got {self.request_timeout_s}")
+        if not 0 <= self.background_nice <= 19:
+            raise ValueError(f"background_nice must be 0 to 19, got {self.background_nice}")
         if self.max_queue_size < self.max_batch_size:
             raise ValueError("max_queue_size must be at least max_batch_size")
         unknown = [p for p in self.providers if p not in PROVIDER_CHOICES]

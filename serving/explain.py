@@ -80,6 +80,7 @@ class ExplainRequest:
     params: ExplainParams
     infer: Callable[[np.ndarray], Awaitable[dict[str, np.ndarray]]]  # rows [k,S,S,3] -> outputs
     run_blocking: Callable[..., Awaitable[Any]]  # run CPU-heavy work off the event loop
+    run_background: Callable[..., Awaitable[Any]]  # the same at lower CPU priority (LIME)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
 
     def infer_blocking(self, rows: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,8 +13,9 @@ Per request:
    (positive = towards FAKE);
 4. the top ``num_features`` regions are drawn over the uploaded image (:mod:`lime_overlay`).
 
-lime is synchronous, so all of this runs in a worker thread; the batcher lives on the
-event loop and each chunk crosses over with :func:`asyncio.run_coroutine_threadsafe`.
+lime is synchronous, so all of this runs in one of the server's background threads (at a
+lower CPU priority than predictions, ``--background-nice``); the batcher lives on the event
+loop and each chunk crosses over with :func:`asyncio.run_coroutine_threadsafe`.
 The route holds one of ``lime_concurrency`` slots meanwhile (503 when none is free).
 """
 
@@ -316,7 +317,7 @@ async def explain_lime(
         cancelled=cancelled,
     )
     try:
-        return await asyncio.to_thread(_explain_blocking, request, classifier, settings)
+        return await request.run_background(_explain_blocking, request, classifier, settings)
     except asyncio.CancelledError:
         cancelled.set()  # the worker stops before its next chunk
         raise

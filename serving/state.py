@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +52,14 @@ def batcher_config(config: ServerConfig) -> BatcherConfig:
     )
 
 
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (Linux: per thread; elsewhere a no-op,
+    since there it would lower the whole process)."""
+    if nice and sys.platform == "linux":
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + nice)
+
+
 @functools.cache
 def warm_sample() -> bytes:
     """The tiny mid-grey JPEG that warms decode threads and keeps idle models warm."""
@@ -72,6 +82,7 @@ class ServingState:
         self.draining = False
         self.problem: str | None = "starting"
         self._cpu_pool: ThreadPoolExecutor | None = None
+        self._background_pool: ThreadPoolExecutor | None = None
         self.lime_slots: asyncio.Semaphore | None = None
         self._last_work = 0.0  # loop time of the last CPU work handed to the pool
         self._keep_warm: asyncio.Task | None = None
@@ -81,6 +92,12 @@ class ServingState:
         """Load every entry, warm it up, start its batcher; ready if at least one loaded."""
         self._cpu_pool = ThreadPoolExecutor(
             self.config.worker_decode_threads, thread_name_prefix="decode"
+        )
+        self._background_pool = ThreadPoolExecutor(
+            self.config.lime_concurrency,
+            thread_name_prefix="background",
+            initializer=lower_thread_priority,
+            initargs=(self.config.background_nice,),
         )
         self.lime_slots = asyncio.Semaphore(self.config.lime_concurrency)
         root = self.config.models_dir
@@ -179,8 +196,9 @@ class ServingState:
         self.problem = "shutting down"
         self.metrics.ready.set(0)
         await asyncio.gather(*(model.batcher.stop(drain=True) for model in self.pool))
-        if self._cpu_pool is not None:
-            self._cpu_pool.shutdown(wait=True)
+        for pool in (self._cpu_pool, self._background_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
         logger.info("stopped")
 
     def require_serving(self) -> None:
@@ -202,4 +220,10 @@ class ServingState:
         self._last_work = loop.time()
         return await loop.run_in_executor(
             self._cpu_pool, functools.partial(function, *args, **kwargs)
+        )
+
+    async def run_background(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run long CPU work (a LIME explanation) on the lower-priority background threads."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._background_pool, functools.partial(function, *args, **kwargs)
         )

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +199,7 @@ async def test_lime_points_at_the_fake_cue_corner(tmp_path):
 async def test_lime_scores_through_the_batcher_in_chunks_of_at_least_64_rows(tmp_path):
     root = write_texture_entry(tmp_path / "models")
     data = encode_png(cue_image(100, 100))
-    config = test_config(root, max_batch_size=256, max_queue_delay_ms=1)
+    config = test_config(root, max_batch_size=256, max_queue_delay_ms=1, bulk_batch_size=75)
     async with serving_client(config) as (client, app):
         model = app.state.serving.pool.resolve("cnn")
         submitted: list[int] = []
@@ -218,12 +221,27 @@ async def test_lime_scores_through_the_batcher_in_chunks_of_at_least_64_rows(tmp
     lime_chunks = submitted[1:]
     assert sum(lime_chunks) == 300 and min(lime_chunks) >= 64 and max(lime_chunks) < 128
     assert model.batcher.stats.rows - before == 301  # every row went through the batcher
-    assert model.batcher.stats.largest_batch >= 64
+    assert model.batcher.stats.largest_batch == 75, "bulk rows: bulk_batch_size per run"
     lime = response.json()["lime"]
     assert lime["batcher_submissions"] == len(lime_chunks)
     assert lime["rows_per_submission"][0] >= 64
     small = [line for line in metrics.splitlines() if line.startswith("dfd_batch_size_bucket")]
     assert any('le="48.0"' in line and line.endswith(" 1.0") for line in small), small
+
+
+def _thread_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux only")
+async def test_explanations_run_at_a_lower_cpu_priority_than_predictions(tmp_path):
+    root = write_texture_entry(tmp_path / "models")
+    async with serving_client(test_config(root, background_nice=7)) as (_, app):
+        state = app.state.serving
+        background = await state.run_background(_thread_nice)
+        decode = await state.run_blocking(_thread_nice)
+    assert background == min(19, decode + 7), "background threads yield to decode threads"
+    assert _thread_nice() == decode, "the process itself keeps its priority"
 
 
 async def test_lime_parameter_bounds_answer_422_stating_the_bound(tmp_path):

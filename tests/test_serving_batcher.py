@@ -201,20 +201,24 @@ async def test_stop_without_drain_fails_queued_work():
     assert any(isinstance(o, BatcherStopped) for o in outcomes[1:])
 
 
-async def test_bulk_batches_shrink_while_predictions_are_on_their_way():
+async def test_bulk_rows_run_in_small_batches_beside_predictions():
     model = RecordingModel(delay_s=0.01)
     batcher = await started(model, max_batch_size=32, max_queue_delay_ms=0, bulk_batch_size=8)
-    assert (await batcher.submit(rows(0, 40), bulk=True))["id"].tolist() == list(range(40))
-    assert model.batch_sizes == [32, 8], "alone, bulk work runs in full batches"
+    assert (await batcher.submit(rows(0, 20), bulk=True))["id"].tolist() == list(range(20))
+    assert model.batch_sizes == [8, 8, 4], "bulk rows: at most bulk_batch_size per run"
     model.batch_sizes.clear()
-    with batcher.incoming():  # a prediction is being decoded
-        bulk = asyncio.create_task(batcher.submit(rows(100, 40), bulk=True))
-        await asyncio.sleep(0.02)
-        single = await batcher.submit(rows(7, 1))
-        result = await bulk
-    assert single["id"].tolist() == [7]
-    assert result["id"].tolist() == list(range(100, 140))
-    assert max(model.batch_sizes) <= 9, "at most 8 bulk rows (plus the interactive one)"
+    both = await asyncio.gather(*(batcher.submit(rows(0, 5), bulk=True) for _ in range(2)))
+    assert [len(result["id"]) for result in both] == [5, 5]
+    assert model.batch_sizes == [8, 2], "two bulk submissions share the cap"
+    model.batch_sizes.clear()
+    bulk = asyncio.create_task(batcher.submit(rows(100, 200), bulk=True))  # 25 runs
+    await asyncio.sleep(0.015)
+    singles = await asyncio.gather(*(batcher.submit(rows(i, 1)) for i in range(3)))
+    result = await bulk
+    assert [single["id"].tolist() for single in singles] == [[0], [1], [2]]
+    assert result["id"].tolist() == list(range(100, 300))
+    assert 3 in model.batch_sizes, "the three predictions run together, without bulk rows"
+    assert max(model.batch_sizes) == 8
     await batcher.stop()
 
 
@@ -238,5 +242,5 @@ async def test_interactive_rows_overtake_queued_bulk_rows():
     assert not bulk.done(), "the interactive row must not wait for the bulk rows to drain"
     bulk_result = await bulk
     assert bulk_result["id"].tolist() == list(range(1000, 1040))
-    assert model.batch_sizes[:2] == [8, 8], "the interactive row joins the next batch"
+    assert model.batch_sizes[:2] == [8, 1], "the interactive row runs next, on its own"
     await batcher.stop()

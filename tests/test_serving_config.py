@@ -59,6 +59,8 @@ def test_help_lists_every_flag_with_its_variable(capsys):
         ["--graph-optimization", "max"],
         ["--trt-fp16", "maybe"],
         ["--max-batch-size", "64", "--max-queue-size", "32"],
+        ["--background-nice", "20"],
+        ["--background-nice", "-1"],
     ],
 )
 def test_bad_values_exit_2_with_a_message(argv, capsys):
