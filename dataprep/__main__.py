@@ -5,54 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 
+from core.options import add_options, options_from
 from dataprep.build import BuildConfig, build
-
-HELP = {
-    "out": "output folder data/<name>",
-    "real_faces": "folder with the real-photo sources (scut-fbp5500/, all-age-faces/, celeba/)",
-    "gan": "generated faces folder (scripts/generate_gan_faces.py output)",
-    "snapshot": "git snapshot of Rees451/faces-fake-vs-real (Yonsei, LFW); 'none' to leave out",
-    "rees_per_source": "files sampled per Yonsei/LFW source",
-    "limit": "cap per source (quick builds)",
-    "ratios": "train/val/test shares",
-    "seed": "seed of sampling, matching and splitting",
-    "quality_bounds": "clip drawn JPEG qualities to this range",
-    "near_dup_bits": "average-hash bits within which two crops are near-duplicates",
-    "workers": "worker processes",
-    "overwrite": "replace an existing output folder",
-}
-
-
-def add_build(parser: argparse.ArgumentParser) -> None:
-    """One flag per BuildConfig field, default and type from the dataclass."""
-    defaults = BuildConfig()
-    for item in fields(BuildConfig):
-        flag = "--" + item.name.replace("_", "-")
-        default = getattr(defaults, item.name)
-        if isinstance(default, bool):
-            parser.add_argument(flag, action="store_true", help=HELP[item.name])
-        elif isinstance(default, tuple):
-            kind = type(default[0])
-            parser.add_argument(
-                flag, type=kind, nargs=len(default), default=default, help=HELP[item.name]
-            )
-        else:
-            kind = int if item.name == "limit" else type(default) if default is not None else str
-            parser.add_argument(flag, type=kind, default=default, help=HELP[item.name])
-
-
-def build_config(args: argparse.Namespace) -> BuildConfig:
-    values = {item.name: getattr(args, item.name) for item in fields(BuildConfig)}
-    for name in ("out", "real_faces", "gan"):
-        values[name] = Path(values[name])
-    snapshot = values["snapshot"]
-    values["snapshot"] = None if str(snapshot).lower() == "none" else Path(snapshot)
-    values["ratios"] = tuple(values["ratios"])
-    values["quality_bounds"] = tuple(values["quality_bounds"])
-    return BuildConfig(**values)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -62,7 +18,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     formatter = argparse.ArgumentDefaultsHelpFormatter
-    add_build(commands.add_parser("build", help="combine all sources", formatter_class=formatter))
+    add_options(commands.add_parser("build", help="combine all sources"), BuildConfig)
     for name, text in (
         ("stats", "per-class and per-source distributions with plots"),
         ("probes", "train and score the shortcut probes"),
@@ -96,7 +52,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit(f"{args.document} is out of date: run python -m dataprep card")
         return
     if args.command == "build":
-        summary = build(build_config(args))
+        try:
+            config = options_from(BuildConfig, args)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        summary = build(config)
     elif args.command == "stats":
         from dataprep.stats import write_stats
 

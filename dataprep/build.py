@@ -17,13 +17,14 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from core.options import option, parse_bool, parse_floats, parse_ints, parse_optional_path
 from dataprep.imaging import average_hash
 from dataprep.prepare import Job, PartnerTarget, Prepared, header, try_prepare
 from dataprep.sources import Candidate, gan_faces, rees_faces, shared_reals
@@ -39,24 +40,45 @@ FAMILIES = {"yonsei-real": "yonsei", "yonsei-photoshop": "yonsei", "lfw-faceswap
 class BuildConfig:
     """Inputs, output and the knobs of matching and splitting."""
 
-    out: Path = Path("data/detector")
-    real_faces: Path = Path("../shared/data/real-faces")
-    gan: Path = Path("data/gan")
-    snapshot: Path | None = DEFAULT_SNAPSHOT  # None: no Yonsei / LFW sources
-    rees_per_source: int = 1100
-    limit: int | None = None  # cap per source (quick builds, tests)
-    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 0
-    quality_bounds: tuple[int, int] = (60, 98)
-    near_dup_bits: int = 12
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    overwrite: bool = False
+    out: Path = option(Path("data/detector"), "output folder data/<name>", Path, metavar="DIR")
+    real_faces: Path = option(
+        Path("../shared/data/real-faces"),
+        "folder with the real-photo sources (scut-fbp5500/, all-age-faces/, celeba/)",
+        Path,
+        metavar="DIR",
+    )
+    gan: Path = option(
+        Path("data/gan"), "generated faces folder (scripts/generate_gan_faces.py output)", Path,
+        metavar="DIR",
+    )  # fmt: skip
+    snapshot: Path | None = option(
+        DEFAULT_SNAPSHOT,
+        "git snapshot of Rees451/faces-fake-vs-real (Yonsei, LFW); 'none' to leave out",
+        parse_optional_path,
+        metavar="DIR",
+    )
+    rees_per_source: int = option(1100, "files sampled per Yonsei/LFW source", int)
+    limit: int | None = option(None, "cap per source (quick builds)", int)
+    ratios: tuple[float, float, float] = option(
+        (0.7, 0.15, 0.15), "train/val/test shares", parse_floats, metavar="TRAIN,VAL,TEST"
+    )
+    seed: int = option(0, "seed of sampling, matching and splitting", int)
+    quality_bounds: tuple[int, int] = option(
+        (60, 98), "clip drawn JPEG qualities to this range", parse_ints, metavar="LOW,HIGH"
+    )
+    near_dup_bits: int = option(
+        12, "average-hash bits within which two crops are near-duplicates", int
+    )
+    workers: int = option(os.cpu_count() or 1, "worker processes", int)
+    overwrite: bool = option(False, "replace an existing output folder", parse_bool)
 
     def __post_init__(self) -> None:
         if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or sum(self.ratios) <= 0:
             raise ValueError(f"ratios must be three non-negative numbers, got {self.ratios}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if len(self.quality_bounds) != 2 or not min(self.quality_bounds) >= 1:
+            raise ValueError(f"quality_bounds must be LOW,HIGH >= 1, got {self.quality_bounds}")
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.options import option, parse_bool
+
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
@@ -23,37 +25,51 @@ class ParityError(ExportError):
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Everything one ``python -m export`` run needs."""
+    """Everything one ``python -m export`` run needs; each field is one flag."""
 
-    model_path: Path
-    name: str
-    repo: Path = Path("models")
-    version: int | None = None  # None: next free integer
-    report_path: Path | None = None
-    force: bool = False
-    fp16: bool = False
-    int8: bool = False
-    parity_images: Path | None = None  # None: seeded synthetic images
-    parity_count: int = 16
-    parity_batch: int = 7  # an odd batch size > 1 that exercises the dynamic axis
-    tolerance: float = DEFAULT_TOLERANCE
-    opset: int = DEFAULT_OPSET
-    optimization: str = "extended"
-    training_data: str | None = None
-    seed: int = 0
-    progress: bool = True
+    model_path: Path = option(help="the trained .keras file", parse=Path, flag="--model")
+    name: str = option(help="model name in the repository, e.g. cnn")
+    repo: Path = option(Path("models"), "repository root", Path, metavar="DIR")
+    version: int | None = option(None, "version number (default: next free)", int)
+    report_path: Path | None = option(
+        None, "evaluation report.json (threshold, temperature, metrics)", Path, flag="--report"
+    )
+    force: bool = option(False, "replace an existing version", parse_bool)
+    fp16: bool = option(False, "also write model.fp16.onnx", parse_bool)
+    int8: bool = option(False, "also write model.int8.onnx", parse_bool)
+    parity_images: Path | None = option(
+        None,
+        "folder of images for the parity check (labelled if in real/ and fake/); "
+        "default: seeded synthetic images",
+        Path,
+        metavar="DIR",
+    )
+    parity_count: int = option(16, "images to compare", int)
+    parity_batch: int = option(7, "batch size besides 1 (odd: exercises the dynamic axis)", int)
+    tolerance: float = option(DEFAULT_TOLERANCE, "max |Δp| Keras vs ONNX", float)
+    opset: int = option(DEFAULT_OPSET, f"ONNX opset (>= {MIN_OPSET})", int)
+    optimization: str = option(
+        "extended",
+        "onnxruntime graph optimisation saved into model.onnx",
+        choices=OPTIMIZATION_LEVELS,
+    )
+    training_data: str | None = option(
+        None, "honest description of the training data", metavar="TEXT"
+    )
+    seed: int = option(0, "seed of the synthetic parity images", int)
+    progress: bool = option(True, "show a progress bar", parse_bool)
 
     def __post_init__(self) -> None:
         if self.opset < MIN_OPSET:
-            raise ExportError(f"--opset must be >= {MIN_OPSET}, got {self.opset}")
+            raise ValueError(f"--opset must be >= {MIN_OPSET}, got {self.opset}")
         if self.optimization not in OPTIMIZATION_LEVELS:
-            raise ExportError(
+            raise ValueError(
                 f"--optimization must be one of {', '.join(OPTIMIZATION_LEVELS)}, "
                 f"got {self.optimization!r}"
             )
         if self.parity_count < 1:
-            raise ExportError(f"--parity-count must be >= 1, got {self.parity_count}")
+            raise ValueError(f"--parity-count must be >= 1, got {self.parity_count}")
         if self.parity_batch < 2:
-            raise ExportError(f"--parity-batch must be >= 2, got {self.parity_batch}")
+            raise ValueError(f"--parity-batch must be >= 2, got {self.parity_batch}")
         if not self.tolerance > 0:
-            raise ExportError(f"--tolerance must be positive, got {self.tolerance}")
+            raise ValueError(f"--tolerance must be positive, got {self.tolerance}")

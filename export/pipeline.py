@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -16,7 +19,7 @@ from .onnx_tools import check_model, optimize, to_fp16, to_int8
 from .parity import ParityImages, check_parity, compare_variant, folder_images, synthetic_images
 from .repository import resolve_target, staged_entry, write_json_atomic
 
-STEPS = ("load", "Keras reference", "convert", "optimise", "parity", "variants", "write")
+PROGRESS_STEPS = 7  # load, Keras reference, convert, optimise, parity, variants, write
 CAM_LOGIT_RELATIVE_TOLERANCE = 1e-3
 UNSATURATED = 1e-4  # the logit of p is only well defined in float32 away from 0 and 1
 
@@ -55,100 +58,146 @@ def _parity_images(config: ExportConfig, size: int) -> ParityImages:
     return synthetic_images(config.parity_count, size, config.seed)
 
 
+@dataclass(frozen=True)
+class KerasReference:
+    """The Keras model, its export graph, and what it answers on the parity images."""
+
+    model: Any  # keras.Model (TensorFlow is imported only once the cheap checks passed)
+    export_graph: Any
+    size: int
+    images: ParityImages
+    probability: np.ndarray
+    cam: np.ndarray
+    cam_logit_gap: float
+
+
 def export_model(config: ExportConfig) -> ExportResult:
     """Run the whole export; raise :class:`ExportError` (nothing published) on any failure."""
     preflight(config)
     calibration = read_report(config.report_path)
     target, version = resolve_target(config.repo, config.name, config.version, config.force)
-    with tqdm(total=len(STEPS), desc="export", unit="step", disable=not config.progress) as bar:
-        return _export(config, calibration, target, version, bar)
+    with tqdm(total=PROGRESS_STEPS, desc="export", unit="step", disable=not config.progress) as bar:
+        with _step(bar, "load and Keras reference", count=2):
+            reference = keras_reference(config)
+        with _step(bar, "convert"):
+            proto = to_onnx_proto(reference, config)
+        with staged_entry(target, config.force) as staging:
+            portable, optimised = staging / FILES["onnx_portable"], staging / FILES["onnx"]
+            with _step(bar, "optimise"):
+                write_onnx_files(proto, portable, optimised, config)
+            with _step(bar, "parity"):
+                parity = parity_report(reference, portable, optimised, config)
+            with _step(bar, "variants"):
+                files = write_variants(reference, portable, optimised, staging, parity, config,
+                                       calibration)  # fmt: skip
+            with _step(bar, "write"):
+                facts = entry_facts(config, version, reference, files, parity)
+                metadata = build_metadata(facts, calibration)
+                write_json_atomic(staging / "metadata.json", metadata)
+    return ExportResult(path=target, version=version, metadata=metadata)
 
 
-def _export(
-    config: ExportConfig, calibration: Calibration, target: Path, version: int, progress: tqdm
-) -> ExportResult:
-    def step(name: str) -> None:
-        progress.set_postfix_str(name)
+@contextmanager
+def _step(progress: tqdm, name: str, count: int = 1) -> Iterator[None]:
+    """Show ``name`` while the step runs; advance the bar by ``count`` when it is done."""
+    progress.set_postfix_str(name)
+    yield
+    progress.update(count)
 
-    step(STEPS[0])
+
+def keras_reference(config: ExportConfig) -> KerasReference:
+    """Load the Keras model, build its export graph (probability + CAM) and run it on the
+    parity images; the CAM must average to the logit, or it is not an exact CAM."""
     from . import graph  # TensorFlow is imported here, after the cheap checks
 
     model = graph.load_keras_model(Path(config.model_path))
     size = graph.input_size_of(model)
     export_graph = graph.build_export_model(model)
-    progress.update()
-
-    step(STEPS[1])
     images = _parity_images(config, size)
-    keras_probability, keras_cam = graph.keras_outputs(export_graph, images.images)
-    gap = cam_logit_gap(keras_probability, keras_cam)
+    probability, cam = graph.keras_outputs(export_graph, images.images)
+    gap = cam_logit_gap(probability, cam)
     if gap > CAM_LOGIT_RELATIVE_TOLERANCE:
         raise ExportError(
             f"the CAM's spatial mean differs from the logit by {gap:.3g} (relative): the head "
             "between 'features' and 'classifier' is not GAP -> Dense, so the CAM is not exact"
         )
-    progress.update()
+    return KerasReference(model, export_graph, size, images, probability, cam, gap)
 
-    step(STEPS[2])
-    proto = graph.to_onnx(export_graph, size, config.opset)
-    progress.update()
 
-    batch_sizes = [1, config.parity_batch]
+def to_onnx_proto(reference: KerasReference, config: ExportConfig) -> Any:
+    from . import graph
+
+    return graph.to_onnx(reference.export_graph, reference.size, config.opset)
+
+
+def write_onnx_files(proto: Any, portable: Path, optimised: Path, config: ExportConfig) -> None:
+    """The portable graph as converted, and the graph onnxruntime optimised; both checked."""
+    import onnx
+
+    onnx.save(proto, str(portable))
+    check_model(portable)
+    optimize(portable, optimised, config.optimization)
+    check_model(optimised)
+
+
+def parity_report(
+    reference: KerasReference, portable: Path, optimised: Path, config: ExportConfig
+) -> dict:
+    """Both ONNX files against Keras at batch 1 and ``parity_batch`` (raises on a gap)."""
+    args = (reference.images, reference.probability, reference.cam, _batch_sizes(config))
+    portable_report = check_parity(portable, *args, config.tolerance)
+    parity = check_parity(optimised, *args, config.tolerance).as_metadata()
+    parity["portable_fp32_max_abs_diff"] = portable_report.probability_max_abs_diff
+    parity["cam_logit_max_rel_diff"] = reference.cam_logit_gap
+    return parity
+
+
+def write_variants(
+    reference: KerasReference,
+    portable: Path,
+    optimised: Path,
+    staging: Path,
+    parity: dict,
+    config: ExportConfig,
+    calibration: Calibration,
+) -> dict[str, str]:
+    """FP16 / INT8 files where asked, each compared with FP32 (added to ``parity``);
+    returns every ONNX file of the entry."""
     files = {"onnx": FILES["onnx"], "onnx_portable": FILES["onnx_portable"]}
-    with staged_entry(target, config.force) as staging:
-        import onnx
+    variants = [("fp16", to_fp16)] * config.fp16 + [("int8", to_int8)] * config.int8
+    for key, convert in variants:
+        path = staging / FILES[f"onnx_{key}"]
+        convert(portable, path)
+        parity[key] = compare_variant(
+            path, optimised, reference.images, calibration.threshold, calibration.temperature,
+            _batch_sizes(config),
+        )  # fmt: skip
+        files[f"onnx_{key}"] = FILES[f"onnx_{key}"]
+    return files
 
-        portable, optimised = staging / FILES["onnx_portable"], staging / FILES["onnx"]
-        onnx.save(proto, str(portable))
-        check_model(portable)
-        step(STEPS[3])
-        optimize(portable, optimised, config.optimization)
-        check_model(optimised)
-        progress.update()
 
-        step(STEPS[4])
-        parity_args = (images, keras_probability, keras_cam, batch_sizes, config.tolerance)
-        portable_report = check_parity(portable, *parity_args)
-        report = check_parity(optimised, *parity_args)
-        parity = report.as_metadata()
-        parity["portable_fp32_max_abs_diff"] = portable_report.probability_max_abs_diff
-        parity["cam_logit_max_rel_diff"] = gap
-        progress.update()
+def entry_facts(
+    config: ExportConfig, version: int, reference: KerasReference, files: dict, parity: dict
+) -> EntryFacts:
+    from . import graph
 
-        step(STEPS[5])
-        variants = [("fp16", to_fp16)] * config.fp16 + [("int8", to_int8)] * config.int8
-        for key, convert in variants:
-            path = staging / FILES[f"onnx_{key}"]
-            convert(portable, path)
-            parity[key] = compare_variant(
-                path,
-                optimised,
-                images,
-                calibration.threshold,
-                calibration.temperature,
-                batch_sizes,
-            )
-            files[f"onnx_{key}"] = FILES[f"onnx_{key}"]
-        progress.update()
+    return EntryFacts(
+        name=config.name,
+        version=version,
+        model_kind=reference.model.name,
+        input_size=reference.size,
+        cam_shape=tuple(int(v) for v in reference.cam.shape[1:]),
+        files=files,
+        keras_model=str(config.model_path),
+        keras_sha256=sha256_of(Path(config.model_path)),
+        report_path=str(config.report_path) if config.report_path else None,
+        training_data=config.training_data,
+        opset=config.opset,
+        optimization=config.optimization,
+        parity=parity,
+        converter_versions=graph.tool_versions(),
+    )
 
-        step(STEPS[6])
-        facts = EntryFacts(
-            name=config.name,
-            version=version,
-            model_kind=model.name,
-            input_size=size,
-            cam_shape=tuple(int(v) for v in keras_cam.shape[1:]),
-            files=files,
-            keras_model=str(config.model_path),
-            keras_sha256=sha256_of(Path(config.model_path)),
-            report_path=str(config.report_path) if config.report_path else None,
-            training_data=config.training_data,
-            opset=config.opset,
-            optimization=config.optimization,
-            parity=parity,
-            converter_versions=graph.tool_versions(),
-        )
-        metadata = build_metadata(facts, calibration)
-        write_json_atomic(staging / "metadata.json", metadata)
-        progress.update()
-    return ExportResult(path=target, version=version, metadata=metadata)
+
+def _batch_sizes(config: ExportConfig) -> list[int]:
+    return [1, config.parity_batch]

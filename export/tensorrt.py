@@ -41,6 +41,7 @@ from core.modelrepo import (
     ModelNotFound,
     ModelRepository,
 )
+from core.options import add_options, option, options_from, parse_bool, parse_optional_path
 
 from .config import ExportError
 from .metadata import FILES
@@ -62,28 +63,30 @@ class TensorRTUnavailable(ExportError):
 class TensorRTConfig:
     """What to build, for which entry."""
 
-    repo: Path
-    name: str
-    version: int | None = None
-    fp16: bool = False
-    int8: bool = False
-    calib_dir: Path | None = None
-    calib_count: int = 256
-    calib_batch: int = 8
-    max_batch: int = 64
-    opt_batch: int = 8
-    workspace_gib: float = 4.0
-    backend: str = "auto"  # auto | python | trtexec
+    name: str = option(help="model name, e.g. cnn")
+    repo: Path = option(Path("models"), "repository root", Path, metavar="DIR")
+    version: int | None = option(None, "version (default: the latest)", int)
+    fp16: bool = option(False, "allow FP16 kernels", parse_bool)
+    int8: bool = option(False, "INT8 with entropy calibration", parse_bool)
+    calib_dir: Path | None = option(
+        None, "calibration images (for --int8)", parse_optional_path, metavar="DIR"
+    )
+    calib_count: int = option(256, "calibration images used", int)
+    calib_batch: int = option(8, "calibration batch size", int)
+    max_batch: int = option(64, "largest batch of the profile", int)
+    opt_batch: int = option(8, "batch TensorRT tunes for", int)
+    workspace_gib: float = option(4.0, "builder workspace", float, metavar="GIB")
+    backend: str = option("auto", "builder", choices=("auto", "python", "trtexec"))
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.opt_batch < 1:
-            raise ExportError("--max-batch and --opt-batch must be >= 1")
+            raise ValueError("--max-batch and --opt-batch must be >= 1")
         if self.int8 and self.calib_dir is None:
-            raise ExportError("--int8 needs --calib-dir: a folder of calibration images")
+            raise ValueError("--int8 needs --calib-dir: a folder of calibration images")
         if self.int8 and (self.calib_batch < 1 or self.calib_count < self.calib_batch):
-            raise ExportError("--calib-count must be >= --calib-batch >= 1")
+            raise ValueError("--calib-count must be >= --calib-batch >= 1")
         if self.backend not in ("auto", "python", "trtexec"):
-            raise ExportError("--backend must be auto, python or trtexec")
+            raise ValueError("--backend must be auto, python or trtexec")
 
 
 def import_tensorrt():
@@ -280,11 +283,51 @@ def _build_engine(
 ) -> tuple[dict, int, bytes]:
     """Parse ``source``, set the profile and precision, build, deserialise to check."""
     int8_by_flag = hasattr(trt.BuilderFlag, "INT8") and hasattr(trt, "IInt8EntropyCalibrator2")
+    network = _parse_network(trt, builder, logger, source)
+    builder_config = _builder_config(trt, builder, config, size)
+    calibrator = None
+    if config.int8 and int8_by_flag:
+        calibrator = make_calibrator(
+            trt, images, config.calib_batch, plan.with_name("calibration.cache")
+        )
+        _add_int8_calibration(trt, builder, builder_config, calibrator, config.calib_batch, size)
+    try:
+        serialized = builder.build_serialized_network(network, builder_config)
+    finally:
+        if calibrator is not None:
+            calibrator.buffer.close()
+    if serialized is None:
+        raise ExportError("TensorRT failed to build the engine (see its log above)")
+    data = bytes(serialized)
+    facts = {
+        "backend": "python",
+        "tensorrt": trt.__version__,
+        "source_onnx": source.name,
+        "io_tensors": _checked_io_tensors(trt, logger, data),
+    }
+    if config.int8:
+        facts["calibration"] = {
+            "images": int(len(images)),
+            "batch": config.calib_batch,
+            "folder": str(config.calib_dir),
+            "method": "IInt8EntropyCalibrator2"
+            if int8_by_flag
+            else "onnxruntime quantize_static, symmetric Q/DQ (entropy)",
+        }
+    return facts, len(data), data
+
+
+def _parse_network(trt, builder, logger, source: Path):
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(source)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"TensorRT could not parse {source.name}: {errors}")
+    return network
+
+
+def _builder_config(trt, builder, config: TensorRTConfig, size: int):
+    """Workspace, the batch profile 1 .. opt .. max, and FP16 where asked."""
     builder_config = builder.create_builder_config()
     builder_config.set_memory_pool_limit(
         trt.MemoryPoolType.WORKSPACE, int(config.workspace_gib * (1 << 30))
@@ -297,46 +340,27 @@ def _build_engine(
     builder_config.add_optimization_profile(profile)
     if config.fp16 and hasattr(trt.BuilderFlag, "FP16"):
         builder_config.set_flag(trt.BuilderFlag.FP16)
-    calibrator = None
-    if config.int8 and int8_by_flag:
-        cache = plan.with_name("calibration.cache")
-        calibrator = make_calibrator(trt, images, config.calib_batch, cache)
-        calibration_profile = builder.create_optimization_profile()
-        shape = (config.calib_batch, size, size, 3)
-        calibration_profile.set_shape(INPUT_NAME, shape, shape, shape)
-        builder_config.set_flag(trt.BuilderFlag.INT8)
-        builder_config.int8_calibrator = calibrator
-        builder_config.set_calibration_profile(calibration_profile)
-    try:
-        serialized = builder.build_serialized_network(network, builder_config)
-    finally:
-        if calibrator is not None:
-            calibrator.buffer.close()
-    if serialized is None:
-        raise ExportError("TensorRT failed to build the engine (see its log above)")
-    data = bytes(serialized)
+    return builder_config
+
+
+def _add_int8_calibration(trt, builder, builder_config, calibrator, batch: int, size: int) -> None:
+    calibration_profile = builder.create_optimization_profile()
+    shape = (batch, size, size, 3)
+    calibration_profile.set_shape(INPUT_NAME, shape, shape, shape)
+    builder_config.set_flag(trt.BuilderFlag.INT8)
+    builder_config.int8_calibrator = calibrator
+    builder_config.set_calibration_profile(calibration_profile)
+
+
+def _checked_io_tensors(trt, logger, data: bytes) -> list[str]:
+    """The engine just built deserialises and has the contract's tensors."""
     engine = trt.Runtime(logger).deserialize_cuda_engine(data)
     if engine is None:
         raise ExportError("the TensorRT engine just built does not deserialise")
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     if INPUT_NAME not in names or "probability_fake" not in names:
         raise ExportError(f"the TensorRT engine has unexpected tensors {names}")
-    facts = {
-        "backend": "python",
-        "tensorrt": trt.__version__,
-        "source_onnx": source.name,
-        "io_tensors": names,
-    }
-    if config.int8:
-        facts["calibration"] = {
-            "images": int(len(images)),
-            "batch": config.calib_batch,
-            "folder": str(config.calib_dir),
-            "method": "IInt8EntropyCalibrator2"
-            if int8_by_flag
-            else "onnxruntime quantize_static, symmetric Q/DQ (entropy)",
-        }
-    return facts, len(data), data
+    return names
 
 
 def build_with_trtexec(
@@ -402,7 +426,7 @@ def build_plan(config: TensorRTConfig) -> dict:
     return update_metadata(entry.path, {"files": files, "tensorrt": facts})
 
 
-def parse_args(argv: list[str] | None = None) -> TensorRTConfig:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export.tensorrt",
         description="Build a TensorRT engine (model.plan) for a model-repository entry.\n"
@@ -412,54 +436,17 @@ def parse_args(argv: list[str] | None = None) -> TensorRTConfig:
         "--max-batch 64\n  python -m export.tensorrt --repo models --name cnn --int8 "
         "--calib-dir data/faces/val",
     )
-    parser.add_argument(
-        "--repo", type=Path, default=Path("models"), metavar="DIR", help="repository root"
-    )
-    parser.add_argument("--name", required=True, help="model name, e.g. cnn")
-    parser.add_argument("--version", type=int, metavar="N", help="version (default: the latest)")
-    parser.add_argument("--fp16", action="store_true", help="allow FP16 kernels")
-    parser.add_argument("--int8", action="store_true", help="INT8 with entropy calibration")
-    parser.add_argument(
-        "--calib-dir", type=Path, metavar="DIR", help="calibration images (for --int8)"
-    )
-    parser.add_argument(
-        "--calib-count", type=int, default=256, metavar="N", help="calibration images used"
-    )
-    parser.add_argument(
-        "--calib-batch", type=int, default=8, metavar="N", help="calibration batch size"
-    )
-    parser.add_argument(
-        "--max-batch", type=int, default=64, metavar="N", help="largest batch of the profile"
-    )
-    parser.add_argument(
-        "--opt-batch", type=int, default=8, metavar="N", help="batch TensorRT tunes for"
-    )
-    parser.add_argument(
-        "--workspace-gib", type=float, default=4.0, metavar="GIB", help="builder workspace"
-    )
-    parser.add_argument(
-        "--backend", choices=("auto", "python", "trtexec"), default="auto", help="builder"
-    )
-    args = parser.parse_args(argv)
-    return TensorRTConfig(
-        repo=args.repo,
-        name=args.name,
-        version=args.version,
-        fp16=args.fp16,
-        int8=args.int8,
-        calib_dir=args.calib_dir,
-        calib_count=args.calib_count,
-        calib_batch=args.calib_batch,
-        max_batch=args.max_batch,
-        opt_batch=args.opt_batch,
-        workspace_gib=args.workspace_gib,
-        backend=args.backend,
-    )
+    add_options(parser, TensorRTConfig)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        config = parse_args(argv)
+        config = options_from(TensorRTConfig, build_parser().parse_args(argv))
+    except ValueError as exc:  # a value out of its range
+        print(f"export.tensorrt: {exc}", file=sys.stderr)
+        return 2
+    try:
         metadata = build_plan(config)
     except ExportError as exc:
         print(f"export.tensorrt: {exc}", file=sys.stderr)

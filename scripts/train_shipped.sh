@@ -30,13 +30,13 @@ elif [ "$MODEL" = cnn_detector ]; then  # the small CNN on the same data, for th
   RUN=runs/cnn_detector DATA=data/detector
   [ -d $DATA ] || make data
   $PY -m train --model cnn --data $DATA --out $RUN --epochs 3 --patience 2 --batch-size 32 \
-    --jpeg-quality 50 95 --jpeg-prob 0.5 --blur-prob 0.15 --rotation 0 --zoom 0.05 --shift 0.05 \
+    --jpeg-quality 50,95 --jpeg-prob 0.5 --blur-prob 0.15 --rotation 0 --zoom 0.05 --shift 0.05 \
     --workers 2 --no-progress
 elif [ "$MODEL" = cnn ]; then
   [ -d data/combined ] || $PY scripts/build_dataset.py --combined
   RUN=runs/cnn_combined DATA=data/combined
   $PY -m train --model cnn --data $DATA --out $RUN --epochs 14 --patience 5 --batch-size 16 \
-    --jpeg-quality 50 99 --jpeg-prob 0.5 --blur-prob 0 --rotation 0 --zoom 0.05 --shift 0.05 \
+    --jpeg-quality 50,99 --jpeg-prob 0.5 --blur-prob 0 --rotation 0 --zoom 0.05 --shift 0.05 \
     --workers 2
 elif [ "$MODEL" = xception ]; then
   [ -d data/combined ] || $PY scripts/build_dataset.py --combined
@@ -45,7 +45,7 @@ elif [ "$MODEL" = xception ]; then
     --dst data/combined_small --train-per-class 1000 --val-per-class 150
   $PY -m train --model xception --weights none --fine-tune-epochs 0 --image-size 96 \
     --data data/combined_small --out $RUN --epochs 1 --patience 2 --batch-size 32 \
-    --jpeg-quality 50 99 --jpeg-prob 0.5 --blur-prob 0 --rotation 0 --zoom 0.05 --shift 0.05 \
+    --jpeg-quality 50,99 --jpeg-prob 0.5 --blur-prob 0 --rotation 0 --zoom 0.05 --shift 0.05 \
     --workers 2
 else
   echo "usage: $0 lite0|cnn_detector|cnn|xception" >&2; exit 2

@@ -153,7 +153,7 @@ def test_stats_probes_and_card_from_the_command_line(sources, tmp_path: Path, ca
     reals, gan = sources
     out, reports = tmp_path / "ds", tmp_path / "report"
     main(["build", "--out", str(out), "--real-faces", str(reals), "--gan", str(gan),
-          "--snapshot", "none", "--workers", "1", "--ratios", "0.5", "0", "0.5"])  # fmt: skip
+          "--snapshot", "none", "--workers", "1", "--ratios", "0.5,0,0.5"])  # fmt: skip
     main(["stats", "--data", str(out), "--out", str(reports)])
     stats = json.loads((reports / "stats.json").read_text())
     assert set(stats["measures"]["sharpness"]["by_class"]) == {"real", "fake"}

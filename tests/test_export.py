@@ -230,7 +230,7 @@ def test_existing_version_needs_force_then_replaces(cnn_keras, tmp_path, capsys)
     old.mkdir(parents=True)
     (old / "metadata.json").write_text("{}")
     (old / "stale.txt").write_text("from an earlier export")
-    args = ["--model", str(cnn_keras), "--name", "cnn", "--repo", str(repo), "--quiet"]
+    args = ["--model", str(cnn_keras), "--name", "cnn", "--repo", str(repo), "--no-progress"]
     assert export_main([*args, "--version", "1"]) == 1
     assert "already exists" in capsys.readouterr().err
     assert (old / "stale.txt").is_file()
@@ -247,7 +247,7 @@ def test_existing_version_needs_force_then_replaces(cnn_keras, tmp_path, capsys)
 
 def test_failed_parity_fails_loudly_and_writes_nothing(cnn_keras, tmp_path, capsys):
     repo = tmp_path / "models"
-    argv = ["--model", str(cnn_keras), "--name", "cnn", "--repo", str(repo), "--quiet"]
+    argv = ["--model", str(cnn_keras), "--name", "cnn", "--repo", str(repo), "--no-progress"]
     assert export_main([*argv, "--tolerance", "1e-30", "--parity-count", "4"]) == 1
     assert "disagree" in capsys.readouterr().err
     assert list((repo / "cnn").iterdir()) == []  # no version, no staging folder
@@ -347,8 +347,8 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
     assert "invalid model name" in capsys.readouterr().err
     assert export_main([*base, "--name", "cnn", "--version", "0"]) == 1
     assert "positive integer" in capsys.readouterr().err
-    assert export_main([*base, "--name", "cnn", "--opset", "13"]) == 1
-    assert "opset" in capsys.readouterr().err
+    assert export_main([*base, "--name", "cnn", "--opset", "13"]) == 2
+    assert "--opset must be >= 17" in capsys.readouterr().err
     assert export_main([*base, "--name", "cnn", "--report", str(tmp_path / "no.json")]) == 1
     assert "report" in capsys.readouterr().err
     bad_report = tmp_path / "report.json"
@@ -362,7 +362,8 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys):
 def test_a_file_that_is_not_a_keras_model_is_a_clear_error(tmp_path, capsys):
     model = tmp_path / "broken.keras"
     model.write_bytes(b"this is not a zip archive")
-    argv = ["--model", str(model), "--name", "cnn", "--repo", str(tmp_path / "models"), "--quiet"]
+    argv = ["--model", str(model), "--name", "cnn", "--repo", str(tmp_path / "models")]
+    argv.append("--no-progress")
     assert export_main(argv) == 1
     assert "cannot load Keras model" in capsys.readouterr().err
     assert list((tmp_path / "models" / "cnn").iterdir()) == []
@@ -395,7 +396,8 @@ def test_a_model_without_the_graph_contract_is_refused(tmp_path, capsys):
     outputs = keras.layers.Dense(1, activation="sigmoid")(pooled)
     path = tmp_path / "plain.keras"
     keras.Model(inputs, outputs).save(path)
-    argv = ["--model", str(path), "--name", "cnn", "--repo", str(tmp_path / "models"), "--quiet"]
+    argv = ["--model", str(path), "--name", "cnn", "--repo", str(tmp_path / "models")]
+    argv.append("--no-progress")
     assert export_main(argv) == 1
     assert "no layer named features, classifier" in capsys.readouterr().err
 

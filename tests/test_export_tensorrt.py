@@ -65,13 +65,13 @@ def test_without_tensorrt_it_explains_and_exits_2(repo: Path):
     assert forced.returncode == 2 and "no 'trtexec' on PATH" in forced.stderr
 
 
-def test_bad_requests_exit_1_before_looking_for_tensorrt(repo: Path):
+def test_bad_requests_exit_before_looking_for_tensorrt(repo: Path):
     missing = _run_cli("--repo", str(repo), "--name", "nope")
     assert missing.returncode == 1 and "model 'nope' not found" in missing.stderr
     no_calib = _run_cli("--repo", str(repo), "--name", "cnn", "--int8")
-    assert no_calib.returncode == 1 and "--int8 needs --calib-dir" in no_calib.stderr
+    assert no_calib.returncode == 2 and "--int8 needs --calib-dir" in no_calib.stderr
     bad_batch = _run_cli("--repo", str(repo), "--name", "cnn", "--max-batch", "0")
-    assert bad_batch.returncode == 1 and "--max-batch" in bad_batch.stderr
+    assert bad_batch.returncode == 2 and "--max-batch" in bad_batch.stderr
 
 
 def test_onnx_runtime_fused_graphs_are_refused_for_tensorrt(repo: Path):

@@ -14,8 +14,8 @@ import keras  # noqa: E402
 
 from core.preprocessing import PreprocessConfig, preprocess_file  # noqa: E402
 from train import __main__ as train_cli  # noqa: E402
+from train.config import Lite0Config  # noqa: E402
 from train.efficientnet_lite import build_lite0_base, build_lite0_parts, copy_weights  # noqa: E402
-from train.lite0 import Lite0Config  # noqa: E402
 from train.synthetic import SyntheticConfig, write_splits  # noqa: E402
 from train.views import ViewConfig, random_view  # noqa: E402
 

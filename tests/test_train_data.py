@@ -177,7 +177,7 @@ def test_split_cli_links_and_reports(tmp_path, capsys, caplog):
 
 def test_split_cli_help_reads_well(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        split_cli.parse_args(["--help"])
+        split_cli.build_parser().parse_args(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out.lower()
     for word in ("--src", "--dst", "--ratios", "--group-pattern", "--link", "stratified"):

@@ -196,8 +196,8 @@ def test_bad_input_is_a_clear_error_not_a_crash(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("parse", "words"),
     [
-        (train_cli.parse_args, ("--model", "--data", "--epochs", "--out", "--weights", "split")),
-        (evaluate_cli.parse_args, ("--run", "--bootstrap", "--threshold-rule", "VALIDATION")),
+        (train_cli.parse_config, ("--model", "--data", "--epochs", "--out", "--weights", "split")),
+        (evaluate_cli.parse_config, ("--run", "--bootstrap", "--threshold-rule", "VALIDATION")),
     ],
     ids=["train", "evaluate"],
 )

@@ -8,7 +8,8 @@ import pytest
 tf = pytest.importorskip("tensorflow", reason="the training extra is not installed")
 
 from core.preprocessing import PreprocessConfig, encode_jpeg, preprocess_bytes, preprocess_file  # noqa: E402
-from train.augment import AugmentConfig, build_augmenter  # noqa: E402
+from train.augment import build_augmenter  # noqa: E402
+from train.config import AugmentConfig  # noqa: E402
 from train.data import PipelineConfig, class_weights, load_image, make_dataset  # noqa: E402
 from train.files import load_split  # noqa: E402
 from train.synthetic import SyntheticConfig, write_splits  # noqa: E402

@@ -10,30 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 from keras import layers
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Strength of each augmentation; ``0`` / ``None`` / ``False`` turns one off."""
-
-    flip: bool = True
-    rotation: float = 0.05  # fraction of a full turn, +-
-    zoom: float = 0.1  # +- fraction of the image size
-    translation: float = 0.1  # +- fraction of the image size
-    jpeg_quality: tuple[int, int] | None = (30, 95)
-    jpeg_probability: float = 0.5
-    blur_sigma: tuple[float, float] | None = (0.1, 1.5)
-    blur_probability: float = 0.3
-
-    @classmethod
-    def off(cls) -> AugmentConfig:
-        """No augmentation at all."""
-        return cls(False, 0.0, 0.0, 0.0, None, 0.0, None, 0.0)
+from train.config import AugmentConfig
 
 
 def geometric_layers(config: AugmentConfig, seed: int) -> keras.Sequential | None:

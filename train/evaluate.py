@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.decision import calibrate
+from core.options import add_options, option, options_from, parse_bool
 from train import robustness
 from train.files import DatasetError, SplitFiles, load_split
 from train.plots import write_plots
@@ -40,17 +41,34 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """What to evaluate and how."""
+    """What to evaluate and how; each field is one flag of ``python -m train.evaluate``."""
 
-    run: str
-    data: str | None = None  # None: the data folder recorded in RUN/config.json
-    bootstrap: int = 1000
-    seed: int = 0
-    threshold_rule: str = "f1"
-    batch_size: int = 64
-    robustness: bool = False
-    workers: int = 4
-    progress: bool = True
+    run: str = option(help="run folder written by python -m train", metavar="DIR")
+    data: str | None = option(
+        None, "dataset with val/ and test/ (default: the run's data)", metavar="DIR"
+    )
+    bootstrap: int = option(
+        1000, "bootstrap resamples for 95%% confidence intervals (0 = none)", int
+    )
+    seed: int = option(0, "bootstrap seed", int)
+    threshold_rule: str = option(
+        "f1",
+        "threshold chosen on validation to maximise F1 or Youden's J = TPR - FPR",
+        choices=THRESHOLD_RULES,
+    )
+    batch_size: int = option(64, "images per batch", int)
+    robustness: bool = option(
+        False,
+        "also score test under JPEG q95/75/50/30, downscale x0.5, blur sigma 1 "
+        "and re-shared at 256 px + JPEG q75",
+        parse_bool,
+    )
+    workers: int = option(4, "threads for the image check", int)
+    progress: bool = option(True, "progress bars", parse_bool)
+
+    def __post_init__(self) -> None:
+        if self.bootstrap < 0 or self.batch_size < 1 or self.workers < 1:
+            raise ValueError("--bootstrap must be >= 0, --batch-size and --workers >= 1")
 
 
 def robustness_table(
@@ -99,8 +117,6 @@ def sha256(path: Path) -> str:
 
 def evaluate(config: EvaluateConfig) -> dict:
     """Evaluate one run; writes and returns the report."""
-    if config.threshold_rule not in THRESHOLD_RULES:
-        raise ValueError(f"threshold rule must be one of {THRESHOLD_RULES}")
     clock = time.perf_counter()
     run = Path(config.run)
     model, run_config = load_run(run)
@@ -113,14 +129,9 @@ def evaluate(config: EvaluateConfig) -> dict:
     }
     y = {s: np.asarray(files.labels) for s, files in splits.items()}
     report = evaluate_predictions(
-        y["val"],
-        p["val"],
-        y["test"],
-        p["test"],
-        threshold_rule=config.threshold_rule,
-        bootstrap=config.bootstrap,
-        seed=config.seed,
-    )
+        y["val"], p["val"], y["test"], p["test"],
+        threshold_rule=config.threshold_rule, bootstrap=config.bootstrap, seed=config.seed,
+    )  # fmt: skip
     p_test_cal = calibrate(p["test"], report["temperature"])
     plots = write_plots(
         run / "plots", y["test"], p["test"], p_test_cal, report["temperature"], report["threshold"]
@@ -130,23 +141,7 @@ def evaluate(config: EvaluateConfig) -> dict:
         [(s, files, p[s]) for s, files in splits.items()],
         report["temperature"],
     )
-    skipped = {s: files.skipped for s, files in splits.items() if files.skipped}
-    report |= {
-        "counts": {s: files.counts() for s, files in splits.items()},
-        "model": {
-            "run": str(run),
-            "path": str(run / "model.keras"),
-            "kind": run_config["args"]["model"],
-            "image_size": size,
-            "parameters": int(model.count_params()),
-            "sha256": sha256(run / "model.keras"),
-        },
-        "preprocessing": run_config.get("preprocessing"),
-        "data": {
-            "folder": str(Path(data).resolve()),
-            "skipped_corrupt": sum(len(v) for v in skipped.values()),
-            "skipped_files": skipped,
-        },
+    report |= run_facts(run, model, run_config, data, splits) | {
         "settings": asdict(config),
         "plots": {name: f"plots/{file}" for name, file in plots.items()},
         "predictions": "predictions.csv",
@@ -161,13 +156,37 @@ def evaluate(config: EvaluateConfig) -> dict:
     return report
 
 
+def run_facts(
+    run: Path, model: keras.Model, run_config: dict, data: str, splits: dict[str, SplitFiles]
+) -> dict:
+    """What was evaluated: counts, the model file and kind, preprocessing, skipped files."""
+    skipped = {s: files.skipped for s, files in splits.items() if files.skipped}
+    return {
+        "counts": {s: files.counts() for s, files in splits.items()},
+        "model": {
+            "run": str(run),
+            "path": str(run / "model.keras"),
+            "kind": run_config["args"]["model"],
+            "image_size": int(run_config["args"]["image_size"]),
+            "parameters": int(model.count_params()),
+            "sha256": sha256(run / "model.keras"),
+        },
+        "preprocessing": run_config.get("preprocessing"),
+        "data": {
+            "folder": str(Path(data).resolve()),
+            "skipped_corrupt": sum(len(v) for v in skipped.values()),
+            "skipped_files": skipped,
+        },
+    }
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, np.generic | np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m train.evaluate",
         description="Evaluate a training run. Temperature scaling and the decision threshold\n"
@@ -177,55 +196,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bootstrap 1000 --robustness",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--run", required=True, help="run folder written by python -m train")
-    parser.add_argument(
-        "--data", default=None, help="dataset with val/ and test/ (default: the run's data)"
-    )
-    parser.add_argument(
-        "--bootstrap",
-        type=int,
-        metavar="N",
-        default=1000,
-        help="bootstrap resamples for 95%% confidence intervals (1000; 0 = none)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
-    parser.add_argument(
-        "--threshold-rule",
-        choices=THRESHOLD_RULES,
-        default="f1",
-        help="threshold chosen on validation to maximise F1 or Youden's J = TPR - FPR (f1)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=64, metavar="N", help="images per batch (64)"
-    )
-    parser.add_argument(
-        "--robustness",
-        action="store_true",
-        help="also score test under JPEG q95/75/50/30, downscale x0.5, blur sigma 1 "
-        "and re-shared at 256 px + JPEG q75",
-    )
-    parser.add_argument("--workers", type=int, default=4, help="threads for the image check (4)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    add_options(parser, EvaluateConfig)
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> EvaluateConfig:
+    return options_from(EvaluateConfig, build_parser().parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    config = EvaluateConfig(
-        run=args.run,
-        data=args.data,
-        bootstrap=max(0, args.bootstrap),
-        seed=args.seed,
-        threshold_rule=args.threshold_rule,
-        batch_size=args.batch_size,
-        robustness=args.robustness,
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
     try:
-        report = evaluate(config)
-    except DatasetError as exc:
+        report = evaluate(parse_config(argv))
+    except (ValueError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     test = report["test"]

@@ -21,7 +21,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,9 +31,9 @@ from keras import layers
 from tqdm import tqdm
 
 from core.preprocessing import PreprocessConfig, contract, decode_rgb, preprocess_rgb
+from train.config import Lite0Config
 from train.data import balanced_weights
 from train.efficientnet_lite import (
-    LITE0_BLOCKS,
     build_lite0_imagenet,
     build_lite0_parts,
     copy_weights,
@@ -49,43 +49,6 @@ from train.views import ViewConfig, random_view
 log = logging.getLogger(__name__)
 
 IMAGE_SIZE = 224
-WEIGHTS_CHOICES = ("lite0-imagenet", "none")
-
-
-@dataclass
-class Lite0Config:
-    """Everything one Lite0 run depends on (stored in ``config.json``)."""
-
-    data: str
-    out: str
-    weights: str = "lite0-imagenet"  # lite0-imagenet | none | PATH to a .pth checkpoint
-    cut: str = "block5a"  # first block that is fine-tuned
-    views: int = 2  # cached views per training image: 1 clean + (views - 1) augmented
-    head_epochs: int = 40
-    fine_tune_epochs: int = 6
-    lr: float = 1e-3
-    fine_tune_lr: float = 1e-4
-    batch_size: int = 64
-    dropout: float = 0.2
-    patience: int = 3
-    seed: int = 0
-    limit: int | None = None  # images per split (quick runs and tests)
-    face_crop: bool = True  # the data are core.facecrop crops: the contract says so
-    workers: int = 2
-    progress: bool = True
-    augment: ViewConfig = field(default_factory=ViewConfig)
-
-    def __post_init__(self) -> None:
-        if self.cut not in LITE0_BLOCKS:
-            raise ValueError(f"cut must be one of {', '.join(LITE0_BLOCKS)}, got {self.cut!r}")
-        if self.views < 1 or self.batch_size < 1 or self.head_epochs < 1:
-            raise ValueError("views, batch size and head epochs must be >= 1")
-        if self.fine_tune_epochs < 0 or self.lr <= 0 or self.fine_tune_lr <= 0:
-            raise ValueError("fine-tune epochs must be >= 0 and learning rates > 0")
-        if self.weights not in WEIGHTS_CHOICES and not Path(self.weights).is_file():
-            raise ValueError(
-                f"weights must be {' | '.join(WEIGHTS_CHOICES)} or a .pth file: {self.weights!r}"
-            )
 
 
 def build_detector(config: Lite0Config) -> tuple[keras.Model, keras.Model, keras.Model]:

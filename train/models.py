@@ -19,6 +19,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from train.config import DEFAULT_CNN_FILTERS
+
 INPUT_NAME = "image"
 FEATURES_LAYER = "features"
 CLASSIFIER_LAYER = "classifier"
@@ -27,7 +29,7 @@ XCEPTION_FINE_TUNE_BLOCKS = ("block13", "block14")
 
 def build_cnn(
     input_size: int = 224,
-    filters: tuple[int, ...] = (16, 32, 64, 128, 256),
+    filters: tuple[int, ...] = DEFAULT_CNN_FILTERS,
     convs_per_block: int = 1,
     dropout: float = 0.3,
 ) -> keras.Model:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.decision import calibrate
+from core.options import add_options, option, options_from, parse_bool
 from train import metrics
 from train.files import DatasetError, SplitFiles, load_split
 from train.transforms import ROBUSTNESS, Transform
@@ -34,16 +35,22 @@ SOURCE_SEPARATOR = "__"
 
 @dataclass(frozen=True)
 class RobustnessConfig:
-    """Which run, which data, where to write."""
+    """Which run, which data, where to write; each field is one flag."""
 
-    run: str
-    data: str | None = None  # None: the data folder recorded in RUN/config.json
-    split: str = "test"
-    out: str | None = None  # None: the run folder
-    batch_size: int = 64
-    by_source: bool = False
-    workers: int = 4
-    progress: bool = True
+    run: str = option(help="run folder with model.keras and report.json", metavar="DIR")
+    data: str | None = option(None, "dataset folder (default: the run's data)", metavar="DIR")
+    split: str = option("test", "which split to degrade", choices=("train", "val", "test"))
+    out: str | None = option(None, "folder for the results (default: RUN)", metavar="DIR")
+    batch_size: int = option(64, "images per batch", int)
+    by_source: bool = option(
+        False, "also one table per source (file-name prefix before '__')", parse_bool
+    )
+    workers: int = option(4, "threads for the image check", int)
+    progress: bool = option(True, "progress bars", parse_bool)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.workers < 1:
+            raise ValueError("--batch-size and --workers must be >= 1")
 
 
 def read_report(run: Path) -> dict:
@@ -182,52 +189,27 @@ def run_robustness(config: RobustnessConfig) -> dict:
     return result
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m train.robustness",
         description="Score a trained, evaluated run on degraded test images: JPEG quality\n"
-        "95/75/50/30, downscale x0.5, Gaussian blur sigma 1, re-shared (256 px + JPEG 75), each "
-        "applied to the decoded\n"
-        "image before core.preprocessing. Uses the threshold and temperature in\n"
-        "RUN/report.json (python -m train.evaluate). Writes robustness.json and robustness.md.",
+        "95/75/50/30, downscale x0.5, Gaussian blur sigma 1, re-shared (256 px + JPEG 75), "
+        "each applied to the decoded\nimage before core.preprocessing. Uses the threshold and "
+        "temperature in\nRUN/report.json (python -m train.evaluate). Writes robustness.json "
+        "and robustness.md.",
         epilog="example:\n  python -m train.robustness --run runs/cnn --data data/combined "
         "--by-source",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--run", required=True, help="run folder with model.keras and report.json")
-    parser.add_argument("--data", default=None, help="dataset folder (default: the run's data)")
-    parser.add_argument("--split", default="test", help="which split to degrade (test)")
-    parser.add_argument("--out", default=None, help="folder for the results (default: RUN)")
-    parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="batch size (64)")
-    parser.add_argument(
-        "--by-source",
-        action="store_true",
-        help="also one table per source (file-name prefix before '__')",
-    )
-    parser.add_argument("--workers", type=int, default=4, help="threads for the image check (4)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    add_options(parser, RobustnessConfig)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    if args.batch_size < 1:
-        print("error: --batch-size must be >= 1", file=sys.stderr)
-        return 2
-    config = RobustnessConfig(
-        run=args.run,
-        data=args.data,
-        split=args.split,
-        out=args.out,
-        batch_size=args.batch_size,
-        by_source=args.by_source,
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
     try:
-        result = run_robustness(config)
-    except DatasetError as exc:
+        result = run_robustness(options_from(RobustnessConfig, build_parser().parse_args(argv)))
+    except (ValueError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = {name: round(row["roc_auc"], 4) for name, row in result["conditions"].items()}

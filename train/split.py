@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.options import add_options, option, options_from, parse_bool, parse_floats
 from train.files import CLASS_FOLDERS, SPLITS, DatasetError, list_images
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,17 @@ log = logging.getLogger(__name__)
 class SplitConfig:
     """How to split: ratios for train/val/test, seed, optional grouping, copy or hard link."""
 
-    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    seed: int = 0
-    group_pattern: str | None = None
-    link: bool = False
+    ratios: tuple[float, float, float] = option(
+        (0.7, 0.15, 0.15), "split proportions", parse_floats, metavar="TRAIN,VAL,TEST"
+    )
+    seed: int = option(0, "random seed", int)
+    group_pattern: str | None = option(
+        None,
+        "regex on the file name; files with the same key (capture group 1, else the whole "
+        "match) stay in one split, e.g. '^(\\d+)_' for <identity>_<frame>.png",
+        metavar="REGEX",
+    )
+    link: bool = option(False, "hard-link files instead of copying them", parse_bool)
 
 
 def group_key(name: str, pattern: re.Pattern | None) -> str:
@@ -146,7 +154,7 @@ def split_dataset(src: str | Path, dst: str | Path, config: SplitConfig | None =
     return summary
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m train.split",
         description="Stratified, seeded train/val/test split of a flat SRC/{real,fake}/ folder\n"
@@ -158,34 +166,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--src", required=True, help="flat folder with real/ and fake/ inside")
     parser.add_argument("--dst", required=True, help="output folder (must be empty or new)")
-    parser.add_argument(
-        "--ratios",
-        type=float,
-        nargs=3,
-        default=(0.7, 0.15, 0.15),
-        metavar=("TRAIN", "VAL", "TEST"),
-        help="split proportions (default: 0.7 0.15 0.15)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--group-pattern",
-        default=None,
-        metavar="REGEX",
-        help="regex on the file name; files with the same key (capture group 1, else the "
-        "whole match) stay in one split, e.g. '^(\\d+)_' for <identity>_<frame>.png",
-    )
-    parser.add_argument(
-        "--link", action="store_true", help="hard-link files instead of copying them"
-    )
-    return parser.parse_args(argv)
+    add_options(parser, SplitConfig)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    args = parse_args(argv)
-    config = SplitConfig(tuple(args.ratios), args.seed, args.group_pattern, args.link)
+    args = build_parser().parse_args(argv)
     try:
-        summary = split_dataset(args.src, args.dst, config)
+        summary = split_dataset(args.src, args.dst, options_from(SplitConfig, args))
     except (DatasetError, ValueError, re.error) as exc:
         log.error("%s", exc)
         return 2

@@ -7,12 +7,11 @@ A run folder holds ``model.keras`` (best validation loss over all stages),
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,71 +22,14 @@ from tqdm import tqdm
 
 from core.preprocessing import PreprocessConfig, contract
 from train import models
-from train.augment import AugmentConfig, build_augmenter
+from train.augment import build_augmenter
+from train.config import TrainConfig
 from train.data import PipelineConfig, class_weights, make_dataset
 from train.files import SplitFiles, list_split, load_split
 
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("model.keras", "history.csv", "config.json", "report.json")
-XCEPTION_MIN_SIZE = 71
-
-
-@dataclass
-class TrainConfig:
-    """Everything one training run depends on (stored in ``config.json``)."""
-
-    data: str
-    out: str
-    model: str = "cnn"  # cnn | xception
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    image_size: int = 224
-    weights: str | None = None  # xception only: imagenet (default) | PATH | none
-    fine_tune_epochs: int | None = None  # xception only (default 5)
-    fine_tune_lr: float | None = None  # default lr / 10
-    seed: int = 0
-    patience: int = 5
-    cnn_filters: tuple[int, ...] | None = None  # None: the default of models.build_cnn
-    dropout: float = 0.3
-    balance_classes: bool = True
-    cache: str = "memory"
-    workers: int = 4
-    progress: bool = True
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-
-    def resolved(self) -> TrainConfig:
-        """Fill model-dependent defaults and check the combination; raises ValueError."""
-        if self.model not in ("cnn", "xception"):
-            raise ValueError(f"unknown model {self.model!r}: use 'cnn' or 'xception'")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
-        values = asdict(self) | {"augment": self.augment}
-        if self.model == "xception":
-            if self.image_size < XCEPTION_MIN_SIZE:
-                raise ValueError(f"Xception needs --image-size >= {XCEPTION_MIN_SIZE}")
-            values["weights"] = self.weights or "imagenet"
-            if self.fine_tune_epochs is None:
-                values["fine_tune_epochs"] = 5
-        else:
-            if self.weights not in (None, "none"):
-                raise ValueError("--weights applies to xception only; the cnn starts from scratch")
-            if self.fine_tune_epochs:
-                raise ValueError("--fine-tune-epochs applies to xception only")
-            filters = self.cnn_filters or default_cnn_filters()
-            smallest = 2 ** (len(filters) - 1)
-            if self.image_size < smallest:
-                raise ValueError(f"--image-size must be >= {smallest} for these cnn filters")
-            values["weights"], values["fine_tune_epochs"] = "none", 0
-        values["fine_tune_lr"] = self.fine_tune_lr or self.lr / 10.0
-        values["cnn_filters"] = tuple(self.cnn_filters or default_cnn_filters())
-        return TrainConfig(**values)
-
-
-def default_cnn_filters() -> tuple[int, ...]:
-    """The filters ``models.build_cnn`` uses when not told otherwise."""
-    return tuple(inspect.signature(models.build_cnn).parameters["filters"].default)
 
 
 class TqdmProgress(keras.callbacks.Callback):
@@ -231,27 +173,7 @@ def train(config: TrainConfig) -> dict:
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(out / "model.keras"), monitor="val_loss", save_best_only=True
     )
-
-    stages = []
-    compile_model(model, config.lr)
-    head = "head" if config.model == "xception" else "train"
-    history = fit_stage(model, datasets, head, (0, config.epochs), checkpoint, config, weights)
-    stages.append({"stage": head, "epochs": len(history.epoch), "lr": config.lr})
-    if config.fine_tune_epochs:
-        opened = models.unfreeze_top(model)
-        compile_model(model, config.fine_tune_lr)
-        done = history.epoch[-1] + 1
-        span = (done, done + config.fine_tune_epochs)
-        history = fit_stage(model, datasets, "fine_tune", span, checkpoint, config, weights)
-        stages.append(
-            {
-                "stage": "fine_tune",
-                "epochs": len(history.epoch),
-                "lr": config.fine_tune_lr,
-                "unfrozen_layers": opened,
-                "blocks": list(models.XCEPTION_FINE_TUNE_BLOCKS),
-            }
-        )
+    stages = fit_stages(model, datasets, checkpoint, config, weights)
     if not (out / "model.keras").exists():  # val_loss never finite: keep the last weights
         log.warning("no finite validation loss: saving the last weights")
         model.save(out / "model.keras")
@@ -277,3 +199,32 @@ def train(config: TrainConfig) -> dict:
     }
     (out / "config.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def fit_stages(
+    model: keras.Model,
+    datasets: tuple,
+    checkpoint: keras.callbacks.ModelCheckpoint,
+    config: TrainConfig,
+    weights: dict | None,
+) -> list[dict]:
+    """The head (or the whole CNN), then for Xception the unfrozen top blocks; one record
+    per stage."""
+    compile_model(model, config.lr)
+    head = "head" if config.model == "xception" else "train"
+    history = fit_stage(model, datasets, head, (0, config.epochs), checkpoint, config, weights)
+    stages = [{"stage": head, "epochs": len(history.epoch), "lr": config.lr}]
+    if config.fine_tune_epochs:
+        opened = models.unfreeze_top(model)
+        compile_model(model, config.fine_tune_lr)
+        done = history.epoch[-1] + 1
+        span = (done, done + config.fine_tune_epochs)
+        history = fit_stage(model, datasets, "fine_tune", span, checkpoint, config, weights)
+        stages.append({
+            "stage": "fine_tune",
+            "epochs": len(history.epoch),
+            "lr": config.fine_tune_lr,
+            "unfrozen_layers": opened,
+            "blocks": list(models.XCEPTION_FINE_TUNE_BLOCKS),
+        })  # fmt: skip
+    return stages
