@@ -14,6 +14,7 @@ import numpy as np
 
 from core.modelrepo import ModelRepository
 from core.preprocessing import encode_jpeg, preprocess_bytes
+from core.provenance import EvidenceConfig, EvidenceReader
 from serving.batcher import BatcherConfig, DynamicBatcher
 from serving.config import ServerConfig
 from serving.errors import unavailable
@@ -50,6 +51,13 @@ def batcher_config(config: ServerConfig) -> BatcherConfig:
     )
 
 
+def evidence_reader(config: ServerConfig) -> EvidenceReader | None:
+    """The app's provenance reader (None when ``--evidence false``)."""
+    if not config.evidence:
+        return None
+    return EvidenceReader(EvidenceConfig(trust_anchors=config.c2pa_trust_anchors))
+
+
 @functools.cache
 def warm_sample() -> bytes:
     """The tiny mid-grey JPEG that warms decode threads and keeps idle models warm."""
@@ -76,6 +84,7 @@ class ServingState:
         self._last_work = 0.0  # loop time of the last CPU work handed to the pool
         self._keep_warm: asyncio.Task | None = None
         self.keep_warm_runs = 0
+        self.evidence = evidence_reader(config)
 
     async def start(self) -> None:
         """Load every entry, warm it up, start its batcher; ready if at least one loaded."""
@@ -83,6 +92,8 @@ class ServingState:
             self.config.worker_decode_threads, thread_name_prefix="decode"
         )
         self.lime_slots = asyncio.Semaphore(self.config.lime_concurrency)
+        if self.evidence is not None:  # warns when C2PA manifests cannot be verified
+            (logger.info if self.evidence.c2pa else logger.warning)(self.evidence.describe())
         root = self.config.models_dir
         entries = find_entries(ModelRepository(root), self.config.latest_only)
         if not entries:
@@ -181,6 +192,8 @@ class ServingState:
         await asyncio.gather(*(model.batcher.stop(drain=True) for model in self.pool))
         if self._cpu_pool is not None:
             self._cpu_pool.shutdown(wait=True)
+        if self.evidence is not None:
+            self.evidence.close()
         logger.info("stopped")
 
     def require_serving(self) -> None:
