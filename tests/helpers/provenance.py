@@ -207,3 +207,11 @@ def jpeg_with_bogus_c2pa() -> bytes:
     segment = b"\xff\xeb" + struct.pack(">H", len(payload) + 2) + payload
     data = plain_jpeg()
     return data[:2] + segment + data[2:]
+
+
+def billion_laughs_xmp() -> bytes:
+    """An XMP packet shaped like the 'billion laughs' entity expansion attack."""
+    entities = '<!ENTITY l0 "lol">' + "".join(
+        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)
+    )
+    return f'<?xml version="1.0"?><!DOCTYPE x [{entities}]><x:xmpmeta>&l9;</x:xmpmeta>'.encode()
