@@ -31,7 +31,7 @@ from serving.errors import (
     from_image_error,
     unavailable,
 )
-from serving.evidence import read_evidence
+from serving.evidence import alongside
 from serving.explain import ExplainRequest, find_explainer, parse_params
 from serving.inference import infer, prediction, preprocess, preprocess_with_box, probabilities
 from serving.metrics import RequestMetricsMiddleware
@@ -77,8 +77,8 @@ async def predict(request: Request) -> JSONResponse:
     config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
     with model.batcher.incoming():
         upload = await read_image(request)
-        row, [evidence] = await asyncio.gather(
-            preprocess(state, upload.data, config), read_evidence(state, [upload.data])
+        row, [evidence] = await alongside(
+            state, [upload.data], preprocess(state, upload.data, config)
         )
     outputs = await infer(state, model, row[None])
     body = prediction(state, model, probabilities(outputs)[0])
@@ -100,9 +100,10 @@ async def predict_batch(request: Request) -> JSONResponse:
 
     with model.batcher.incoming():
         uploads = await read_images(request, state.config.max_batch_files)
-        rows, evidence = await asyncio.gather(
+        rows, evidence = await alongside(
+            state,
+            [upload.data for upload in uploads],
             asyncio.gather(*(attempt(upload.data) for upload in uploads)),
-            read_evidence(state, [upload.data for upload in uploads]),
         )
     good = [row for row in rows if isinstance(row, np.ndarray)]
     probs = iter(probabilities(await infer(state, model, np.stack(good))) if good else [])

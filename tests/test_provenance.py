@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import provenance as files
 
+from benchmarks import evidence_files as files
 from core.provenance import EvidenceConfig, EvidenceReader, Finding
 from core.provenance.containers import scan
 
@@ -154,9 +154,13 @@ def test_files_over_the_size_limit_are_not_validated():
     assert finding["strength"] == "unreadable" and "over the limit" in finding["says"]
 
 
-def test_the_cheap_scan_finds_nothing_in_a_plain_jpeg():
+def test_the_quick_check_tells_files_without_metadata_apart(reader):
     assert scan(files.plain_jpeg(), EvidenceConfig()).empty
-    assert scan(b"not an image", EvidenceConfig()).mime is None
+    assert reader.nothing_to_read(files.plain_jpeg()) and reader.nothing_to_read(b"no image")
+    assert not reader.nothing_to_read(files.camera_jpeg())
+    many_chunks = files.png_with_chunks(*[files.png_chunk(b"pHYs", b"\x00" * 9)] * 100)
+    assert not reader.nothing_to_read(many_chunks)  # walk not finished in 64 steps: read it
+    assert reader.read(many_chunks) == []
 
 
 @pytest.mark.parametrize(
@@ -181,3 +185,15 @@ def test_a_trust_anchor_file_without_a_certificate_is_refused(tmp_path: Path):
 def test_a_finding_refuses_an_unknown_strength():
     with pytest.raises(ValueError, match="strength must be one of"):
         Finding("xmp", "proof", "says")
+
+
+def test_the_evidence_benchmark_writes_its_report(tmp_path):
+    from benchmarks.__main__ import main as bench
+
+    assert bench(["evidence", "--side", "64", "--seconds", "0.01", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("evidence-*.json")
+    report = json.loads(path.read_text())
+    rows = {row["file"]: row for row in report["rows"]}
+    assert rows["plain JPEG, no metadata"]["findings"] == []
+    assert rows["C2PA-signed JPEG"]["findings"] == ["c2pa:signed_untrusted"]
+    assert all(row["evidence_us"] > 0 and row["preprocess_us"] > 0 for row in rows.values())

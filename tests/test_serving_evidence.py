@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from helpers import expected_probability, png_image, serving_client, test_config
-from helpers import provenance as files
 
+from benchmarks import evidence_files as files
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 from serving.config import parse_args
 
@@ -57,6 +57,16 @@ async def test_batch_gives_each_result_its_own_evidence(tiny_repo):
     assert results["tampered.jpg"]["evidence"][0]["strength"] == "signed_invalid"
     assert "evidence" not in results["not-an-image.jpg"]
     assert results["not-an-image.jpg"]["error"]["code"] == "bad_image"
+
+
+async def test_a_file_without_metadata_never_reaches_the_full_reader(tiny_repo, monkeypatch):
+    async with serving_client(test_config(tiny_repo)) as (client, app):
+        reader = app.state.serving.evidence
+        monkeypatch.setattr(reader, "read", lambda data: pytest.fail("read() was called"))
+        answer = await client.post(
+            "/v1/predict", content=files.plain_jpeg(), headers={"Content-Type": "image/jpeg"}
+        )
+    assert answer.status_code == 200 and answer.json()["evidence"] == []
 
 
 async def test_evidence_can_be_turned_off(tiny_repo):

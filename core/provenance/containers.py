@@ -43,6 +43,7 @@ class Blocks:
     xmp: list[bytes] = field(default_factory=list)
     text: list[tuple[str, str]] = field(default_factory=list)  # PNG text: (keyword, text)
     c2pa: bool = False  # a C2PA manifest store (JUMBF) is embedded
+    complete: bool = True  # the walk reached the end of the metadata (not its step limit)
     problems: list[Finding] = field(default_factory=list)
     _count: int = 0
 
@@ -67,21 +68,22 @@ class Blocks:
         return True
 
 
-def scan(data: bytes, config: EvidenceConfig) -> Blocks:
-    """The metadata blocks of ``data`` (none for containers not read here)."""
+def scan(data: bytes, config: EvidenceConfig, *, steps: int | None = None) -> Blocks:
+    """The metadata blocks of ``data`` (none for containers not read here), walking at most
+    ``steps`` segments or chunks (default: the configured ``max_segments``)."""
     blocks = Blocks(config, mime_type(data))
     walk = {JPEG: _walk_jpeg, PNG: _walk_png, WEBP: _walk_webp}.get(blocks.mime)
     if walk is not None:
-        walk(memoryview(data), blocks)
+        blocks.complete = walk(memoryview(data), blocks, steps or config.max_segments)
     return blocks
 
 
-def _walk_jpeg(data: memoryview, blocks: Blocks) -> None:
+def _walk_jpeg(data: memoryview, blocks: Blocks, steps: int) -> bool:
     """APP1 (EXIF, XMP) and APP11 (JUMBF) segments, up to the start of the scan."""
     pos, size = 2, len(data)
-    for _ in range(blocks.config.max_segments):
+    for _ in range(steps):
         if pos + 4 > size or data[pos] != 0xFF:
-            return
+            return True
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -90,17 +92,18 @@ def _walk_jpeg(data: memoryview, blocks: Blocks) -> None:
             pos += 2
             continue
         if marker in (0xDA, 0xD9):  # start of scan, end of image: no metadata beyond
-            return
+            return True
         length = (data[pos + 2] << 8) | data[pos + 3]
         end = pos + 2 + length
         if length < 2 or end > size:
             if marker in (0xE1, 0xEB):
                 blocks.problems.append(unreadable("container", "a JPEG metadata segment "
                                                   "runs past the end of the file"))  # fmt: skip
-            return
+            return True
         if marker in (0xE1, 0xEB):
             _jpeg_segment(marker, data[pos + 4 : end], blocks)
         pos = end
+    return False
 
 
 def _jpeg_segment(marker: int, payload: memoryview, blocks: Blocks) -> None:
@@ -114,28 +117,29 @@ def _jpeg_segment(marker: int, payload: memoryview, blocks: Blocks) -> None:
         blocks.xmp.append(bytes(payload[len(XMP_HEADER) :]))
 
 
-def _walk_png(data: memoryview, blocks: Blocks) -> None:
+def _walk_png(data: memoryview, blocks: Blocks, steps: int) -> bool:
     """tEXt, zTXt, iTXt, eXIf and caBX (C2PA) chunks, up to IEND."""
     pos, size = 8, len(data)
-    for _ in range(blocks.config.max_segments):
+    for _ in range(steps):
         if pos + 12 > size:
-            return
+            return True
         length, kind = struct.unpack_from(">I4s", data, pos)
         end = pos + 12 + length
         if kind == b"IEND":
-            return
+            return True
         if kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"caBX"):
             name = kind.decode()
             if end > size:
                 blocks.problems.append(unreadable("png_text", f"the {name} chunk runs past the "
                                                   "end of the file"))  # fmt: skip
-                return
+                return True
             (crc,) = struct.unpack_from(">I", data, end - 4)
             if zlib.crc32(data[pos + 4 : end - 4]) != crc:
                 blocks.problems.append(unreadable("png_text", f"a {name} chunk fails its CRC"))
             else:
                 _png_chunk(kind, data[pos + 8 : end - 4], blocks)
         pos = end
+    return False
 
 
 def _png_chunk(kind: bytes, payload: memoryview, blocks: Blocks) -> None:
@@ -189,18 +193,18 @@ def _inflate(data: bytes, limit: int) -> bytes:
     return out
 
 
-def _walk_webp(data: memoryview, blocks: Blocks) -> None:
+def _walk_webp(data: memoryview, blocks: Blocks, steps: int) -> bool:
     """EXIF, XMP and C2PA chunks of a RIFF/WebP file."""
     pos, size = 12, len(data)
-    for _ in range(blocks.config.max_segments):
+    for _ in range(steps):
         if pos + 8 > size:
-            return
+            return True
         kind, length = struct.unpack_from("<4sI", data, pos)
         end = pos + 8 + length
         if kind in (b"EXIF", b"XMP ", b"C2PA") and end > size:
             blocks.problems.append(unreadable("container", f"the WebP {kind.decode().strip()} "
                                               "chunk runs past the end of the file"))  # fmt: skip
-            return
+            return True
         payload = data[pos + 8 : end]
         if kind == b"C2PA":
             blocks.c2pa = True
@@ -210,3 +214,4 @@ def _walk_webp(data: memoryview, blocks: Blocks) -> None:
         elif kind == b"XMP " and blocks.admit("xmp", length, "the XMP chunk"):
             blocks.xmp.append(bytes(payload))
         pos = end + (length & 1)
+    return False

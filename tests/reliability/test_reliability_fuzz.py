@@ -18,13 +18,13 @@ import time
 import numpy as np
 import pytest
 from helpers import jpeg_image, noise_rgb, png_image
-from helpers import provenance as files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from reliability_cases import ERROR_STATUSES, INPUT_SIZE, MODEL
 from reliability_http import Answer, multipart, request
 
+from benchmarks import evidence_files as files
 from core.preprocessing import ImageError, PreprocessConfig, preprocess_bytes
 from core.provenance import EvidenceReader, Finding
 

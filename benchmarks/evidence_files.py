@@ -1,6 +1,7 @@
-"""Files carrying provenance evidence, all made in the test: a throw-away ES256 certificate
-chain (CA + end-entity with the key usages C2PA requires), a C2PA-signed JPEG, generator
-metadata, XMP digital source types, a camera-style JPEG, and malformed or huge metadata."""
+"""Files carrying provenance evidence, made on the spot for the evidence benchmark and the
+tests (nothing downloaded): a throw-away ES256 certificate chain (CA + end-entity with the
+key usages C2PA requires), a C2PA-signed JPEG, generator metadata, XMP digital source types,
+a camera-style JPEG, and malformed or huge metadata."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from helpers.images import noise_rgb
-
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 A1111_PROMPT = "a portrait of a secret person"
 A1111_PARAMETERS = (
@@ -23,6 +22,15 @@ A1111_PARAMETERS = (
     "Seed: 42, Size: 512x512, Model hash: abc123, Model: sd15"
 )
 CAMERA_SERIAL = "SN-0042-7731"
+SIDE = 48  # default image side in pixels; the benchmark also uses photo-sized ones
+
+
+def noise_rgb(seed: int, side: int = SIDE) -> np.ndarray:
+    """A smooth gradient with mild noise (compresses like a photo, unlike pure noise)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(40.0, 215.0, side)
+    base = (ramp[:, None, None] + ramp[None, :, None] * np.array([0.3, 0.6, 0.9])) / 1.6
+    return np.clip(base + rng.normal(0.0, 12.0, (side, side, 3)), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -99,12 +107,12 @@ def _encode(rgb: np.ndarray, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def plain_jpeg(seed: int = 7) -> bytes:
-    return _encode(noise_rgb(seed, 48, 48), "JPEG", quality=90)
+def plain_jpeg(seed: int = 7, side: int = SIDE) -> bytes:
+    return _encode(noise_rgb(seed, side), "JPEG", quality=90)
 
 
 @functools.cache
-def c2pa_signed_jpeg(source_type: str = "trainedAlgorithmicMedia") -> bytes:
+def c2pa_signed_jpeg(source_type: str = "trainedAlgorithmicMedia", side: int = SIDE) -> bytes:
     """A JPEG whose C2PA manifest says ``c2pa.created`` with ``source_type``, signed with
     :func:`certificates` (no timestamp authority: nothing is fetched)."""
     import c2pa
@@ -120,7 +128,7 @@ def c2pa_signed_jpeg(source_type: str = "trainedAlgorithmicMedia") -> bytes:
     context = c2pa.Context(c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": False}}}))
     output = io.BytesIO()
     with c2pa.Builder(manifest, context=context) as builder:
-        builder.sign(signer, "image/jpeg", io.BytesIO(plain_jpeg()), output)
+        builder.sign(signer, "image/jpeg", io.BytesIO(plain_jpeg(side=side)), output)
     return output.getvalue()
 
 
@@ -132,11 +140,11 @@ def pixels_changed(signed: bytes) -> bytes:
     return bytes(data)
 
 
-def png_with_parameters() -> bytes:
+def png_with_parameters(side: int = SIDE) -> bytes:
     """A PNG as a Stable Diffusion web UI saves it: a ``parameters`` text chunk."""
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", A1111_PARAMETERS)
-    return _encode(noise_rgb(8, 48, 48), "PNG", pnginfo=info)
+    return _encode(noise_rgb(8, side), "PNG", pnginfo=info)
 
 
 def xmp_packet(source_type: str = "trainedAlgorithmicMedia", *, as_element: bool = False) -> bytes:
@@ -152,12 +160,13 @@ def xmp_packet(source_type: str = "trainedAlgorithmicMedia", *, as_element: bool
     ).encode()
 
 
-def jpeg_with_xmp(packet: bytes | None = None) -> bytes:
-    return _encode(noise_rgb(9, 48, 48), "JPEG", xmp=packet if packet is not None else xmp_packet())
+def jpeg_with_xmp(packet: bytes | None = None, side: int = SIDE) -> bytes:
+    packet = packet if packet is not None else xmp_packet()
+    return _encode(noise_rgb(9, side), "JPEG", xmp=packet)
 
 
 def webp_with_xmp(packet: bytes) -> bytes:
-    return _encode(noise_rgb(9, 48, 48), "WEBP", xmp=packet)
+    return _encode(noise_rgb(9), "WEBP", xmp=packet)
 
 
 def camera_exif(software: str = "Ver.1.01") -> bytes:
@@ -169,8 +178,8 @@ def camera_exif(software: str = "Ver.1.01") -> bytes:
     return exif.tobytes()
 
 
-def camera_jpeg(software: str = "Ver.1.01") -> bytes:
-    return _encode(noise_rgb(10, 48, 48), "JPEG", exif=camera_exif(software), quality=92)
+def camera_jpeg(software: str = "Ver.1.01", side: int = SIDE) -> bytes:
+    return _encode(noise_rgb(10, side), "JPEG", exif=camera_exif(software), quality=92)
 
 
 def png_chunk(kind: bytes, payload: bytes, *, crc: int | None = None) -> bytes:
@@ -180,7 +189,7 @@ def png_chunk(kind: bytes, payload: bytes, *, crc: int | None = None) -> bytes:
 
 def png_with_chunks(*chunks: bytes) -> bytes:
     """A small valid PNG with ``chunks`` inserted right after IHDR."""
-    data = _encode(noise_rgb(11, 48, 48), "PNG")
+    data = _encode(noise_rgb(11), "PNG")
     cut = 8 + 25  # signature + IHDR chunk
     return data[:cut] + b"".join(chunks) + data[cut:]
 
