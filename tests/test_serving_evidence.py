@@ -98,3 +98,12 @@ async def test_trust_anchors_from_the_command_line_mark_the_signer_trusted(tiny_
             "/v1/predict", files={"file": ("g.jpg", files.c2pa_signed_jpeg())}
         )
     assert answer.json()["evidence"][0]["strength"] == "signed_trusted"
+
+
+async def test_an_unreadable_trust_anchor_file_stops_the_command_early(tiny_repo, tmp_path):
+    from serving.__main__ import evidence_problem
+
+    missing = parse_args(["--models", str(tiny_repo), "--c2pa-trust-anchors", "/nope.pem"], {})
+    assert "--c2pa-trust-anchors" in evidence_problem(missing)
+    assert evidence_problem(missing.replace(evidence=False)) is None
+    assert evidence_problem(parse_args(["--models", str(tiny_repo)], {})) is None
