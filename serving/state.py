@@ -51,13 +51,6 @@ def batcher_config(config: ServerConfig) -> BatcherConfig:
     )
 
 
-def evidence_reader(config: ServerConfig) -> EvidenceReader | None:
-    """The app's provenance reader (None when ``--evidence false``)."""
-    if not config.evidence:
-        return None
-    return EvidenceReader(EvidenceConfig(trust_anchors=config.c2pa_trust_anchors))
-
-
 @functools.cache
 def warm_sample() -> bytes:
     """The tiny mid-grey JPEG that warms decode threads and keeps idle models warm."""
@@ -84,7 +77,11 @@ class ServingState:
         self._last_work = 0.0  # loop time of the last CPU work handed to the pool
         self._keep_warm: asyncio.Task | None = None
         self.keep_warm_runs = 0
-        self.evidence = evidence_reader(config)
+        self.evidence = (  # provenance reader (core.provenance); None with --evidence false
+            EvidenceReader(EvidenceConfig(trust_anchors=config.c2pa_trust_anchors))
+            if config.evidence
+            else None
+        )
 
     async def start(self) -> None:
         """Load every entry, warm it up, start its batcher; ready if at least one loaded."""
@@ -192,9 +189,9 @@ class ServingState:
         await asyncio.gather(*(model.batcher.stop(drain=True) for model in self.pool))
         if self._cpu_pool is not None:
             self._cpu_pool.shutdown(wait=True)
+        logger.info("stopped")
         if self.evidence is not None:
             self.evidence.close()
-        logger.info("stopped")
 
     def require_serving(self) -> None:
         """Raise 503 unless models are loaded and the server is not shutting down."""

@@ -197,3 +197,9 @@ def test_the_evidence_benchmark_writes_its_report(tmp_path):
     assert rows["plain JPEG, no metadata"]["findings"] == []
     assert rows["C2PA-signed JPEG"]["findings"] == ["c2pa:signed_untrusted"]
     assert all(row["evidence_us"] > 0 and row["preprocess_us"] > 0 for row in rows.values())
+
+
+def test_a_closed_reader_still_answers():
+    closed = EvidenceReader()
+    closed.close()
+    assert only(closed.read(files.c2pa_signed_jpeg()))["says"].endswith("the reader is shut down")

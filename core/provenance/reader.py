@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from core.provenance.c2pa_manifest import C2paVerifier
@@ -108,12 +108,14 @@ class EvidenceReader:
             return [unreadable("c2pa", f"the file ({len(data)} bytes) is over the limit of "
                                f"{limit} bytes for C2PA validation")]  # fmt: skip
         assert blocks.mime is not None
-        future = self._pool.submit(_guarded, "c2pa", self.c2pa.read, data, blocks.mime)
         try:
+            future = self._pool.submit(_guarded, "c2pa", self.c2pa.read, data, blocks.mime)
             return future.result(timeout=self.config.timeout_s)
         except FutureTimeout:
             future.cancel()
             return [unreadable("c2pa", f"validation took longer than {self.config.timeout_s} s")]
+        except (CancelledError, RuntimeError):  # the reader was closed (server shutting down)
+            return [unreadable("c2pa", "the reader is shut down")]
 
     def close(self) -> None:
         if self._pool is not None:
