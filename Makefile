@@ -24,11 +24,11 @@ $(VENV)/bin/python:
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.serve: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[serve]'
+	$(PIP) install -q -e '.[serve,provenance]'
 	@touch $@
 
 $(VENV)/.all: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[train,serve,data,bench,bulk,ray,dev]'
+	$(PIP) install -q -e '.[train,serve,provenance,data,bench,bulk,ray,dev]'
 	$(PIP) install -q --no-deps $(RANDOM_FACE)
 	@touch $@ $(VENV)/.serve
 

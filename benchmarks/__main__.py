@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import bulkbench, soak
+from benchmarks import evidence as evidence_bench
 from benchmarks import explain as explain_bench
 from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig
@@ -30,6 +31,7 @@ EPILOG = """examples:
   python -m benchmarks clients --models models    # raw asyncio client vs httpx, client CPU
   python -m benchmarks summary                    # SUMMARY.md from the newest results JSON
   python -m benchmarks explain                    # explanation latency: LIME, CAM vs predict
+  python -m benchmarks evidence                   # provenance evidence cost per image
   python -m benchmarks.baseline_flask --help      # the seed-style Flask baseline server
 """
 
@@ -225,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain_bench.add_parser(commands)
     bulkbench.add_parser(commands)
+    evidence_bench.add_parser(commands)
     soak.add_soak_parser(commands)
     return parser
 
@@ -402,6 +405,7 @@ COMMANDS = {
     "summary": cmd_summary,
     "explain": explain_bench.command,
     "bulk": bulkbench.command,
+    "evidence": evidence_bench.command,
     "soak": soak.cmd_soak,
 }
 

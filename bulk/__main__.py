@@ -17,6 +17,8 @@ from bulk.engines import HttpSettings, http_engine, local_engine
 from bulk.inputs import expand
 from bulk.outputs import ResultWriter, done_paths, output_format
 from bulk.scorer import ModelChoice
+from core.provenance import EvidenceConfig
+from core.provenance.reader import load_trust_anchors
 
 ENGINES = ("local", "http", "ray")
 EPILOG = """\
@@ -29,8 +31,9 @@ examples:
 Inputs: files, folders (recursive, image files only), globs, or .txt / .csv / .parquet files
 listing paths. The output format follows its extension. Rows: path, sha256, label,
 probability_fake, confidence, model, version, error_code, error_message (a file that cannot be
-scored gets an error instead of a result; the job goes on). Re-running with the same --out
-skips the paths already in it.
+scored gets an error instead of a result; the job goes on), evidence (the provenance findings
+of docs/CONTRACTS.md as a JSON list: C2PA, XMP source type, generator metadata). Re-running
+with the same --out skips the paths already in it.
 """
 
 
@@ -60,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", help="http: the server's base URL")
     parser.add_argument("--concurrency", type=int, default=8, help="http: requests at once")
     parser.add_argument("--ray-address", help="ray: join this cluster (default: start locally)")
+    parser.add_argument("--no-evidence", action="store_true", help="local/ray: no evidence column")
+    parser.add_argument(
+        "--c2pa-trust-anchors", type=Path, help="local/ray: PEM file of C2PA signers to trust"
+    )
     parser.add_argument("--no-count", action="store_true", help="skip counting inputs (no ETA)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -69,7 +76,8 @@ def engine_rows(args: argparse.Namespace, batches: Iterable[list[str]]) -> Itera
     import os
 
     workers = args.workers or os.cpu_count() or 1
-    choice = ModelChoice(args.models, args.model, args.version)
+    evidence = None if args.no_evidence else EvidenceConfig(trust_anchors=args.c2pa_trust_anchors)
+    choice = ModelChoice(args.models, args.model, args.version, evidence=evidence)
     if args.engine == "local":
         return local_engine(batches, choice, workers)
     if args.engine == "http":
@@ -98,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         output_format(args.out)
+        if args.c2pa_trust_anchors:
+            load_trust_anchors(args.c2pa_trust_anchors)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

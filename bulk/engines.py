@@ -87,8 +87,8 @@ def post_file(settings: HttpSettings, path: str) -> dict:
             time.sleep(float(answer.getheader("Retry-After") or 1))
             continue
         if answer.status == 200:
-            keep = ("label", "probability_fake", "confidence", "model", "version")
-            return row | {key: body[key] for key in keep}
+            keep = ("label", "probability_fake", "confidence", "model", "version", "evidence")
+            return row | {key: body[key] for key in keep if key in body}
         error = body.get("error", {})
         return row | {"error_code": error.get("code", str(answer.status)),
                       "error_message": error.get("message", "")}  # fmt: skip

@@ -8,8 +8,16 @@ import json
 from pathlib import Path
 
 COLUMNS = ("path", "sha256", "label", "probability_fake", "confidence", "model", "version",
-           "error_code", "error_message")  # fmt: skip
+           "error_code", "error_message", "evidence")  # fmt: skip
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def flat(row: dict) -> dict:
+    """``row`` with every column, its evidence list as JSON text (CSV and Parquet cells)."""
+    evidence = row.get("evidence")
+    flat_row = {key: row.get(key) for key in COLUMNS}
+    flat_row["evidence"] = None if evidence is None else json.dumps(evidence)
+    return flat_row
 
 
 def output_format(path: Path) -> str:
@@ -62,13 +70,17 @@ class ResultWriter:
             + [("probability_fake", pa.float64()), ("confidence", pa.float64())]
             + [("model", pa.string()), ("version", pa.int64())]
             + [("error_code", pa.string()), ("error_message", pa.string())]
+            + [("evidence", pa.string())]  # JSON list of findings
         )
         previous = pq.read_table(self.path) if self.path.is_file() else None
         partial = self.path.with_name(self.path.name + ".partial")
         self._parquet = pq.ParquetWriter(partial, self._schema)
         self._partial = partial
         if previous is not None:
-            self._parquet.write_table(previous.cast(self._schema))
+            for name in set(self._schema.names) - set(previous.column_names):  # an older file
+                column = pa.nulls(len(previous), self._schema.field(name).type)
+                previous = previous.append_column(name, column)
+            self._parquet.write_table(previous.select(self._schema.names).cast(self._schema))
 
     def write(self, rows: list[dict]) -> None:
         if not rows:
@@ -76,8 +88,7 @@ class ResultWriter:
         if self.kind == "parquet":
             import pyarrow as pa
 
-            table = pa.Table.from_pylist([{k: r.get(k) for k in COLUMNS} for r in rows],
-                                         schema=self._schema)  # fmt: skip
+            table = pa.Table.from_pylist([flat(row) for row in rows], schema=self._schema)
             self._parquet.write_table(table)
             return
         new = not self.path.is_file() or self.path.stat().st_size == 0
@@ -86,7 +97,7 @@ class ResultWriter:
                 writer = csv.DictWriter(handle, COLUMNS, extrasaction="ignore")
                 if new:
                     writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows(flat(row) for row in rows)
             else:
                 handle.writelines(json.dumps({k: r.get(k) for k in COLUMNS}) + "\n" for r in rows)
 

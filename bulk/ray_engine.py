@@ -5,11 +5,12 @@ existing cluster; without it Ray starts locally with ``workers`` CPUs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from bulk.outputs import COLUMNS
+from bulk.outputs import COLUMNS, flat
 from bulk.scorer import ModelChoice, Scorer
 
 
@@ -20,8 +21,8 @@ class ScoringActor:
         self.scorer = Scorer(choice)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = self.scorer.score([str(path) for path in batch["path"]])
-        return {key: np.array([row.get(key) for row in rows], dtype=object) for key in COLUMNS}
+        rows = [flat(row) for row in self.scorer.score([str(path) for path in batch["path"]])]
+        return {key: np.array([row[key] for row in rows], dtype=object) for key in COLUMNS}
 
 
 def ray_engine(
@@ -55,10 +56,10 @@ def ray_engine(
         )
         for batch in scored.iter_batches(batch_size=32, batch_format="numpy"):
             columns = {key: batch[key].tolist() for key in COLUMNS}
-            yield [
-                dict(zip(COLUMNS, values, strict=True))
-                for values in zip(*columns.values(), strict=True)
-            ]
+            rows = [dict(zip(COLUMNS, v, strict=True)) for v in zip(*columns.values(), strict=True)]
+            for row in rows:  # evidence travelled as JSON text (a column of lists would not)
+                row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
+            yield rows
     finally:
         if started_here:
             ray.shutdown()

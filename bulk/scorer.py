@@ -1,6 +1,7 @@
 """Score a batch of files with one model: the server's preprocessing contract and calibrated
-decision (``core``), one onnxruntime session; a file that cannot be read or decoded gets an
-error row instead of a result."""
+decision (``core``), one onnxruntime session, and the server's provenance evidence
+(``core.provenance``); a file that cannot be read or decoded gets an error row instead of a
+result."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ import numpy as np
 from core.decision import calibrate, decide
 from core.modelrepo import ModelEntry, ModelRepository
 from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, preprocess_bytes
+from core.provenance import EvidenceConfig, EvidenceReader
 
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which model scores, and how its session is built."""
+    """Which model scores, how its session is built, and how evidence is read (None: not)."""
 
     models: Path = Path("models")
     name: str | None = None  # None: the server's default (serving.models.preferred_default)
     version: int | None = None
     intra_op_threads: int = 1
     max_pixels: int = DEFAULT_MAX_PIXELS
+    evidence: EvidenceConfig | None = EvidenceConfig()
 
     def entry(self) -> ModelEntry:
         from serving.models import preferred_default
@@ -46,6 +49,7 @@ class Scorer:
         self.runtime = ModelRuntime(
             self.entry, RuntimeConfig(providers=("cpu",), intra_op_threads=choice.intra_op_threads)
         )
+        self.evidence = EvidenceReader(choice.evidence) if choice.evidence else None
 
     def _read(self, path: str) -> tuple[dict, np.ndarray | None]:
         row = {"path": path, "model": self.entry.name, "version": self.entry.version}
@@ -55,9 +59,12 @@ class Scorer:
             return row | {"error_code": "unreadable", "error_message": str(exc)}, None
         row["sha256"] = hashlib.sha256(data).hexdigest()
         try:
-            return row, preprocess_bytes(data, self.config)
+            model_input = preprocess_bytes(data, self.config)
         except ImageError as exc:
             return row | {"error_code": exc.code, "error_message": str(exc)}, None
+        if self.evidence is not None:
+            row["evidence"] = self.evidence.read(data)
+        return row, model_input
 
     def score(self, paths: list[str]) -> list[dict]:
         """One row per path, in order."""

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from core.modelrepo import ModelRepository
+from core.provenance.reader import load_trust_anchors
 from serving.app import configure_logging
 from serving.config import ServerConfig, parse_args
 from serving.metrics import MULTIPROCESS_ENV
@@ -44,6 +45,17 @@ def repository_problem(config: ServerConfig) -> str | None:
     return None
 
 
+def evidence_problem(config: ServerConfig) -> str | None:
+    """Why the C2PA trust anchor file cannot be used, or None."""
+    if not (config.evidence and config.c2pa_trust_anchors):
+        return None
+    try:
+        load_trust_anchors(config.c2pa_trust_anchors)
+    except ValueError as exc:
+        return f"--c2pa-trust-anchors / DFD_C2PA_TRUST_ANCHORS: {exc}"
+    return None
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     """Uvicorn re-raises the signal it stopped for once it is done; exit 0 at that point."""
     raise SystemExit(0)
@@ -52,7 +64,7 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     configure_logging(config.log_level)
-    problem = repository_problem(config)
+    problem = repository_problem(config) or evidence_problem(config)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ from serving.errors import (
     from_image_error,
     unavailable,
 )
+from serving.evidence import alongside
 from serving.explain import ExplainRequest, find_explainer, parse_params
 from serving.inference import infer, prediction, preprocess, preprocess_with_box, probabilities
 from serving.metrics import RequestMetricsMiddleware
@@ -76,10 +77,12 @@ async def predict(request: Request) -> JSONResponse:
     config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
     with model.batcher.incoming():
         upload = await read_image(request)
-        row = await preprocess(state, upload.data, config)
+        row, [evidence] = await alongside(
+            state, [upload.data], preprocess(state, upload.data, config)
+        )
     outputs = await infer(state, model, row[None])
     body = prediction(state, model, probabilities(outputs)[0])
-    return JSONResponse({**body, "latency_ms": _elapsed_ms(started)})
+    return JSONResponse({**body, **evidence, "latency_ms": _elapsed_ms(started)})
 
 
 async def predict_batch(request: Request) -> JSONResponse:
@@ -97,15 +100,20 @@ async def predict_batch(request: Request) -> JSONResponse:
 
     with model.batcher.incoming():
         uploads = await read_images(request, state.config.max_batch_files)
-        rows = await asyncio.gather(*(attempt(upload.data) for upload in uploads))
+        rows, evidence = await alongside(
+            state,
+            [upload.data for upload in uploads],
+            asyncio.gather(*(attempt(upload.data) for upload in uploads)),
+        )
     good = [row for row in rows if isinstance(row, np.ndarray)]
     probs = iter(probabilities(await infer(state, model, np.stack(good))) if good else [])
     results = []
-    for upload, row in zip(uploads, rows, strict=True):
+    for upload, row, found in zip(uploads, rows, evidence, strict=True):
         if isinstance(row, APIError):
             results.append({"filename": upload.filename, **row.body()})
         else:
-            results.append({"filename": upload.filename, **prediction(state, model, next(probs))})
+            body = prediction(state, model, next(probs))
+            results.append({"filename": upload.filename, **body, **found})
     return JSONResponse(
         {
             "model": model.name,

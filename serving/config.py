@@ -46,6 +46,10 @@ def _parse_optional_path(text: str) -> Path | None:
     return Path(text) if text.strip() else None
 
 
+def _parse_optional_file(text: str) -> Path | None:
+    return Path(text) if text.strip() else None
+
+
 def _parse_optional_str(text: str) -> str | None:
     return text.strip() or None
 
@@ -175,6 +179,19 @@ class ServerConfig:
         _parse_optional_path,
         flag="--webui",
     )
+    # Provenance evidence (core.provenance, docs/CONTRACTS.md "evidence")
+    evidence: bool = _option(
+        True,
+        "read each upload's provenance evidence (C2PA, XMP source type, generator metadata) "
+        "into the answer's evidence section",
+        _parse_bool,
+    )
+    c2pa_trust_anchors: Path | None = _option(
+        None,
+        "PEM file of C2PA signers' root certificates to trust (empty: none, so valid "
+        "signatures are reported signed_untrusted)",
+        _parse_optional_file,
+    )
     log_level: str = _option("info", "log level", choices=LOG_LEVELS)
 
     def __post_init__(self) -> None:
@@ -299,6 +316,7 @@ def _metavar(item: dataclasses.Field) -> str:
         float: "NUMBER",
         Path: "DIR",
         _parse_optional_path: "DIR",
+        _parse_optional_file: "FILE",
         _parse_ints: "N,N,...",
         _parse_strs: "NAME,NAME,...",
     }

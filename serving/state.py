@@ -16,6 +16,7 @@ import numpy as np
 
 from core.modelrepo import ModelRepository
 from core.preprocessing import encode_jpeg, preprocess_bytes
+from core.provenance import EvidenceConfig, EvidenceReader
 from serving.batcher import BatcherConfig, DynamicBatcher
 from serving.config import ServerConfig
 from serving.errors import unavailable
@@ -87,6 +88,11 @@ class ServingState:
         self._last_work = 0.0  # loop time of the last CPU work handed to the pool
         self._keep_warm: asyncio.Task | None = None
         self.keep_warm_runs = 0
+        self.evidence = (  # provenance reader (core.provenance); None with --evidence false
+            EvidenceReader(EvidenceConfig(trust_anchors=config.c2pa_trust_anchors))
+            if config.evidence
+            else None
+        )
 
     async def start(self) -> None:
         """Load every entry, warm it up, start its batcher; ready if at least one loaded."""
@@ -100,6 +106,8 @@ class ServingState:
             initargs=(self.config.background_nice,),
         )
         self.lime_slots = asyncio.Semaphore(self.config.lime_concurrency)
+        if self.evidence is not None:  # warns when C2PA manifests cannot be verified
+            (logger.info if self.evidence.c2pa else logger.warning)(self.evidence.describe())
         root = self.config.models_dir
         entries = find_entries(ModelRepository(root), self.config.latest_only)
         if not entries:
@@ -200,6 +208,8 @@ class ServingState:
             if pool is not None:
                 pool.shutdown(wait=True)
         logger.info("stopped")
+        if self.evidence is not None:
+            self.evidence.close()
 
     def require_serving(self) -> None:
         """Raise 503 unless models are loaded and the server is not shutting down."""

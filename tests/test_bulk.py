@@ -135,6 +135,7 @@ def test_engines_give_the_same_probabilities(tiny_repo, photos, tmp_path):
                     float(row["probability_fake"]), abs=1e-6
                 )
                 assert other[path]["label"] == row["label"]
+                assert other[path]["evidence"] == row["evidence"] == "[]"
 
 
 def test_ray_engine_matches_the_local_engine(tiny_repo, photos, tmp_path):
@@ -152,6 +153,50 @@ def test_ray_engine_matches_the_local_engine(tiny_repo, photos, tmp_path):
             assert float(got[path]["probability_fake"]) == pytest.approx(
                 float(row["probability_fake"]), abs=1e-6
             )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_each_row_carries_the_files_provenance_evidence(tiny_repo, tmp_path, suffix):
+    from benchmarks import evidence_files as files
+
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    (folder / "signed.jpg").write_bytes(files.c2pa_signed_jpeg())
+    (folder / "sd.png").write_bytes(files.png_with_parameters())
+    (folder / "plain.jpg").write_bytes(files.plain_jpeg())
+    (folder / "broken.jpg").write_bytes(files.jpeg_with_broken_exif())
+    out = tmp_path / f"scores{suffix}"
+    assert score(str(folder), "--models", str(tiny_repo), "--out", str(out)) == 0
+    rows = {Path(row["path"]).name: row for row in read_rows(out)}
+    found = {name: row["evidence"] for name, row in rows.items()}
+    if suffix != ".jsonl":  # CSV and Parquet cells hold the JSON text
+        found = {name: json.loads(text) for name, text in found.items()}
+    assert found["plain.jpg"] == []
+    assert [f["strength"] for f in found["signed.jpg"]] == ["signed_untrusted"]
+    assert [f["kind"] for f in found["sd.png"]] == ["png_text"]
+    assert [f["strength"] for f in found["broken.jpg"]] == ["unreadable"]
+    assert rows["broken.jpg"]["label"] in ("FAKE", "REAL")
+
+
+def test_no_evidence_and_a_parquet_file_from_before_the_column(tiny_repo, photos, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "scores.parquet"
+    old = {"path": [str(tmp_path / "old.png")], "label": ["REAL"], "version": [1]}
+    pq.write_table(pa.table(old), out)  # written by a version without the evidence column
+    assert score(str(photos), "--models", str(tiny_repo), "--out", str(out),
+                 "--no-evidence") == 0  # fmt: skip
+    rows = read_rows(out)
+    assert len(rows) == 8 and all(row["evidence"] is None for row in rows)
+
+
+def test_a_bad_trust_anchor_file_is_a_clear_error(tmp_path, capsys):
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text("no certificate")
+    out = str(tmp_path / "scores.csv")
+    assert main([str(tmp_path), "--out", out, "--c2pa-trust-anchors", str(anchors)]) == 2
+    assert "no PEM certificate" in capsys.readouterr().err
 
 
 def test_a_bad_output_name_is_a_clear_error(tmp_path, capsys):

@@ -180,6 +180,7 @@ async def test_explain_cam_overlay_has_image_size_and_follows_the_cam(tiny_repo)
     body = response.json()
     assert body["method"] == "cam" and (body["width"], body["height"]) == (90, 60)
     predicted.pop("latency_ms")
+    assert predicted.pop("evidence") == []  # /v1/explain has no evidence section
     assert body["prediction"] == predicted
     overlay = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["overlay_png_base64"]))))
     assert overlay.shape == (60, 90, 3)

@@ -282,6 +282,29 @@ CONTRAST_FAILURES_JS = """() => {
 }"""
 
 
+def test_provenance_evidence_is_listed_apart_from_the_verdict(ui: Session):
+    from benchmarks import evidence_files as files
+
+    signed, plain = files.c2pa_signed_jpeg(), image_bytes(3, mean=120.0)
+    tampered = files.pixels_changed(signed)
+    upload(ui.page, ("signed.jpg", "image/jpeg", signed), ("plain.png", "image/png", plain),
+           ("tampered.jpg", "image/jpeg", tampered))  # fmt: skip
+    assert_verdict(card(ui.page, 0), signed)
+    items = card(ui.page, 0).locator(".evidence-item")
+    expect(items).to_have_count(1)
+    expect(items.first).to_have_attribute("data-strength", "signed_untrusted")
+    expect(items.first.locator(".evidence-strength")).to_have_text("Signed, unknown signer")
+    expect(items.first.locator(".evidence-says")).to_contain_text("made by a generative AI model")
+    expect(card(ui.page, 0).locator(".evidence-note")).to_contain_text("outweighs the model")
+    assert_verdict(card(ui.page, 1), plain)
+    expect(card(ui.page, 1).locator(".evidence-item")).to_have_text(re.compile("No C2PA"))
+    expect(card(ui.page, 2).locator(".evidence-item")).to_have_attribute(
+        "data-strength", "signed_invalid")  # fmt: skip
+    assert ui.page.evaluate(CONTRAST_FAILURES_JS) == []
+    screenshot(ui.page, "evidence.png")
+    ui.assert_clean()
+
+
 def test_text_contrast_meets_wcag_aa(ui: Session):
     """Every visible text (verdicts, errors, hints, buttons) has WCAG AA contrast."""
     fake, real = image_bytes(11, mean=190.0), image_bytes(12, mean=50.0)

@@ -364,7 +364,52 @@
     part(card, ".model-used").textContent = `${result.model} v${result.version}`;
     part(card, ".latency").textContent =
       `${Number(result.latency_ms).toFixed(1)} ms server, ${Math.round(roundTripMs)} ms total`;
+    renderEvidence(card, result.evidence);
     part(card, ".outcome").hidden = false;
+  }
+
+  // ---------------------------------------------------------------- provenance evidence
+  // What the file itself claims (docs/CONTRACTS.md "evidence"), listed apart from the model's
+  // verdict, strongest first as the server sends it; server text goes into textContent only.
+
+  const EVIDENCE_STRENGTHS = {
+    signed_trusted: "Signed, trusted signer",
+    signed_untrusted: "Signed, unknown signer",
+    signed_invalid: "Signature does not validate",
+    unsigned_metadata: "Unsigned metadata",
+    unverified: "Not verified here",
+    unreadable: "Unreadable",
+  };
+  const MAX_EVIDENCE_ITEMS = 16;
+
+  function evidenceItem(strength, text) {
+    const item = document.createElement("li");
+    item.className = "evidence-item";
+    item.dataset.strength = strength;
+    const badge = document.createElement("span");
+    badge.className = "evidence-strength";
+    badge.textContent = EVIDENCE_STRENGTHS[strength] || "None";
+    const says = document.createElement("span");
+    says.className = "evidence-says";
+    says.textContent = shorten(text);
+    item.append(badge, " ", says);
+    return item;
+  }
+
+  function renderEvidence(card, findings) {
+    const box = part(card, ".evidence");
+    const list = part(card, ".evidence-list");
+    list.replaceChildren();
+    box.hidden = !Array.isArray(findings); // absent: the server does not read evidence
+    if (box.hidden) return;
+    if (findings.length === 0) {
+      list.append(evidenceItem("none", "No C2PA manifest or generator metadata found."));
+    }
+    for (const finding of findings.slice(0, MAX_EVIDENCE_ITEMS)) {
+      if (finding && typeof finding === "object") {
+        list.append(evidenceItem(String(finding.strength || ""), finding.says));
+      }
+    }
   }
 
   // ---------------------------------------------------------------- explanations

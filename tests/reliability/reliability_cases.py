@@ -17,6 +17,7 @@ from helpers import TinyModelSpec, png_image, write_model_entry
 from PIL import Image
 from reliability_http import Answer, multipart, request, stream_upload
 
+from benchmarks import evidence_files as files
 from core.decision import calibrate, decide
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 
@@ -64,6 +65,7 @@ class Case:
     tensor: Callable[[], np.ndarray] | None = None  # 200 on v2 infer: checked for this batch
     stream: Stream | None = None
     known_bug: str | None = None  # a deviation in code this suite may not change
+    evidence: tuple[str, str] | None = None  # 200 on predict: (kind, strength) of 1st finding
 
     @property
     def id(self) -> str:
@@ -185,6 +187,43 @@ def upload_cases() -> list[Case]:
         cases.append(Case(name, "format", "POST", "/v1/predict", 415, "unsupported_image_format",
                           raw(data, "image/octet-stream")))  # fmt: skip
     return cases
+
+
+METADATA = {  # name -> (file, kind and strength of the evidence finding the answer must have)
+    "XMP that is not well-formed XML": (
+        lambda: files.jpeg_with_xmp(b"<x:xmpmeta><rdf:RDF>"), ("xmp", "unreadable")),
+    "XMP with a billion-laughs DTD": (
+        lambda: files.jpeg_with_xmp(files.billion_laughs_xmp()), ("xmp", "unreadable")),
+    "EXIF without a TIFF header": (files.jpeg_with_broken_exif, ("exif", "unreadable")),
+    "2 MB XMP in a PNG iTXt chunk": (lambda: files.png_with_chunks(files.png_chunk(
+        b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + b" " * (2 * MB))),
+        ("png_text", "unreadable")),
+    "corrupt zTXt text chunk": (lambda: files.png_with_chunks(files.png_chunk(
+        b"zTXt", b"Comment\x00\x00not zlib")), ("png_text", "unreadable")),
+    "300 PNG text chunks": (lambda: files.png_with_chunks(
+        *[files.png_chunk(b"tEXt", b"k\x00v")] * 300), ("container", "unreadable")),
+    "APP11 C2PA store full of garbage": (files.jpeg_with_bogus_c2pa, ("c2pa", "unreadable")),
+    "C2PA manifest, pixels changed after signing": (
+        lambda: files.pixels_changed(files.c2pa_signed_jpeg()), ("c2pa", "signed_invalid")),
+}  # fmt: skip
+
+
+def metadata_cases() -> list[Case]:
+    """Malformed, huge or forged metadata: the model still answers, the evidence section
+    says what could not be read (or did not validate); never a 500."""
+    cases = [
+        Case(name, "metadata", "POST", "/v1/predict", 200, None,
+             form(("file", "face.img", "image/jpeg", data)), image=data, evidence=evidence)
+        for name, (data, evidence) in METADATA.items()
+    ]  # fmt: skip
+    return cases + [
+        Case("zTXt inflating to 64 MB (Pillow refuses the image)", "metadata", "POST",
+             "/v1/predict", 400, "bad_image",
+             raw(lambda: files.png_with_chunks(files.ztxt_bomb()), "image/png")),
+        Case("PNG text chunk failing its CRC", "metadata", "POST", "/v1/predict", 400,
+             "bad_image", raw(lambda: files.png_with_chunks(files.png_chunk(
+                 b"tEXt", b"parameters\x00Steps: 20", crc=1)), "image/png")),
+    ]  # fmt: skip
 
 
 def multipart_cases() -> list[Case]:
@@ -366,7 +405,8 @@ def method_cases() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    return upload_cases() + multipart_cases() + v2_cases() + name_cases() + method_cases()
+    return (upload_cases() + metadata_cases() + multipart_cases() + v2_cases() + name_cases()
+            + method_cases())  # fmt: skip
 
 
 # --- running and judging ---------------------------------------------------------------------
@@ -448,6 +488,10 @@ def judge(case: Case, answer: Answer, reference: Reference) -> Outcome:
                 problems.append(f"error code {error['code']!r}, expected {case.code!r}")
     if answer.status == 200 and case.expected == 200:
         problems += _check_success(case, answer, reference)
+        if case.evidence:
+            outcome.detail = "evidence: " + "; ".join(
+                str(finding.get("says", ""))[:90] for finding in answer.json().get("evidence", [])
+            )
     if case.stream is not None:
         sent = int(answer.headers.get("x-test-sent-bytes", "0"))
         total = case.stream.total_bytes
@@ -471,7 +515,19 @@ def _check_success(case: Case, answer: Answer, reference: Reference) -> list[str
         if abs(got["probability_fake"] - expected["probability_fake"]) > 1e-5:
             want = expected["probability_fake"]
             return [f"probability {got['probability_fake']}, expected {want}"]
+        return _check_evidence(case, body)
+    return _check_tensor(case, body, reference)
+
+
+def _check_evidence(case: Case, body: dict) -> list[str]:
+    if case.evidence is None:
         return []
+    findings = body.get("evidence") or [{}]
+    got = (findings[0].get("kind"), findings[0].get("strength"))
+    return [] if got == case.evidence else [f"evidence {got}, expected {case.evidence}"]
+
+
+def _check_tensor(case: Case, body: dict, reference: Reference) -> list[str]:
     if case.tensor is not None:
         direct = reference.outputs(case.tensor())
         problems = []

@@ -24,7 +24,9 @@ from PIL import Image
 from reliability_cases import ERROR_STATUSES, INPUT_SIZE, MODEL
 from reliability_http import Answer, multipart, request
 
+from benchmarks import evidence_files as files
 from core.preprocessing import ImageError, PreprocessConfig, preprocess_bytes
+from core.provenance import EvidenceReader, Finding
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")  # corrupt EXIF
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
@@ -66,10 +68,19 @@ SEEDS = {
 }
 
 
+EVIDENCE_SEEDS = {  # files whose metadata the evidence reader parses
+    "c2pa-jpeg": files.c2pa_signed_jpeg(),
+    "sd-png": files.png_with_parameters(),
+    "xmp-jpeg": files.jpeg_with_xmp(),
+    "camera-jpeg": files.camera_jpeg(software="Midjourney"),
+    "xmp-webp": files.webp_with_xmp(files.xmp_packet()),
+}
+
+
 @st.composite
-def mutated_images(draw) -> bytes:
+def mutated_images(draw, seeds: dict[str, bytes] = SEEDS) -> bytes:
     """A valid image with a few byte-level mutations, mostly in its header."""
-    data = bytearray(SEEDS[draw(st.sampled_from(sorted(SEEDS)))])
+    data = bytearray(seeds[draw(st.sampled_from(sorted(seeds)))])
     for _ in range(draw(st.integers(1, 6))):
         if not data:
             break
@@ -113,6 +124,25 @@ def test_preprocessing_of_random_bytes_raises_only_image_error(data):
 @given(mutated_images())
 def test_preprocessing_of_mutated_images_raises_only_image_error(data):
     assert preprocess_or_image_error(data) < SECONDS_PER_CALL
+
+
+@pytest.fixture(scope="module")
+def evidence_reader():
+    reader = EvidenceReader()
+    yield reader
+    reader.close()
+
+
+@fuzz_settings(200)
+@given(data=st.one_of(mutated_images(EVIDENCE_SEEDS), st.binary(max_size=2048)))
+def test_evidence_of_mutated_metadata_is_findings_never_an_exception(evidence_reader, data):
+    """C2PA, XMP, EXIF and PNG text damaged anywhere: well-formed findings, fast."""
+    started = time.perf_counter()
+    findings = evidence_reader.read(data)
+    assert time.perf_counter() - started < SECONDS_PER_CALL
+    for found in findings:
+        assert Finding(**{("field_name" if key == "field" else key): value
+                          for key, value in found.items()})  # fmt: skip
 
 
 @fuzz_settings(60)

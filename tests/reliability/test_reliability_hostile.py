@@ -19,8 +19,8 @@ def test_catalogue_is_unique_and_covers_every_group():
     assert len({case.id for case in CASES}) == len(CASES)
     groups = {case.group for case in CASES}
     assert groups == {
-        "upload", "size", "format", "multipart", "v2 infer", "model name", "model version",
-        "method",
+        "upload", "size", "format", "metadata", "multipart", "v2 infer", "model name",
+        "model version", "method",
     }  # fmt: skip
 
 

@@ -1,0 +1,103 @@
+"""``python -m benchmarks evidence``: what reading provenance evidence costs per image, next
+to the model's preprocessing of the same bytes (both single-threaded, in process), and
+what the server's on-the-loop check (``EvidenceReader.nothing_to_read``) costs.
+
+Files are made on the spot (:mod:`benchmarks.evidence_files`) at a photo-like size: a plain
+JPEG without metadata (the common case: only the container walk runs), a camera JPEG with
+EXIF and GPS, a Stable Diffusion PNG, a JPEG with XMP, and a C2PA-signed JPEG (signature and
+hard-binding hash checked). Writes ``benchmarks/results/evidence-<machine>-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import evidence_files as files
+from benchmarks.sysinfo import describe_machine, machine_slug
+from core.preprocessing import PreprocessConfig, preprocess_bytes
+from core.provenance import EvidenceReader
+
+SAMPLES: dict[str, Callable[[int], bytes]] = {
+    "plain JPEG, no metadata": lambda side: files.plain_jpeg(side=side),
+    "camera JPEG (EXIF, GPS)": lambda side: files.camera_jpeg(side=side),
+    "PNG with SD parameters": lambda side: files.png_with_parameters(side=side),
+    "JPEG with XMP source type": lambda side: files.jpeg_with_xmp(side=side),
+    "C2PA-signed JPEG": lambda side: files.c2pa_signed_jpeg(side=side),
+}
+
+
+def median_us(function: Callable[[], object], seconds: float) -> tuple[float, int]:
+    """Median wall time of one call in microseconds, over as many calls as fit ``seconds``."""
+    times = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 5:
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1e6, 1), len(times)
+
+
+def measure(side: int, seconds: float) -> list[dict]:
+    reader = EvidenceReader()
+    config = PreprocessConfig()
+    rows = []
+    try:
+        for name, make in SAMPLES.items():
+            data = make(side)
+            quick_us, _ = median_us(lambda data=data: reader.nothing_to_read(data), seconds / 4)
+            evidence_us, calls = median_us(lambda data=data: reader.read(data), seconds)
+            preprocess_us, _ = median_us(lambda data=data: preprocess_bytes(data, config), seconds)
+            findings = reader.read(data)
+            rows.append({
+                "file": name, "bytes": len(data), "quick_check_us": quick_us,
+                "nothing_to_read": reader.nothing_to_read(data),
+                "evidence_us": evidence_us, "calls": calls,
+                "preprocess_us": preprocess_us,
+                "evidence_over_preprocess": round(evidence_us / preprocess_us, 4),
+                "findings": [f"{f['kind']}:{f['strength']}" for f in findings],
+            })  # fmt: skip
+    finally:
+        reader.close()
+    return rows
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Register the ``evidence`` subcommand on ``python -m benchmarks``."""
+    parser = commands.add_parser(
+        "evidence",
+        help="cost of reading provenance evidence per image vs preprocessing; writes "
+        "benchmarks/results/evidence-<machine>-<date>.json",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--side", type=int, default=1024, help="image side in pixels")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    return parser
+
+
+def command(args: argparse.Namespace) -> int:
+    """``python -m benchmarks evidence``."""
+    machine = describe_machine()
+    report = {
+        "benchmark": "evidence",
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine,
+        "side": args.side,
+        "rows": measure(args.side, args.seconds),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"evidence-{machine_slug(machine)}-{report['created'][:10]}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(path)
+    for row in report["rows"]:
+        print(f"  {row['file']:<28} {row['bytes'] / 1024:6.0f} KiB  check "
+              f"{row['quick_check_us']:5.1f} us  evidence "
+              f"{row['evidence_us']:9.1f} us  preprocess {row['preprocess_us'] / 1000:7.2f} ms  "
+              f"({row['evidence_over_preprocess']:.2%})")  # fmt: skip
+    return 0
