@@ -163,6 +163,7 @@ async def test_lime_overlay_is_a_png_of_the_uploaded_size_with_regions_and_predi
     overlay = decode_overlay(body)
     assert overlay.shape == (170, 300, 3) and overlay.dtype == np.uint8
     predicted.pop("latency_ms")
+    assert predicted.pop("evidence") == []  # /v1/explain answers without an evidence section
     assert body["prediction"] == predicted
     regions = body["regions"]
     assert 1 <= len(regions) <= 5 and all(set(r) == {"id", "weight"} for r in regions)
@@ -376,6 +377,7 @@ async def test_cam_overlay_of_a_large_jpeg_has_the_upload_size_and_predicts_like
     assert (body["width"], body["height"]) == (520, 600)
     assert decode_overlay(body).shape == (600, 520, 3)
     predicted.pop("latency_ms")
+    assert predicted.pop("evidence") == []  # /v1/explain answers without an evidence section
     assert body["prediction"] == predicted
 
 
