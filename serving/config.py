@@ -175,9 +175,7 @@ class ServerConfig:
     video_max_bytes: int = _option(100 * 1024 * 1024, "largest video upload in bytes (413)", int)
     video_max_duration_s: float = _option(600.0, "longest video in seconds (413)", float)
     video_max_frame_pixels: int = _option(3840 * 2160, "largest video frame in pixels (413)", int)
-    video_max_frames: int = _option(
-        256, "most frames sampled from one video (422); at most max_queue_size", int
-    )
+    video_max_frames: int = _option(256, "most frames sampled from one video (422)", int)
     video_concurrency: int = _option(2, "videos scored at once per worker; more get 503", int)
     video_temp_dir: Path | None = _option(
         None,
@@ -214,11 +212,6 @@ class ServerConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         self.video_limits  # noqa: B018 (VideoLimits checks its own fields)
-        if self.video_max_frames > self.max_queue_size:
-            raise ValueError(
-                f"video_max_frames ({self.video_max_frames}) must be at most max_queue_size "
-                f"({self.max_queue_size}): a video's frames wait in the model's queue"
-            )
 
     @property
     def video_limits(self) -> VideoLimits:

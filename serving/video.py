@@ -5,7 +5,8 @@
 3. :class:`core.video.VideoReader` opens it and decodes the sampled frames in chunks on the
    app's decode threads, each frame preprocessed exactly like an uploaded image;
 4. each chunk goes to the model's batcher as **bulk** rows while the next one decodes, so a
-   video never holds up image predictions (they join the next batch ahead of it);
+   video never holds up image predictions (they join the next batch ahead of it); at most
+   ``CHUNKS_IN_FLIGHT`` chunks of a video wait in the queue, so videos cannot fill it;
 5. the answer: the verdict (``core.video.video_verdict``: mean of the top quarter of the
    calibrated frame probabilities) with its rule, per-frame results and thumbnails of the
    highest-scoring frames.
@@ -51,6 +52,7 @@ logger = logging.getLogger("serving")
 
 PATH = "/v1/predict/video"
 CHUNK_ROWS = 32  # frames decoded per trip to a decode thread, and per batcher submission
+CHUNKS_IN_FLIGHT = 2  # submissions of one video queued at once (the next one decodes meanwhile)
 MULTIPART_ALLOWANCE = 64 * 1024  # body bytes allowed beyond the video for multipart framing
 TOP_THUMBNAILS = 6  # most thumbnails of the top-k frames in the answer
 MAX_FPS = 1000.0
@@ -80,7 +82,8 @@ async def _decode_and_score(
 ) -> tuple[list[Frame], np.ndarray]:  # fmt: skip
     """Decode chunk after chunk on the decode threads; each chunk's model run (bulk lane)
     overlaps the next chunk's decoding. Returns the frames and their raw probabilities."""
-    chunks = reader.chunks(indices, config, CHUNK_ROWS)
+    rows_per_chunk = min(CHUNK_ROWS, max(1, state.config.max_queue_size // (2 * CHUNKS_IN_FLIGHT)))
+    chunks = reader.chunks(indices, config, rows_per_chunk)  # a video fills half the queue at most
     frames: list[Frame] = []
     runs: list[asyncio.Task] = []
     try:
@@ -88,6 +91,8 @@ async def _decode_and_score(
             frames += chunk
             rows = np.stack([frame.model_input for frame in chunk])
             runs.append(asyncio.ensure_future(infer(state, model, rows, bulk=True)))
+            if len(runs) >= CHUNKS_IN_FLIGHT:  # decoding waits for the model: a video never
+                await runs[-CHUNKS_IN_FLIGHT]  # holds more than this many chunks in the queue
         outputs = await asyncio.gather(*runs)
     except VideoError as exc:
         raise _api_error(exc) from None

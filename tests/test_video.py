@@ -250,11 +250,13 @@ async def test_limits_state_their_bounds(tiny_repo, temp_dir, tmp_path):
     assert list(temp_dir.iterdir()) == []
 
 
-def test_config_keeps_a_video_inside_the_queue():
-    with pytest.raises(ValueError, match="video_max_frames"):
-        ServerConfig(video_max_frames=4096, max_queue_size=2048)
-    with pytest.raises(ValueError, match="max_frames"):
+def test_video_settings_are_checked():
+    with pytest.raises(ValueError, match="max_frames must be at least 1, got 0"):
         ServerConfig(video_max_frames=0)
+    with pytest.raises(ValueError, match="video_concurrency"):
+        ServerConfig(video_concurrency=0)
+    with pytest.raises(ValueError, match="max_duration_s"):
+        ServerConfig(video_max_duration_s=0)
 
 
 def test_container_sniffing(tmp_path):
@@ -312,21 +314,28 @@ async def test_a_busy_server_answers_503_video_busy(tiny_repo, temp_dir, tmp_pat
 
 @pytest.mark.asyncio
 async def test_a_video_never_holds_up_image_predictions(model_entry_writer, temp_dir, tmp_path):
-    """The video's frames queue as bulk rows: an image sent while they are being scored joins
-    the next batch and is answered long before the video is done."""
+    """The video's frames queue as bulk rows, a few chunks at a time: an image sent while they
+    are being scored joins the next batch and is answered long before the video is done."""
     repo = model_entry_writer("cnn", 1, size=32, slow_matmuls=6, slow_dim=256)
-    clip = write_clip(tmp_path / "c.mp4", count=64, width=32, height=32)
+    clip = write_clip(tmp_path / "c.mp4", count=128, width=32, height=32)
     image = encode_png(np.full((32, 32, 3), 90, np.uint8))
-    settings = config(repo, temp_dir, max_batch_size=4, bulk_batch_size=4)
+    settings = config(repo, temp_dir, max_batch_size=4, bulk_batch_size=4, max_queue_size=128)
     async with serving_client(settings) as (client, app):
         batcher = next(iter(app.state.serving.pool)).batcher
-        video = asyncio.ensure_future(client.post(f"{VIDEO}?frames=64", files=video_file(clip)))
-        while batcher.stats.rows == 0 or batcher.depth == 0:  # the video's rows are queued
+        video = asyncio.ensure_future(client.post(f"{VIDEO}?frames=128", files=video_file(clip)))
+        while batcher.depth < 40:  # more than a chunk of the video's rows are queued
             await asyncio.sleep(0.002)
         rows_before = batcher.stats.rows
         answer = await client.post("/v1/predict", files={"file": ("a.png", image)})
         rows_when_answered = batcher.stats.rows
         assert answer.status_code == 200 and not video.done()
-        assert (await video).status_code == 200
-    assert rows_when_answered - rows_before <= 2 * 4 + 1  # at most the batch running, then its own
-    assert json.loads((await video).content)["sampling"]["sampled"] == 64
+        deepest = 0
+        while not video.done():
+            deepest = max(deepest, batcher.depth)
+            await asyncio.sleep(0.001)
+    # while the image decoded, bulk batches took 4 rows each; then it went ahead of the
+    # 40+ queued video rows (as an interactive row it would wait behind all of them)
+    assert rows_when_answered - rows_before <= 16
+    assert video.result().status_code == 200
+    assert json.loads(video.result().content)["sampling"]["sampled"] == 128
+    assert deepest <= 64  # two chunks of 32 rows: the video fills half the queue at most
