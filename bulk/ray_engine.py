@@ -5,12 +5,16 @@ existing cluster; without it Ray starts locally with ``workers`` CPUs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 from bulk.outputs import COLUMNS
 from bulk.scorer import ModelChoice, Scorer
+
+FRAMES_JSON = "frame_results_json"
+TRANSFERRED = (*COLUMNS, FRAMES_JSON)
 
 
 class ScoringActor:
@@ -21,7 +25,23 @@ class ScoringActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = self.scorer.score([str(path) for path in batch["path"]])
-        return {key: np.array([row.get(key) for row in rows], dtype=object) for key in COLUMNS}
+        for row in rows:  # a video's per-frame list travels as one JSON string
+            frames = row.pop("frame_results", None)
+            row[FRAMES_JSON] = None if frames is None else json.dumps(frames)
+        return {key: _column([row.get(key) for row in rows]) for key in TRANSFERRED}
+
+
+def _column(values: list) -> np.ndarray:
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column
+
+
+def _row(values: dict) -> dict:
+    """A result row back from Ray's columns (Ray turns an all-None column into NaNs)."""
+    row = {key: None if value != value else value for key, value in values.items()}  # NaN
+    frames = row.pop(FRAMES_JSON)
+    return row if frames is None else row | {"frame_results": json.loads(frames)}
 
 
 def ray_engine(
@@ -54,9 +74,9 @@ def ray_engine(
             batch_format="numpy",
         )
         for batch in scored.iter_batches(batch_size=32, batch_format="numpy"):
-            columns = {key: batch[key].tolist() for key in COLUMNS}
+            columns = {key: batch[key].tolist() for key in TRANSFERRED}
             yield [
-                dict(zip(COLUMNS, values, strict=True))
+                _row(dict(zip(TRANSFERRED, values, strict=True)))
                 for values in zip(*columns.values(), strict=True)
             ]
     finally:
