@@ -2,7 +2,8 @@
 
 Subcommands: ``run`` (everything, writes benchmarks/results/), ``load`` (load one running
 server), ``raw`` (in-process onnxruntime only), ``clients`` (what the load generator's
-HTTP client costs), ``summary`` (regenerate SUMMARY.md and plots from a results JSON).
+HTTP client costs), ``summary`` (regenerate SUMMARY.md and plots from a results JSON),
+``explain``, ``bulk``, ``soak`` and ``video`` (their own results JSON each).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from benchmarks import bulkbench, soak
 from benchmarks import explain as explain_bench
+from benchmarks import video as video_bench
 from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig
 from benchmarks.loadgen import CLIENTS
@@ -30,6 +32,7 @@ EPILOG = """examples:
   python -m benchmarks clients --models models    # raw asyncio client vs httpx, client CPU
   python -m benchmarks summary                    # SUMMARY.md from the newest results JSON
   python -m benchmarks explain                    # explanation latency: LIME, CAM vs predict
+  python -m benchmarks video                      # a 10 s 720p clip: frames/s, latency
   python -m benchmarks.baseline_flask --help      # the seed-style Flask baseline server
 """
 
@@ -225,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain_bench.add_parser(commands)
     bulkbench.add_parser(commands)
+    video_bench.add_parser(commands)
     soak.add_soak_parser(commands)
     return parser
 
@@ -402,6 +406,7 @@ COMMANDS = {
     "summary": cmd_summary,
     "explain": explain_bench.command,
     "bulk": bulkbench.command,
+    "video": video_bench.command,
     "soak": soak.cmd_soak,
 }
 

@@ -339,3 +339,22 @@ async def test_a_video_never_holds_up_image_predictions(model_entry_writer, temp
     assert video.result().status_code == 200
     assert json.loads(video.result().content)["sampling"]["sampled"] == 128
     assert deepest <= 64  # two chunks of 32 rows: the video fills half the queue at most
+
+
+def test_video_benchmark_writes_its_report(tiny_repo, tmp_path):
+    from benchmarks.__main__ import main as bench
+
+    out = tmp_path / "results"
+    out.mkdir()
+    args = ["video", "--models", str(tiny_repo), "--seconds", "1", "--width", "64",
+            "--height", "48", "--fps", "10", "--frames", "4,10", "--repeats", "1",
+            "--face-image", str(tmp_path / "none"), "--note", "test",
+            "--out", str(out)]  # fmt: skip
+    assert bench(args) == 0
+    (path,) = out.glob("video-*.json")
+    report = json.loads(path.read_text())
+    assert report["clip"]["frames"] == 10 and report["clip"]["content"] == "pattern"
+    assert [run["frames"] for run in report["server"]] == [4, 10]
+    assert [run["frames"] for run in report["decode_only"]] == [4, 10]
+    assert all(run["frames_per_s"] > 0 and run["latency_s"]["p50"] > 0 for run in report["server"])
+    assert report["note"] == "test" and len(report["load_average"]["before"]) == 3
