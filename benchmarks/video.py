@@ -105,8 +105,11 @@ def served(client, url: str, data: bytes, frames: int, model: str, repeats: int)
     median = statistics.median(latencies)
     return {
         "frames": sampled,
-        "latency_s": {"p50": round(median, 3), "min": round(min(latencies), 3),
-                      "max": round(max(latencies), 3)},  # fmt: skip
+        "latency_s": {
+            "p50": round(median, 3),
+            "min": round(min(latencies), 3),
+            "max": round(max(latencies), 3),
+        },  # fmt: skip
         "server_latency_ms_p50": round(statistics.median(server_ms), 1),
         "frames_per_s": round(sampled / median, 1),
         "label": body["label"],
@@ -159,7 +162,9 @@ def command(args: argparse.Namespace) -> int:
         report["clip"] = write_clip(clip, base, args.seconds, args.fps)
         report["clip"]["content"] = "face photo" if args.face_image.exists() else "pattern"
         report["decode_only"] = [decode_only(clip, k, config, args.repeats) for k in samplings]
-        flags = ("--webui", "", "--log-level", "warning", *args.server_arg)
+        most = str(max(VideoLimits.max_frames, *samplings))  # frames=300: every frame of 10 s
+        flags = ("--webui", "", "--log-level", "warning", "--video-max-frames", most,
+                 *args.server_arg)  # fmt: skip
         spec = our_server_spec("video", args.models, flags)
         data = clip.read_bytes()
         model = f"model={entry.name}&version={entry.version}"

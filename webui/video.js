@@ -47,50 +47,52 @@ window.DeepfakeVideo = (() => {
     return `${Number(value).toFixed(Number(value) < 10 ? 2 : 1)} s`;
   }
 
+  /** One <text> label of the chart. */
+  function label(x, y, anchor, text) {
+    const node = svg("text", { class: "chart-label", x, y, "text-anchor": anchor });
+    node.textContent = text;
+    return node;
+  }
+
   /** The per-frame chart: P(fake) (0..1, up) against time (s, right), threshold dashed. */
   function drawChart(chart, result) {
     const frames = Array.isArray(result.frames) ? result.frames : [];
     const duration = Math.max(Number(result.video && result.video.duration_s) || 0, 1e-6);
-    const plotWidth = CHART.width - CHART.left - CHART.right;
-    const plotHeight = CHART.height - CHART.top - CHART.bottom;
-    const x = (time) => CHART.left + (Math.min(Math.max(time, 0), duration) / duration) * plotWidth;
-    const y = (p) => CHART.top + (1 - Math.min(Math.max(p, 0), 1)) * plotHeight;
+    const width = CHART.width - CHART.left - CHART.right;
+    const height = CHART.height - CHART.top - CHART.bottom;
+    const clamp = (value, high) => Math.min(Math.max(Number(value), 0), high);
+    const x = (time) => CHART.left + (clamp(time, duration) / duration) * width;
+    const y = (p) => CHART.top + (1 - clamp(p, 1)) * height;
+    const threshold = Number(result.threshold);
     chart.replaceChildren();
     chart.setAttribute("viewBox", `0 0 ${CHART.width} ${CHART.height}`);
-    chart.append(svg("rect", { class: "chart-area", x: CHART.left, y: CHART.top, width: plotWidth, height: plotHeight }));
-    for (const tick of [0, 0.5, 1]) {
-      const label = svg("text", { class: "chart-label", x: CHART.left - 6, y: y(tick) + 4, "text-anchor": "end" });
-      label.textContent = tick.toFixed(1);
-      chart.append(label);
-    }
-    for (const [time, anchor] of [[0, "start"], [duration, "end"]]) {
-      const label = svg("text", { class: "chart-label", x: x(time), y: CHART.height - 8, "text-anchor": anchor });
-      label.textContent = seconds(time);
-      chart.append(label);
-    }
-    const threshold = Number(result.threshold);
-    chart.append(svg("line", {
-      class: "chart-threshold", x1: CHART.left, x2: CHART.left + plotWidth, y1: y(threshold), y2: y(threshold),
-    }));
-    const points = frames.map((frame) => `${x(frame.time_s).toFixed(1)},${y(frame.probability_fake).toFixed(1)}`);
+    chart.append(svg("rect", { class: "chart-area", x: CHART.left, y: CHART.top, width, height }));
+    for (const tick of [0, 0.5, 1]) chart.append(label(CHART.left - 6, y(tick) + 4, "end", tick.toFixed(1)));
+    chart.append(label(x(0), CHART.height - 8, "start", seconds(0)));
+    chart.append(label(x(duration), CHART.height - 8, "end", seconds(duration)));
+    const [left, right] = [CHART.left, CHART.left + width];
+    const level = y(threshold);
+    chart.append(svg("line", { class: "chart-threshold", x1: left, x2: right, y1: level, y2: level }));
+    const points = frames.map((f) => `${x(f.time_s).toFixed(1)},${y(f.probability_fake).toFixed(1)}`);
     chart.append(svg("polyline", { class: "chart-line", points: points.join(" ") }));
     for (const frame of frames) {
-      const fake = Number(frame.probability_fake) >= threshold;
+      const kind = Number(frame.probability_fake) >= threshold ? "dot-fake" : "dot-real";
       const dot = svg("circle", {
-        class: `chart-dot ${fake ? "dot-fake" : "dot-real"}`, cx: x(frame.time_s), cy: y(frame.probability_fake), r: 3.5,
+        class: `chart-dot ${kind}`, cx: x(frame.time_s), cy: y(frame.probability_fake), r: 3.5,
       });
       const tip = svg("title");
       tip.textContent = `${seconds(frame.time_s)}: P(fake) ${Number(frame.probability_fake).toFixed(3)}`;
       dot.append(tip);
       chart.append(dot);
     }
-    const top = frames.reduce((best, frame) => (!best || frame.probability_fake > best.probability_fake ? frame : best), null);
-    chart.setAttribute(
-      "aria-label",
-      top
-        ? `P(fake) of ${frames.length} frames over ${seconds(duration)}; highest ${Number(top.probability_fake).toFixed(3)} at ${seconds(top.time_s)}`
-        : "No frames",
+    const top = frames.reduce(
+      (best, f) => (!best || f.probability_fake > best.probability_fake ? f : best), null,
     );
+    const summary = top
+      ? `highest ${Number(top.probability_fake).toFixed(3)} at ${seconds(top.time_s)}`
+      : "no frames";
+    const over = `P(fake) of ${frames.length} frames over ${seconds(duration)}`;
+    chart.setAttribute("aria-label", `${over}; ${summary}`);
   }
 
   function create(page) {
@@ -115,7 +117,8 @@ window.DeepfakeVideo = (() => {
     function problem(file) {
       if (file.size === 0) return "The file is empty.";
       if (file.size > maxBytes) {
-        return `Video too large: ${page.formatBytes(file.size)}; the limit is ${page.formatBytes(maxBytes)}.`;
+        const [size, limit] = [page.formatBytes(file.size), page.formatBytes(maxBytes)];
+        return `Video too large: ${size}; the limit is ${limit}.`;
       }
       return "";
     }
@@ -148,7 +151,8 @@ window.DeepfakeVideo = (() => {
       part(card, ".latency").textContent =
         `${Number(result.latency_ms).toFixed(0)} ms server, ${Math.round(roundTripMs)} ms total`;
       const aggregation = result.aggregation || {};
-      part(card, ".rule").textContent = `Verdict: ${aggregation.description}; ${aggregation.calibration}.`;
+      part(card, ".rule").textContent =
+        `Verdict: ${aggregation.description}; ${aggregation.calibration}.`;
       drawChart(part(card, ".chart"), result);
       const list = part(card, ".top-frames");
       list.replaceChildren();
@@ -161,7 +165,8 @@ window.DeepfakeVideo = (() => {
         const caption = document.createElement("figcaption");
         image.src = `data:image/jpeg;base64,${data}`;
         image.alt = `Frame at ${seconds(frame.time_s)}`;
-        caption.textContent = `${seconds(frame.time_s)} · P(fake) ${Number(frame.probability_fake).toFixed(3)}`;
+        const probability = Number(frame.probability_fake).toFixed(3);
+        caption.textContent = `${seconds(frame.time_s)} · P(fake) ${probability}`;
         figure.append(image, caption);
         item.append(figure);
         list.append(item);
@@ -180,9 +185,8 @@ window.DeepfakeVideo = (() => {
       const form = new FormData();
       form.append("file", card.file, card.file.name || "video");
       try {
-        const result = await page.apiFetch(
-          `/v1/predict/video?${page.modelQuery(card.model)}`, { method: "POST", body: form }, TIMEOUT_MS,
-        );
+        const url = `/v1/predict/video?${page.modelQuery(card.model)}`;
+        const result = await page.apiFetch(url, { method: "POST", body: form }, TIMEOUT_MS);
         if (!Array.isArray(result.frames)) throw new Error("the server sent no frames");
         render(card, result, performance.now() - started);
       } catch (error) {
