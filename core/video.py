@@ -166,7 +166,11 @@ class VideoReader:
         self._lock = threading.Lock()
         self.decoded = 0  # frames decoded by chunks() so far
         self.ended_at: int | None = None  # frames in the stream, where it ended early
-        self.info = self._open()
+        try:
+            self.info = self._open()
+        except BaseException:
+            self.close()  # a clip refused after opening (too long, too large) is released
+            raise
 
     def __enter__(self) -> VideoReader:
         return self
