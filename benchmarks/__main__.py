@@ -2,7 +2,8 @@
 
 Subcommands: ``run`` (everything, writes benchmarks/results/), ``load`` (load one running
 server), ``raw`` (in-process onnxruntime only), ``clients`` (what the load generator's
-HTTP client costs), ``summary`` (regenerate SUMMARY.md and plots from a results JSON).
+HTTP client costs), ``summary`` (regenerate SUMMARY.md and plots from a results JSON),
+``explain``, ``bulk``, ``soak`` and ``video`` (their own results JSON each).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from benchmarks import bulkbench, soak
 from benchmarks import evidence as evidence_bench
 from benchmarks import explain as explain_bench
+from benchmarks import video as video_bench
 from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig
 from benchmarks.loadgen import CLIENTS
@@ -32,6 +34,7 @@ EPILOG = """examples:
   python -m benchmarks summary                    # SUMMARY.md from the newest results JSON
   python -m benchmarks explain                    # explanation latency: LIME, CAM vs predict
   python -m benchmarks evidence                   # provenance evidence cost per image
+  python -m benchmarks video                      # a 10 s 720p clip: frames/s, latency
   python -m benchmarks.baseline_flask --help      # the seed-style Flask baseline server
 """
 
@@ -228,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_bench.add_parser(commands)
     bulkbench.add_parser(commands)
     evidence_bench.add_parser(commands)
+    video_bench.add_parser(commands)
     soak.add_soak_parser(commands)
     return parser
 
@@ -406,6 +410,7 @@ COMMANDS = {
     "explain": explain_bench.command,
     "bulk": bulkbench.command,
     "evidence": evidence_bench.command,
+    "video": video_bench.command,
     "soak": soak.cmd_soak,
 }
 

@@ -1,5 +1,6 @@
-"""``python -m bulk`` (or ``dfd-score``): score every image in files, folders, globs or path
-lists into one CSV / JSON Lines / Parquet file; re-running with the same output resumes."""
+"""``python -m bulk`` (or ``dfd-score``): score every image and video in files, folders, globs
+or path lists into one CSV / JSON Lines / Parquet file; re-running with the same output
+resumes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from bulk.outputs import ResultWriter, done_paths, output_format
 from bulk.scorer import ModelChoice
 from core.provenance import EvidenceConfig
 from core.provenance.reader import load_trust_anchors
+from core.video import DEFAULT_FRAMES, Sampling, VideoLimits
 
 ENGINES = ("local", "http", "ray")
 EPILOG = """\
@@ -27,13 +29,17 @@ examples:
   python -m bulk 'shots/**/*.jpg' list.txt --out scores.parquet --model lite0
   python -m bulk photos/ --out scores.jsonl --engine http --url http://127.0.0.1:8000
   python -m bulk photos/ --out scores.csv --engine ray --ray-address auto
+  python -m bulk clips/ --out videos.csv --video-fps 2    # every clip, two frames a second
 
-Inputs: files, folders (recursive, image files only), globs, or .txt / .csv / .parquet files
-listing paths. The output format follows its extension. Rows: path, sha256, label,
-probability_fake, confidence, model, version, error_code, error_message (a file that cannot be
-scored gets an error instead of a result; the job goes on), evidence (the provenance findings
-of docs/CONTRACTS.md as a JSON list: C2PA, XMP source type, generator metadata). Re-running
-with the same --out skips the paths already in it.
+Inputs: files, folders (recursive, image and video files only), globs, or .txt / .csv /
+.parquet files listing paths. The output format follows its extension. Rows: path, sha256,
+label, probability_fake, confidence, model, version, error_code, error_message, evidence,
+frames, frames_file (a file that cannot be scored gets an error instead of a result; the job
+goes on; evidence: the provenance findings of docs/CONTRACTS.md as a JSON list).
+A video (.mp4 .m4v .mov .webm .mkv .avi) gets one row with its verdict (mean of the top
+quarter of its frame probabilities, as POST /v1/predict/video) and the number of frames
+scored; its per-frame results go to <out>.frames/<name>-<sha256 prefix>.csv (frames_file).
+Re-running with the same --out skips the paths already in it.
 """
 
 
@@ -67,9 +73,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--c2pa-trust-anchors", type=Path, help="local/ray: PEM file of C2PA signers to trust"
     )
+    video = parser.add_mutually_exclusive_group()
+    video.add_argument(
+        "--video-frames", type=int, help=f"frames per video, evenly (default {DEFAULT_FRAMES})"
+    )
+    video.add_argument("--video-fps", type=float, help="or: frames sampled per second of video")
+    parser.add_argument(
+        "--video-max-frames", type=int, default=VideoLimits.max_frames,
+        help="most frames sampled from one video (more: an error row)",
+    )  # fmt: skip
     parser.add_argument("--no-count", action="store_true", help="skip counting inputs (no ETA)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def video_settings(args: argparse.Namespace) -> tuple[Sampling, VideoLimits]:
+    """How videos are sampled, from the flags; SystemExit with the reason when out of range."""
+    try:
+        limits = VideoLimits(max_frames=args.video_max_frames)
+        if args.video_fps is not None:
+            return Sampling(frames=None, fps=args.video_fps), limits
+        sampling = Sampling(args.video_frames or DEFAULT_FRAMES)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if sampling.frames > limits.max_frames:
+        raise SystemExit(f"error: --video-frames is over --video-max-frames ({limits.max_frames})")
+    return sampling, limits
 
 
 def engine_rows(args: argparse.Namespace, batches: Iterable[list[str]]) -> Iterator[list[dict]]:
@@ -77,13 +106,16 @@ def engine_rows(args: argparse.Namespace, batches: Iterable[list[str]]) -> Itera
 
     workers = args.workers or os.cpu_count() or 1
     evidence = None if args.no_evidence else EvidenceConfig(trust_anchors=args.c2pa_trust_anchors)
-    choice = ModelChoice(args.models, args.model, args.version, evidence=evidence)
+    sampling, limits = video_settings(args)
+    choice = ModelChoice(args.models, args.model, args.version, evidence=evidence,
+                         video_sampling=sampling, video_limits=limits)  # fmt: skip
     if args.engine == "local":
         return local_engine(batches, choice, workers)
     if args.engine == "http":
         if not args.url:
             raise SystemExit("error: --engine http needs --url")
-        settings = HttpSettings(args.url, args.concurrency, model=args.model, version=args.version)
+        settings = HttpSettings(args.url, args.concurrency, model=args.model,
+                                version=args.version, video_sampling=sampling)  # fmt: skip
         return http_engine(batches, settings)
     from bulk.ray_engine import ray_engine
 
@@ -96,7 +128,7 @@ def summary_text(counts: Counter, elapsed: float) -> str:
     lines = [
         f"scored {scored} ({counts['FAKE']} FAKE, {counts['REAL']} REAL), failed "
         f"{sum(failed.values())}, skipped (already in the output) {counts['skipped']}, "
-        f"{elapsed:.1f} s ({scored / elapsed if elapsed else 0:.1f} images/s)",
+        f"{elapsed:.1f} s ({scored / elapsed if elapsed else 0:.1f} files/s)",
     ]
     lines += [f"  failed: {code}: {n}" for code, n in sorted(failed.items())]
     return "\n".join(lines)
@@ -124,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = None if args.no_count else sum(1 for path in expand(args.inputs) if path not in done)
     writer = ResultWriter(args.out)
     started = time.perf_counter()
-    bar = tqdm(total=total, unit="img", desc="scoring", disable=args.no_progress)
+    bar = tqdm(total=total, unit="file", desc="scoring", disable=args.no_progress)
     try:
         for rows in engine_rows(args, batched(todo(), args.batch_size)):
             writer.write(rows)

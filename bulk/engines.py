@@ -1,8 +1,8 @@
 """The engines that turn batches of paths into result rows.
 
 * ``local``: a pool of worker processes, each with one onnxruntime session (``Scorer``);
-* ``http``: a client of a running server (``POST /v1/predict`` per file), bounded concurrency,
-  waiting out 503 + Retry-After;
+* ``http``: a client of a running server (``POST /v1/predict`` per image,
+  ``POST /v1/predict/video`` per video), bounded concurrency, waiting out 503 + Retry-After;
 * ``ray``: see :mod:`bulk.ray_engine`.
 
 Each yields one list of rows per batch, in input order.
@@ -21,7 +21,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bulk.scorer import ModelChoice, Scorer
+from bulk.scorer import ModelChoice, Scorer, is_video
+from core.video import Sampling
 
 _WORKER_SCORER: Scorer | None = None  # one per worker process, made by the pool initializer
 
@@ -59,10 +60,12 @@ class HttpSettings:
     max_retries: int = 20
     model: str | None = None
     version: int | None = None
+    video_sampling: Sampling = Sampling()
 
 
 def post_file(settings: HttpSettings, path: str) -> dict:
-    """One file through ``POST /v1/predict``; 503 is retried after its Retry-After."""
+    """One file through ``POST /v1/predict`` (a video through ``/v1/predict/video``); 503 is
+    retried after its Retry-After."""
     row: dict = {"path": path}
     try:
         data = Path(path).read_bytes()
@@ -70,9 +73,12 @@ def post_file(settings: HttpSettings, path: str) -> dict:
         return row | {"error_code": "unreadable", "error_message": str(exc)}
     row["sha256"] = hashlib.sha256(data).hexdigest()
     parts = urlsplit(settings.url)
+    video = is_video(path)
     chosen = {"model": settings.model, "version": settings.version}
+    if video:
+        chosen |= settings.video_sampling.summary()
     query = "&".join(f"{key}={value}" for key, value in chosen.items() if value is not None)
-    target = "/v1/predict" + (f"?{query}" if query else "")
+    target = ("/v1/predict/video" if video else "/v1/predict") + (f"?{query}" if query else "")
     for _ in range(settings.max_retries):
         connection = http.client.HTTPConnection(
             parts.hostname, parts.port, timeout=settings.timeout_s
@@ -88,7 +94,10 @@ def post_file(settings: HttpSettings, path: str) -> dict:
             continue
         if answer.status == 200:
             keep = ("label", "probability_fake", "confidence", "model", "version", "evidence")
-            return row | {key: body[key] for key in keep if key in body}
+            row |= {key: body[key] for key in keep if key in body}
+            if video:
+                row |= {"frames": len(body["frames"]), "frame_results": body["frames"]}
+            return row
         error = body.get("error", {})
         return row | {"error_code": error.get("code", str(answer.status)),
                       "error_message": error.get("message", "")}  # fmt: skip

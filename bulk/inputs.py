@@ -7,9 +7,12 @@ import glob
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from core.video import VIDEO_SUFFIXES
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 LIST_SUFFIXES = frozenset({".txt", ".csv", ".parquet"})
 GLOB_CHARS = frozenset("*?[")
+SCORED_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES  # what a folder walk picks up
 
 
 def paths_in_list(path: Path) -> Iterator[str]:
@@ -34,15 +37,16 @@ def paths_in_list(path: Path) -> Iterator[str]:
 
 
 def expand(sources: Iterable[str]) -> Iterator[str]:
-    """Every input path, in order: folders walked (sorted, image suffixes only), globs matched,
-    list files read; anything else is taken as one file (a missing one becomes an error row)."""
+    """Every input path, in order: folders walked (sorted, image and video suffixes only), globs
+    matched, list files read; anything else is taken as one file (a missing one becomes an error
+    row)."""
     for source in sources:
         path = Path(source)
         if path.is_dir():
             yield from (
                 str(found)
                 for found in sorted(path.rglob("*"))
-                if found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES
+                if found.is_file() and found.suffix.lower() in SCORED_SUFFIXES
             )
         elif GLOB_CHARS & set(source):
             yield from sorted(glob.glob(source, recursive=True))

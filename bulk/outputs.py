@@ -1,14 +1,18 @@
 """Result files by extension (.csv, .jsonl, .parquet), appended batch by batch so a stopped
-job keeps what it wrote, and read back to resume."""
+job keeps what it wrote, and read back to resume. A video's per-frame results go to their own
+CSV file under ``<out>.frames/`` (named in the row's ``frames_file``)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 COLUMNS = ("path", "sha256", "label", "probability_fake", "confidence", "model", "version",
-           "error_code", "error_message", "evidence")  # fmt: skip
+           "error_code", "error_message", "evidence", "frames", "frames_file")  # fmt: skip
+FRAME_COLUMNS = ("index", "time_s", "probability_fake", "face_top", "face_bottom", "face_left",
+                 "face_right")  # fmt: skip
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
@@ -71,6 +75,7 @@ class ResultWriter:
             + [("model", pa.string()), ("version", pa.int64())]
             + [("error_code", pa.string()), ("error_message", pa.string())]
             + [("evidence", pa.string())]  # JSON list of findings
+            + [("frames", pa.int64()), ("frames_file", pa.string())]
         )
         previous = pq.read_table(self.path) if self.path.is_file() else None
         partial = self.path.with_name(self.path.name + ".partial")
@@ -82,9 +87,31 @@ class ResultWriter:
                 previous = previous.append_column(name, column)
             self._parquet.write_table(previous.select(self._schema.names).cast(self._schema))
 
+    def frames_folder(self) -> Path:
+        return self.path.with_name(self.path.name + ".frames")
+
+    def _write_frames(self, row: dict) -> None:
+        """A video's per-frame results into ``<out>.frames/<stem>-<sha256 prefix>.csv``."""
+        frames = row.pop("frame_results")
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(row["path"]).stem)[:80]
+        target = self.frames_folder() / f"{stem}-{row['sha256'][:12]}.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(FRAME_COLUMNS)
+            for frame in frames:
+                box = frame.get("face_box") or {}
+                edges = [box.get(edge) for edge in ("top", "bottom", "left", "right")]
+                scores = [frame["index"], frame["time_s"], frame["probability_fake"]]
+                writer.writerow([*scores, *edges])
+        row["frames_file"] = str(target)
+
     def write(self, rows: list[dict]) -> None:
         if not rows:
             return
+        for row in rows:
+            if row.get("frame_results") is not None:
+                self._write_frames(row)
         if self.kind == "parquet":
             import pyarrow as pa
 

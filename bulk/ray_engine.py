@@ -13,6 +13,9 @@ import numpy as np
 from bulk.outputs import COLUMNS, flat
 from bulk.scorer import ModelChoice, Scorer
 
+FRAMES_JSON = "frame_results_json"
+TRANSFERRED = (*COLUMNS, FRAMES_JSON)
+
 
 class ScoringActor:
     """A Ray Data actor: one session, then batches of ``{"path": [...]}`` -> result columns."""
@@ -21,8 +24,25 @@ class ScoringActor:
         self.scorer = Scorer(choice)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = [flat(row) for row in self.scorer.score([str(path) for path in batch["path"]])]
-        return {key: np.array([row[key] for row in rows], dtype=object) for key in COLUMNS}
+        rows = []
+        for row in self.scorer.score([str(path) for path in batch["path"]]):
+            frames = row.pop("frame_results", None)  # lists travel as JSON text
+            rows.append(flat(row) | {FRAMES_JSON: None if frames is None else json.dumps(frames)})
+        return {key: _column([row[key] for row in rows]) for key in TRANSFERRED}
+
+
+def _column(values: list) -> np.ndarray:
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    return column
+
+
+def _row(values: dict) -> dict:
+    """A result row back from Ray's columns (Ray turns an all-None column into NaNs)."""
+    row = {key: None if value != value else value for key, value in values.items()}  # NaN
+    row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
+    frames = row.pop(FRAMES_JSON)
+    return row if frames is None else row | {"frame_results": json.loads(frames)}
 
 
 def ray_engine(
@@ -55,11 +75,11 @@ def ray_engine(
             batch_format="numpy",
         )
         for batch in scored.iter_batches(batch_size=32, batch_format="numpy"):
-            columns = {key: batch[key].tolist() for key in COLUMNS}
-            rows = [dict(zip(COLUMNS, v, strict=True)) for v in zip(*columns.values(), strict=True)]
-            for row in rows:  # evidence travelled as JSON text (a column of lists would not)
-                row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
-            yield rows
+            columns = {key: batch[key].tolist() for key in TRANSFERRED}
+            yield [
+                _row(dict(zip(TRANSFERRED, values, strict=True)))
+                for values in zip(*columns.values(), strict=True)
+            ]
     finally:
         if started_here:
             ray.shutdown()

@@ -1,7 +1,9 @@
 """Score a batch of files with one model: the server's preprocessing contract and calibrated
 decision (``core``), one onnxruntime session, and the server's provenance evidence
 (``core.provenance``); a file that cannot be read or decoded gets an error row instead of a
-result."""
+result. Video files (by suffix, :data:`core.video.VIDEO_SUFFIXES`) are sampled and aggregated
+as ``/v1/predict/video`` does; their row carries the per-frame results under
+``frame_results`` (written to a per-frame file by :mod:`bulk.outputs`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,16 @@ from core.decision import calibrate, decide
 from core.modelrepo import ModelEntry, ModelRepository
 from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, preprocess_bytes
 from core.provenance import EvidenceConfig, EvidenceReader
+from core.video import (
+    VIDEO_SUFFIXES,
+    Sampling,
+    VideoError,
+    VideoLimits,
+    VideoReader,
+    frame_results,
+    sample_indices,
+    video_verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,8 @@ class ModelChoice:
     intra_op_threads: int = 1
     max_pixels: int = DEFAULT_MAX_PIXELS
     evidence: EvidenceConfig | None = EvidenceConfig()
+    video_sampling: Sampling = Sampling()
+    video_limits: VideoLimits = VideoLimits()
 
     def entry(self) -> ModelEntry:
         from serving.models import preferred_default
@@ -44,6 +58,7 @@ class Scorer:
     def __init__(self, choice: ModelChoice) -> None:
         from serving.runtime import ModelRuntime, RuntimeConfig
 
+        self.choice = choice
         self.entry = choice.entry()
         self.config = self.entry.preprocess_config(choice.max_pixels)
         self.runtime = ModelRuntime(
@@ -51,8 +66,11 @@ class Scorer:
         )
         self.evidence = EvidenceReader(choice.evidence) if choice.evidence else None
 
+    def _row(self, path: str) -> dict:
+        return {"path": path, "model": self.entry.name, "version": self.entry.version}
+
     def _read(self, path: str) -> tuple[dict, np.ndarray | None]:
-        row = {"path": path, "model": self.entry.name, "version": self.entry.version}
+        row = self._row(path)
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
@@ -66,15 +84,50 @@ class Scorer:
             row["evidence"] = self.evidence.read(data)
         return row, model_input
 
+    def _calibrated(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """Calibrated probabilities of FAKE for model inputs, in one session run."""
+        outputs = self.runtime.run(np.stack(inputs))
+        raw = np.asarray(outputs["probability_fake"], dtype=np.float64).reshape(-1)
+        return calibrate(raw, self.entry.temperature)
+
+    def score_video(self, path: str) -> dict:
+        """One row for a video: its verdict, the number of frames scored and, under
+        ``frame_results``, every sampled frame (as the server's ``frames``)."""
+        row = self._row(path)
+        try:
+            with open(path, "rb") as handle:
+                row["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError as exc:
+            return row | {"error_code": "unreadable", "error_message": str(exc)}
+        limits = self.choice.video_limits
+        frames, calibrated = [], []
+        try:
+            with VideoReader(Path(path), limits) as reader:
+                indices = sample_indices(reader.info, self.choice.video_sampling, limits)
+                for chunk in reader.chunks(indices, self.config):
+                    frames += chunk
+                    calibrated.append(self._calibrated([frame.model_input for frame in chunk]))
+        except VideoError as exc:
+            return row | {"error_code": exc.code, "error_message": str(exc)}
+        probabilities = np.concatenate(calibrated)
+        verdict = video_verdict(probabilities, self.entry.threshold)
+        keep = ("label", "probability_fake", "confidence")
+        return (
+            row
+            | {key: verdict[key] for key in keep}
+            | {
+                "frames": len(frames),
+                "frame_results": frame_results(frames, probabilities),
+            }
+        )
+
     def score(self, paths: list[str]) -> list[dict]:
-        """One row per path, in order."""
-        read = [self._read(path) for path in paths]
+        """One row per path, in order (videos one by one, images in one session run)."""
+        read = [
+            (self.score_video(path), None) if is_video(path) else self._read(path) for path in paths
+        ]
         inputs = [model_input for _, model_input in read if model_input is not None]
-        probabilities = iter(())
-        if inputs:
-            outputs = self.runtime.run(np.stack(inputs))
-            raw = np.asarray(outputs["probability_fake"], dtype=np.float64).reshape(-1)
-            probabilities = iter(calibrate(raw, self.entry.temperature))
+        probabilities = iter(self._calibrated(inputs) if inputs else ())
         rows = []
         for row, model_input in read:
             if model_input is not None:
@@ -83,3 +136,7 @@ class Scorer:
                 row |= {"label": label, "probability_fake": probability, "confidence": confidence}
             rows.append(row)
         return rows
+
+
+def is_video(path: str) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES

@@ -21,7 +21,7 @@ _PER_THREAD = threading.local()
 _IMPORT_LOCK = threading.Lock()
 
 
-def _cv2():
+def import_cv2():
     """OpenCV, imported on first use (0.3 s) under a lock: two threads importing it at once
     can see a half-initialised module (``module 'cv2' has no attribute 'data'``)."""
     with _IMPORT_LOCK:
@@ -34,7 +34,7 @@ def _cascade():
     across the server's preprocessing threads it fails assertions and can crash the process)."""
     cascade = getattr(_PER_THREAD, "cascade", None)
     if cascade is None:
-        cv2 = _cv2()
+        cv2 = import_cv2()
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         cascade = cv2.CascadeClassifier(path)
         if cascade.empty():
@@ -45,7 +45,7 @@ def _cascade():
 
 def find_faces(rgb: np.ndarray, min_size: int | None = None) -> list[tuple[int, int, int, int]]:
     """Face boxes ``(x, y, w, h)`` in source pixels of a ``uint8`` RGB image, largest first."""
-    cv2 = _cv2()
+    cv2 = import_cv2()
     height, width = rgb.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)

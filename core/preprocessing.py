@@ -253,10 +253,19 @@ def resize_rgb(rgb: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
 
 def preprocess_rgb(rgb: np.ndarray, config: PreprocessConfig | None = None) -> np.ndarray:
     """Model input (``float32`` size x size x 3, RGB, 0..255) from a decoded RGB array."""
+    return preprocess_rgb_and_box(rgb, config)[0]
+
+
+def preprocess_rgb_and_box(
+    rgb: np.ndarray, config: PreprocessConfig | None = None
+) -> tuple[np.ndarray, FaceBox | None]:
+    """:func:`preprocess_rgb`, plus the face crop it took (None without a face crop or when no
+    face was found); video frames go through here."""
     config = config or PreprocessConfig()
+    box = None
     if config.face_crop:
-        rgb, _ = face_crop_and_box(rgb)
-    return resize_rgb(rgb, config.size).astype(np.float32)
+        rgb, box = face_crop_and_box(rgb)
+    return resize_rgb(rgb, config.size).astype(np.float32), box
 
 
 def face_crop_and_box(rgb: np.ndarray) -> tuple[np.ndarray, FaceBox | None]:

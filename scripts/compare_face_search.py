@@ -36,7 +36,7 @@ def compare(paths: list[Path], fractions: tuple[float, float], label: str) -> di
     """Per fraction: ms per image; and how many boxes are identical between the two."""
     import core.facecrop as facecrop
 
-    facecrop._cv2().setNumThreads(1)  # single-threaded detection: a stable per-image cost
+    facecrop.import_cv2().setNumThreads(1)  # single-threaded detection: a stable per-image cost
     boxes: dict[float, list] = {}
     ms: dict[float, float] = {}
     images = [decoded(path) for path in tqdm(paths, desc=f"decode {label}", unit="img")]

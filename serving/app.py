@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from core.preprocessing import FaceBox, ImageError, decode_rgb
-from serving import kserve
+from serving import kserve, video
 from serving.config import ServerConfig
 from serving.errors import (
     EXCEPTION_HANDLERS,
@@ -37,6 +37,7 @@ from serving.inference import infer, prediction, preprocess, preprocess_with_box
 from serving.metrics import RequestMetricsMiddleware
 from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from serving.overlay import png_base64
+from serving.params import face_crop_flag
 from serving.state import ServingState
 from serving.uploads import media_type, read_image, read_images
 
@@ -49,20 +50,9 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
 
-def _query_bool(request: Request, name: str, default: bool | None = False) -> bool | None:
-    text = request.query_params.get(name)
-    if text in (None, ""):
-        return default
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    raise bad_parameter(f"{name} must be true or false, got {text!r}")
-
-
 def _face_crop(request: Request) -> bool | None:
     """The ``face_crop`` query flag; None (absent) means the model's own contract."""
-    return _query_bool(request, "face_crop", None)
+    return face_crop_flag(request.query_params)
 
 
 def _requested_model(request: Request, state: ServingState):
@@ -279,6 +269,7 @@ def _routes(config: ServerConfig) -> list[BaseRoute]:
         Route("/v1/predict", predict, methods=["POST"]),
         Route("/v1/predict/batch", predict_batch, methods=["POST"]),
         Route("/v1/explain", explain, methods=["POST"]),
+        Route(video.PATH, video.predict_video, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/v2/health/live", live, methods=["GET"]),
@@ -313,7 +304,11 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         middleware=[
             Middleware(SecurityHeadersMiddleware),
             Middleware(RequestMetricsMiddleware, metrics=state.metrics),
-            Middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=config.max_body_bytes,
+                path_limits=video.body_limits(config),
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.preprocessing import DEFAULT_MAX_PIXELS
+from core.video import VideoLimits
 
 ENV_PREFIX = "DFD_"
 PROVIDER_CHOICES = ("tensorrt", "cuda", "cpu")
@@ -193,6 +194,17 @@ class ServerConfig:
         _parse_optional_file,
     )
     log_level: str = _option("info", "log level", choices=LOG_LEVELS)
+    # --- video: POST /v1/predict/video (serving/video.py) ---
+    video_max_bytes: int = _option(100 * 1024 * 1024, "largest video upload in bytes (413)", int)
+    video_max_duration_s: float = _option(600.0, "longest video in seconds (413)", float)
+    video_max_frame_pixels: int = _option(3840 * 2160, "largest video frame in pixels (413)", int)
+    video_max_frames: int = _option(256, "most frames sampled from one video (422)", int)
+    video_concurrency: int = _option(2, "videos scored at once per worker; more get 503", int)
+    video_temp_dir: Path | None = _option(
+        None,
+        "folder holding each uploaded video while it is scored (default: the system's temp)",
+        _parse_optional_path,
+    )
 
     def __post_init__(self) -> None:
         positive = (
@@ -218,6 +230,21 @@ class ServerConfig:
             raise ValueError(f"providers must be some of {', '.join(PROVIDER_CHOICES)}")
         if any(size < 1 for size in self.warmup_batch_sizes):
             raise ValueError("warmup batch sizes must be positive")
+        self._check_video()
+
+    def _check_video(self) -> None:
+        for name in ("video_max_bytes", "video_concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self.video_limits  # noqa: B018 (VideoLimits checks its own fields)
+
+    @property
+    def video_limits(self) -> VideoLimits:
+        return VideoLimits(
+            max_duration_s=self.video_max_duration_s,
+            max_frame_pixels=self.video_max_frame_pixels,
+            max_frames=self.video_max_frames,
+        )
 
     @property
     def warmup_sizes(self) -> tuple[int, ...]:

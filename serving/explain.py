@@ -17,9 +17,10 @@ import numpy as np
 from starlette.datastructures import QueryParams
 
 from serving.config import ServerConfig
-from serving.errors import APIError, bad_parameter, out_of_range
+from serving.errors import APIError, bad_parameter
 from serving.models import LoadedModel
 from serving.overlay import cam_overlay
+from serving.params import query_int
 
 METHODS = ("cam", "lime")
 SEGMENTATIONS = ("quickshift", "slic")
@@ -35,19 +36,6 @@ class ExplainParams:
     random_state: int = 0
 
 
-def _int_param(query: QueryParams, name: str, default: int, low: int, high: int) -> int:
-    text = query.get(name)
-    if text in (None, ""):
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise bad_parameter(f"{name} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise out_of_range(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
 def parse_params(query: QueryParams, config: ServerConfig) -> ExplainParams:
     """Explain parameters from the query string; 400 when malformed, 422 when out of bounds."""
     method = (query.get("method") or "cam").lower()
@@ -61,10 +49,10 @@ def parse_params(query: QueryParams, config: ServerConfig) -> ExplainParams:
     max_samples = min(config.lime_max_samples, config.max_queue_size)
     return ExplainParams(
         method=method,
-        num_samples=_int_param(query, "num_samples", min(1000, max_samples), 1, max_samples),
-        num_features=_int_param(query, "num_features", 10, 1, config.explain_max_features),
+        num_samples=query_int(query, "num_samples", min(1000, max_samples), 1, max_samples),
+        num_features=query_int(query, "num_features", 10, 1, config.explain_max_features),
         segmentation=segmentation,
-        random_state=_int_param(query, "random_state", 0, 0, 2**32 - 1),
+        random_state=query_int(query, "random_state", 0, 0, 2**32 - 1),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,24 +38,29 @@ class BodyTooLarge(APIError):
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over ``max_bytes``: from Content-Length before reading anything, and
-    while streaming by counting received bytes (the rest of the body is never read)."""
+    """Refuses bodies over ``max_bytes`` (or the path's own limit in ``path_limits``): from
+    Content-Length before reading anything, and while streaming by counting received bytes
+    (the rest of the body is never read)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})  # routes with their own limit (videos)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.max_bytes)
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             error = None
             if not (declared.strip().isascii() and declared.strip().isdigit()):
                 error = APIError(400, "bad_request", f"invalid Content-Length {declared!r}")
-            elif int(declared) > self.max_bytes:
-                error = BodyTooLarge(self.max_bytes)
+            elif int(declared) > limit:
+                error = BodyTooLarge(limit)
             if error is not None:
                 error.headers["Connection"] = "close"
                 await error_response(error)(scope, receive, send)
@@ -65,8 +72,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)  # becomes a JSON 413 (errors.py)
+                if received > limit:
+                    raise BodyTooLarge(limit)  # becomes a JSON 413 (errors.py)
             return message
 
         await self.app(scope, receive_with_limit, send)

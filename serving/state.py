@@ -85,6 +85,7 @@ class ServingState:
         self._cpu_pool: ThreadPoolExecutor | None = None
         self._background_pool: ThreadPoolExecutor | None = None
         self.lime_slots: asyncio.Semaphore | None = None
+        self.video_slots = asyncio.Semaphore(config.video_concurrency)  # serving/video.py
         self._last_work = 0.0  # loop time of the last CPU work handed to the pool
         self._keep_warm: asyncio.Task | None = None
         self.keep_warm_runs = 0

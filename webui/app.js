@@ -249,6 +249,10 @@
     showPageMessage("");
     const model = selectedModel();
     for (const file of files) {
+      if (videos && videos.accepts(file)) {
+        videos.add(file, model); // webui/video.js
+        continue;
+      }
       const card = createCard(file, model);
       const problem = clientSideProblem(file);
       if (problem) {
@@ -468,6 +472,23 @@
     part(card, ".overlay-box").hidden = false;
     status.hidden = true;
   }
+
+  // ---------------------------------------------------------------- video clips (webui/video.js)
+
+  const videos = window.DeepfakeVideo
+    ? window.DeepfakeVideo.create({
+        apiFetch,
+        describeError,
+        isRetryable,
+        modelQuery,
+        formatBytes,
+        schedule,
+        adopt(card) {
+          cards.add(card);
+          el.results.append(card.root);
+        },
+      })
+    : null;
 
   // ---------------------------------------------------------------- page chrome
 

@@ -3,6 +3,7 @@
 * ``onnx_models``: tiny contract-conforming ONNX models without TensorFlow
   (:func:`write_model_entry`, :class:`TinyModelSpec`, :func:`expected_probability`).
 * ``images``: encoded test images, truncated files and a pixel-bomb PNG header.
+* ``videos``: synthetic clips written with ``cv2.VideoWriter`` (:func:`write_clip`).
 * ``server``: :func:`serving_client` (in-process app + lifespan + httpx), :func:`test_config`,
   :class:`ServerProcess` (a real ``python -m serving`` on a free port).
 """
@@ -22,11 +23,16 @@ from helpers.onnx_models import (
     write_model_entry,
 )
 from helpers.server import ServerProcess, free_port, serving_client, test_config
+from helpers.videos import CODECS, avi_with_frames_zeroed, clip_frames, decode_all, write_clip
 
 __all__ = [
+    "CODECS",
     "ServerProcess",
     "TinyModelSpec",
+    "avi_with_frames_zeroed",
     "build_tiny_model",
+    "clip_frames",
+    "decode_all",
     "distinct_pngs",
     "expected_probability",
     "free_port",
@@ -37,5 +43,6 @@ __all__ = [
     "serving_client",
     "test_config",
     "truncated",
+    "write_clip",
     "write_model_entry",
 ]

@@ -1,0 +1,187 @@
+"""``python -m benchmarks video``: frames scored per second and end-to-end latency of
+``POST /v1/predict/video`` on a 10 s 720p clip.
+
+1. A clip is written with ``cv2.VideoWriter`` (MPEG-4 Part 2 in .mp4, the codec the pip
+   OpenCV can write): a face photo (``--face-image``, else a synthetic pattern) slowly panned
+   and zoomed, so a face-crop model finds a face in every frame;
+2. **decode only**: ``core.video`` in process (decode, face crop, resize; no model) for each
+   sampling, to split the latency into decoding and scoring;
+3. **server**: ``python -m serving`` on the repository, one warm-up request, then
+   ``--repeats`` timed uploads per sampling (``frames=K``), one at a time.
+
+Writes ``benchmarks/results/video-<machine>-<date>.json`` with the load average before and
+after (the development VM is shared: say how busy it was with ``--note``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.sysinfo import describe_machine, machine_slug
+from bulk.scorer import ModelChoice
+from core.preprocessing import decode_rgb
+from core.video import Sampling, VideoLimits, VideoReader, sample_indices
+
+DEFAULT_FACE = Path("data/detector/test/real")
+
+
+def face_frame(path: Path | None, width: int, height: int) -> np.ndarray:
+    """The RGB picture the clip pans over: a face photo fitted into the frame, or a pattern."""
+    import cv2
+
+    if path is not None and path.is_dir():
+        path = next(iter(sorted(path.glob("*.jpg"))), None)
+    if path is None or not path.is_file():
+        ys, xs = np.mgrid[0:height, 0:width]
+        return np.stack([xs * 255 // width, ys * 255 // height, (xs + ys) % 256], -1).astype(
+            np.uint8
+        )
+    face = decode_rgb(path.read_bytes())
+    side = int(min(width, height) * 0.8)
+    frame = np.full((height, width, 3), 40, np.uint8)
+    top, left = (height - side) // 2, (width - side) // 2
+    frame[top : top + side, left : left + side] = cv2.resize(face, (side, side))
+    return frame
+
+
+def write_clip(path: Path, base: np.ndarray, seconds: float, fps: float) -> dict:
+    """A clip panning and zooming slowly over ``base`` (so no two frames are equal)."""
+    import cv2
+
+    height, width = base.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    count = round(seconds * fps)
+    bgr = cv2.cvtColor(base, cv2.COLOR_RGB2BGR)
+    for index in range(count):
+        phase = index / max(1, count - 1)
+        scale = 1.0 + 0.1 * phase
+        shift = 20.0 * np.sin(2 * np.pi * phase)
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0.0, scale)
+        matrix[0, 2] += shift
+        writer.write(cv2.warpAffine(bgr, matrix, (width, height), borderValue=(40, 40, 40)))
+    writer.release()
+    return {"path": path.name, "codec": "mp4v", "width": width, "height": height, "fps": fps,
+            "frames": count, "seconds": seconds, "bytes": path.stat().st_size}  # fmt: skip
+
+
+def decode_only(path: Path, frames: int, config, repeats: int) -> dict:
+    """Median seconds to open the clip and decode + preprocess ``frames`` sampled frames."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with VideoReader(path, VideoLimits(max_frames=max(frames, 1))) as reader:
+            indices = sample_indices(reader.info, Sampling(frames), reader.limits)
+            done = sum(len(chunk) for chunk in reader.chunks(indices, config))
+        times.append(time.perf_counter() - started)
+    seconds = statistics.median(times)
+    return {"frames": done, "seconds": round(seconds, 3), "frames_per_s": round(done / seconds, 1)}
+
+
+def served(client, url: str, data: bytes, frames: int, model: str, repeats: int) -> dict:
+    """One warm-up, then ``repeats`` timed uploads: latency and frames scored per second."""
+    target = f"{url}/v1/predict/video?frames={frames}&{model}"
+    headers = {"content-type": "video/mp4"}
+    client.post(target, content=data, headers=headers).raise_for_status()
+    latencies, server_ms = [], []
+    body: dict = {}
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = client.post(target, content=data, headers=headers)
+        latencies.append(time.perf_counter() - started)
+        response.raise_for_status()
+        body = response.json()
+        server_ms.append(body["latency_ms"])
+    sampled = body["sampling"]["sampled"]
+    median = statistics.median(latencies)
+    return {
+        "frames": sampled,
+        "latency_s": {
+            "p50": round(median, 3),
+            "min": round(min(latencies), 3),
+            "max": round(max(latencies), 3),
+        },  # fmt: skip
+        "server_latency_ms_p50": round(statistics.median(server_ms), 1),
+        "frames_per_s": round(sampled / median, 1),
+        "label": body["label"],
+        "probability_fake": round(body["probability_fake"], 4),
+        "face_boxes": sum(frame["face_box"] is not None for frame in body["frames"]),
+    }
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Register the ``video`` subcommand on ``python -m benchmarks``."""
+    parser = commands.add_parser(
+        "video",
+        help="POST /v1/predict/video on a 10 s 720p clip: frames/s and latency; writes "
+        "benchmarks/results/video-<machine>-<date>.json",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
+    parser.add_argument("--model", default=None, help="default: the server's default model")
+    parser.add_argument("--seconds", type=float, default=10.0, help="clip length")
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--fps", type=float, default=30.0, help="clip frame rate")
+    parser.add_argument(
+        "--frames", default="32,300", help="comma-separated frames=K samplings to measure"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed uploads per sampling")
+    parser.add_argument("--face-image", type=Path, default=DEFAULT_FACE,
+                        help="face photo (or folder: its first .jpg) the clip shows")  # fmt: skip
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="extra flag for the server (repeat; --server-arg=--flag)")  # fmt: skip
+    parser.add_argument("--note", default="", help="conditions of the run, stored in the JSON")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    return parser
+
+
+def command(args: argparse.Namespace) -> int:
+    """``python -m benchmarks video``."""
+    import httpx
+
+    from benchmarks.servers import RunningServer, our_server_spec
+
+    entry = ModelChoice(args.models, args.model).entry()
+    config = entry.preprocess_config(ModelChoice.max_pixels)
+    samplings = [int(part) for part in args.frames.split(",") if part.strip()]
+    load_before = os.getloadavg()
+    report: dict = {"model": entry.name, "version": entry.version, "face_crop": config.face_crop}
+    with tempfile.TemporaryDirectory() as folder:
+        clip = Path(folder) / "clip.mp4"
+        base = face_frame(args.face_image, args.width, args.height)
+        report["clip"] = write_clip(clip, base, args.seconds, args.fps)
+        report["clip"]["content"] = "face photo" if args.face_image.exists() else "pattern"
+        report["decode_only"] = [decode_only(clip, k, config, args.repeats) for k in samplings]
+        most = str(max(VideoLimits.max_frames, *samplings))  # frames=300: every frame of 10 s
+        flags = ("--webui", "", "--log-level", "warning", "--video-max-frames", most,
+                 *args.server_arg)  # fmt: skip
+        spec = our_server_spec("video", args.models, flags)
+        data = clip.read_bytes()
+        model = f"model={entry.name}&version={entry.version}"
+        with RunningServer(spec) as server, httpx.Client(timeout=600.0) as client:
+            report["server"] = [
+                served(client, server.base_url, data, k, model, args.repeats) for k in samplings
+            ]
+    machine = describe_machine()
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report = {"created": created, "machine": machine, "note": args.note,
+              "load_average": {"before": load_before, "after": os.getloadavg()},
+              **report}  # fmt: skip
+    path = args.out / f"video-{machine_slug(machine)}-{created[:10]}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(path)
+    for decoded, run in zip(report["decode_only"], report["server"], strict=True):
+        print(f"  frames={decoded['frames']}: decode+preprocess {decoded['frames_per_s']} "
+              f"frames/s; server {run['frames_per_s']} frames/s, "
+              f"p50 {run['latency_s']['p50']} s end to end", file=sys.stderr)  # fmt: skip
+    return 0
