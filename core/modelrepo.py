@@ -85,6 +85,13 @@ class ModelEntry:
         return int(self.metadata["inputs"][0]["shape"][1])
 
     @property
+    def batching(self) -> dict:
+        """This model's own batching settings (``metadata.json`` ``batching``, e.g.
+        ``{"max_batch_size": 8}``), overriding the server's for it, as Triton's
+        ``config.pbtxt`` does; empty: the server's settings."""
+        return dict(self.metadata.get("batching") or {})
+
+    @property
     def face_crop(self) -> bool:
         """Whether the model was trained on face crops (its contract's ``face_crop``)."""
         return bool(self.metadata.get("preprocessing", {}).get("face_crop", False))

@@ -29,7 +29,6 @@ from serving.errors import (
     APIError,
     bad_parameter,
     from_image_error,
-    unavailable,
 )
 from serving.evidence import alongside
 from serving.explain import ExplainRequest, find_explainer, parse_params
@@ -158,13 +157,8 @@ async def explain(request: Request) -> JSONResponse:
         result = await explainer(context)
     else:
         assert state.lime_slots is not None
-        if state.lime_slots.locked():
-            raise unavailable(
-                "explain_busy",
-                f"{state.config.lime_concurrency} LIME explanations are already running",
-                state.config.retry_after_s,
-            )
-        async with state.lime_slots:
+        busy = f"{state.config.lime_concurrency} LIME explanations are already running"
+        async with state.slot(state.lime_slots, "explain_busy", busy):
             result = await explainer(context)
     if result.overlay_rgb.shape[:2] != rgb.shape[:2]:
         raise APIError(500, "internal_error", "explainer returned an overlay of the wrong size")

@@ -13,11 +13,12 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.preprocessing import DEFAULT_MAX_PIXELS
 from core.video import VideoLimits
 
+C = TypeVar("C")
 ENV_PREFIX = "DFD_"
 PROVIDER_CHOICES = ("tensorrt", "cuda", "cpu")
 GRAPH_OPTIMIZATION_CHOICES = ("disable", "basic", "extended", "all")
@@ -268,6 +269,14 @@ class ServerConfig:
     @property
     def engine_cache_dir(self) -> Path:
         return self.trt_cache_dir or self.models_dir / ".trt_cache"
+
+    def pick(self, config: type[C], **values: Any) -> C:
+        """``config`` (e.g. the batcher's) from this config's fields of the same names, plus
+        ``values`` for those named differently here."""
+        names = {item.name for item in fields(self)}
+        shared = {item.name: getattr(self, item.name) for item in fields(config)
+                  if item.name in names and item.name not in values}  # fmt: skip
+        return config(**shared, **values)
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)

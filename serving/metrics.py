@@ -33,22 +33,20 @@ class ServingMetrics:
             "dfd_http_requests", "HTTP requests answered", ["route", "method", "status"],
             registry=self.registry,
         )  # fmt: skip
-        self.request_seconds = Histogram(
-            "dfd_http_request_duration_seconds", "HTTP request latency", ["route"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.batch_size = Histogram(
-            "dfd_batch_size", "rows per model run", model,
-            buckets=BATCH_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.queue_delay = Histogram(
+        def histogram(name: str, documentation: str, labels: list[str], buckets) -> Histogram:
+            return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+
+        self.request_seconds = histogram(
+            "dfd_http_request_duration_seconds", "HTTP request latency", ["route"], LATENCY_BUCKETS
+        )
+        self.batch_size = histogram("dfd_batch_size", "rows per model run", model, BATCH_BUCKETS)
+        self.queue_delay = histogram(
             "dfd_queue_delay_seconds", "time from submission to its first model run", model,
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            LATENCY_BUCKETS,
         )  # fmt: skip
-        self.model_run = Histogram(
-            "dfd_model_run_seconds", "model run time per batch", model,
-            buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+        self.model_run = histogram(
+            "dfd_model_run_seconds", "model run time per batch", model, LATENCY_BUCKETS
+        )
         self.queue_depth = Gauge(
             "dfd_queue_depth_rows", "rows waiting for a model run", model,
             registry=self.registry, multiprocess_mode="livesum",

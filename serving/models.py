@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from core.modelrepo import (
     InvalidMetadata,
@@ -54,8 +54,13 @@ class LoadedModel:
         return self.entry.preprocess_config(max_pixels, face_crop)
 
     def summary(self, ready: bool) -> dict:
-        """``ModelEntry.summary()`` plus readiness and the providers in use."""
-        return {**self.entry.summary(), "providers": self.runtime.providers, "ready": ready}
+        """``ModelEntry.summary()`` plus readiness, the providers and the batching in use."""
+        return {
+            **self.entry.summary(),
+            "providers": self.runtime.providers,
+            "batching": asdict(self.batcher.config),
+            "ready": ready,
+        }
 
 
 def find_entries(repository: ModelRepository, latest_only: bool) -> list[ModelEntry]:

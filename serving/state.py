@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
 
-from core.modelrepo import ModelRepository
+from core.modelrepo import ModelEntry, ModelRepository
 from core.preprocessing import encode_jpeg, preprocess_bytes
 from core.provenance import EvidenceConfig, EvidenceReader
 from serving.batcher import BatcherConfig, DynamicBatcher
@@ -30,27 +32,21 @@ T = TypeVar("T")
 
 
 def runtime_config(config: ServerConfig) -> RuntimeConfig:
-    return RuntimeConfig(
-        providers=config.providers,
+    return config.pick(
+        RuntimeConfig,
         intra_op_threads=config.worker_intra_op_threads,
-        graph_optimization=config.graph_optimization,
-        memory_arena=config.memory_arena,
-        device_id=config.device_id,
-        trt_fp16=config.trt_fp16,
         trt_cache_dir=config.engine_cache_dir,
-        max_batch_size=config.max_batch_size,
-        precision=config.precision,
     )
 
 
-def batcher_config(config: ServerConfig) -> BatcherConfig:
-    return BatcherConfig(
-        max_batch_size=config.max_batch_size,
-        max_queue_delay_ms=config.max_queue_delay_ms,
-        max_queue_size=config.max_queue_size,
-        request_timeout_s=config.request_timeout_s,
-        bulk_batch_size=config.bulk_batch_size,
-    )
+def batcher_config(config: ServerConfig, entry: ModelEntry) -> BatcherConfig:
+    """The server's batching settings, overridden by the model's own (``metadata.json``
+    ``batching``); a name the batcher does not have, or a bad value, is a ValueError."""
+    own = entry.batching
+    unknown = set(own) - {item.name for item in dataclasses.fields(BatcherConfig)}
+    if unknown:
+        raise ValueError(f"metadata.json batching has unknown settings {sorted(unknown)}")
+    return dataclasses.replace(config.pick(BatcherConfig), **own)
 
 
 def lower_thread_priority(nice: int) -> None:
@@ -124,6 +120,7 @@ class ServingState:
         loaded = []
         for entry in entries:
             try:
+                batching = batcher_config(self.config, entry)
                 runtime = await asyncio.to_thread(ModelRuntime, entry, runtime_config(self.config))
                 await asyncio.to_thread(runtime.warmup, self.config.warmup_sizes)
             except Exception as exc:
@@ -131,7 +128,7 @@ class ServingState:
                 continue
             batcher = DynamicBatcher(
                 runtime.run,
-                batcher_config(self.config),
+                batching,
                 self.metrics.observer(entry.name, entry.version),
                 name=f"{entry.name}:{entry.version}",
             )
@@ -211,6 +208,14 @@ class ServingState:
         logger.info("stopped")
         if self.evidence is not None:
             self.evidence.close()
+
+    @contextlib.asynccontextmanager
+    async def slot(self, slots: asyncio.Semaphore, code: str, message: str) -> AsyncIterator[None]:
+        """Hold one of ``slots`` (LIME, video) meanwhile; 503 ``code`` when none is free."""
+        if slots.locked():
+            raise unavailable(code, message, self.config.retry_after_s)
+        async with slots:
+            yield
 
     def require_serving(self) -> None:
         """Raise 503 unless models are loaded and the server is not shutting down."""

@@ -41,7 +41,7 @@ from core.video import (
     video_verdict,
 )
 from serving.config import ServerConfig
-from serving.errors import APIError, bad_parameter, unavailable
+from serving.errors import APIError, bad_parameter
 from serving.inference import infer, probabilities
 from serving.models import LoadedModel
 from serving.params import face_crop_flag, query_float, query_int
@@ -158,13 +158,8 @@ async def predict_video(request: Request) -> JSONResponse:
     model = state.model(query.get("model"), query.get("version"))
     sampling = parse_sampling(query, state.config.video_limits)
     config = model.preprocess_config(state.config.max_pixels, face_crop_flag(query))
-    if state.video_slots.locked():
-        raise unavailable(
-            "video_busy",
-            f"{state.config.video_concurrency} videos are already being scored",
-            state.config.retry_after_s,
-        )
-    async with state.video_slots:
+    busy = f"{state.config.video_concurrency} videos are already being scored"
+    async with state.slot(state.video_slots, "video_busy", busy):
         folder = state.config.video_temp_dir
         async with received_video(request, state.config.video_max_bytes, folder) as path:
             body = await score_video(state, model, path, sampling, config)

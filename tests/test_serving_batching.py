@@ -139,3 +139,37 @@ async def test_shutdown_drains_in_flight_requests_and_refuses_new_ones(model_ent
     assert refused.headers["retry-after"] == "1"
     assert not_ready.status_code == 503
     assert [r.status_code for r in finished] == [200, 200, 200]
+
+
+def _set_batching(root, name: str, batching: dict) -> None:
+    import json
+
+    path = root / name / "1" / "metadata.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"batching": batching}))
+
+
+async def test_a_models_own_batching_settings_override_the_servers(model_entry_writer, caplog):
+    root = model_entry_writer("cnn", 1)
+    own = {
+        "small": {"max_batch_size": 4, "bulk_batch_size": 2},
+        "zero": {"max_batch_size": 0},
+        "odd": {"colour": "blue"},
+    }
+    for name, batching in own.items():
+        model_entry_writer(name, 1)
+        _set_batching(root, name, batching)
+    config = test_config(root, max_batch_size=16, max_queue_delay_ms=30)
+    async with serving_client(config) as (client, app):
+        listed = {m["name"]: m for m in (await client.get("/v1/models")).json()["models"]}
+        small = app.state.serving.pool.resolve("small")
+        answers = await asyncio.gather(
+            *(post_image(client, data, "/v1/predict?model=small") for data in distinct_pngs(12))
+        )
+    assert sorted(listed) == ["cnn", "small"], "a model with bad batching settings is not loaded"
+    assert listed["small"]["batching"]["max_batch_size"] == 4
+    assert listed["small"]["batching"]["bulk_batch_size"] == 2
+    assert listed["cnn"]["batching"]["max_batch_size"] == 16, "the server's settings otherwise"
+    assert all(answer.status_code == 200 for answer in answers)
+    assert small.batcher.stats.rows == 12 and small.batcher.stats.largest_batch <= 4
+    assert "BatcherConfig.max_batch_size must be at least 1, got 0" in caplog.text
+    assert "unknown settings ['colour']" in caplog.text
