@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from core.provenance.config import EvidenceConfig
@@ -117,19 +118,45 @@ def _jpeg_segment(marker: int, payload: memoryview, blocks: Blocks) -> None:
         blocks.xmp.append(bytes(payload[len(XMP_HEADER) :]))
 
 
+@dataclass
+class _ChunkWalk:
+    """The chunks of a PNG (length, type, data, CRC) or RIFF file (type, length, data, pad to
+    even), as ``(type, start, end)``; ``complete`` once the walk reached the file's end (or
+    PNG's IEND) within ``steps`` chunks."""
+
+    data: memoryview
+    start: int
+    steps: int
+    png: bool
+    complete: bool = False
+
+    def __iter__(self) -> Iterator[tuple[bytes, int, int]]:
+        pos, size = self.start, len(self.data)
+        framing = 12 if self.png else 8  # header (+ PNG's CRC)
+        for _ in range(self.steps):
+            if pos + framing > size:
+                break
+            if self.png:
+                length, kind = struct.unpack_from(">I4s", self.data, pos)
+            else:
+                kind, length = struct.unpack_from("<4sI", self.data, pos)
+            end = pos + framing + length
+            if self.png and kind == b"IEND":
+                break
+            yield kind, pos, end
+            pos = end + (0 if self.png else length & 1)
+        else:
+            return
+        self.complete = True
+
+
 def _walk_png(data: memoryview, blocks: Blocks, steps: int) -> bool:
     """tEXt, zTXt, iTXt, eXIf and caBX (C2PA) chunks, up to IEND."""
-    pos, size = 8, len(data)
-    for _ in range(steps):
-        if pos + 12 > size:
-            return True
-        length, kind = struct.unpack_from(">I4s", data, pos)
-        end = pos + 12 + length
-        if kind == b"IEND":
-            return True
+    walk = _ChunkWalk(data, 8, steps, png=True)
+    for kind, pos, end in walk:
         if kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"caBX"):
             name = kind.decode()
-            if end > size:
+            if end > len(data):
                 blocks.problems.append(unreadable("png_text", f"the {name} chunk runs past the "
                                                   "end of the file"))  # fmt: skip
                 return True
@@ -138,8 +165,7 @@ def _walk_png(data: memoryview, blocks: Blocks, steps: int) -> bool:
                 blocks.problems.append(unreadable("png_text", f"a {name} chunk fails its CRC"))
             else:
                 _png_chunk(kind, data[pos + 8 : end - 4], blocks)
-        pos = end
-    return False
+    return walk.complete
 
 
 def _png_chunk(kind: bytes, payload: memoryview, blocks: Blocks) -> None:
@@ -195,23 +221,18 @@ def _inflate(data: bytes, limit: int) -> bytes:
 
 def _walk_webp(data: memoryview, blocks: Blocks, steps: int) -> bool:
     """EXIF, XMP and C2PA chunks of a RIFF/WebP file."""
-    pos, size = 12, len(data)
-    for _ in range(steps):
-        if pos + 8 > size:
-            return True
-        kind, length = struct.unpack_from("<4sI", data, pos)
-        end = pos + 8 + length
-        if kind in (b"EXIF", b"XMP ", b"C2PA") and end > size:
+    walk = _ChunkWalk(data, 12, steps, png=False)
+    for kind, pos, end in walk:
+        if kind in (b"EXIF", b"XMP ", b"C2PA") and end > len(data):
             blocks.problems.append(unreadable("container", f"the WebP {kind.decode().strip()} "
                                               "chunk runs past the end of the file"))  # fmt: skip
             return True
         payload = data[pos + 8 : end]
         if kind == b"C2PA":
             blocks.c2pa = True
-        elif kind == b"EXIF" and blocks.admit("exif", length, "the EXIF chunk"):
+        elif kind == b"EXIF" and blocks.admit("exif", len(payload), "the EXIF chunk"):
             raw = bytes(payload)
             blocks.exif.append(raw if raw.startswith(EXIF_HEADER) else EXIF_HEADER + raw)
-        elif kind == b"XMP " and blocks.admit("xmp", length, "the XMP chunk"):
+        elif kind == b"XMP " and blocks.admit("xmp", len(payload), "the XMP chunk"):
             blocks.xmp.append(bytes(payload))
-        pos = end + (length & 1)
-    return False
+    return walk.complete
