@@ -46,8 +46,21 @@ def _parse_optional_path(text: str) -> Path | None:
     return Path(text) if text.strip() else None
 
 
+def _parse_optional_file(text: str) -> Path | None:
+    return Path(text) if text.strip() else None
+
+
 def _parse_optional_str(text: str) -> str | None:
     return text.strip() or None
+
+
+def _parse_origins(text: str) -> tuple[str, ...]:
+    """Comma-separated browser origins, kept as written (``https://a.example``) or ``*``."""
+    origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"an origin is 'http(s)://host[:port]' or '*', got {origin!r}")
+    return origins
 
 
 def _option(
@@ -170,6 +183,49 @@ class ServerConfig:
         flag="--webui",
     )
     log_level: str = _option("info", "log level", choices=LOG_LEVELS)
+    # --- access control and abuse resistance (serving/auth.py, ratelimit.py, protocol.py) ---
+    api_keys: Path | None = _option(
+        None,
+        "file of SHA-256 key hashes, one 'sha256:<hex> [name]' a line (python -m serving.auth "
+        "new writes one); when set, every API route needs 'Authorization: Bearer <key>'",
+        _parse_optional_file,
+        flag="--api-keys",
+    )
+    rate_limit: float = _option(
+        0.0,
+        "tokens per second per API key (per client address without keys); 0: no rate limit",
+        float,
+        flag="--rate",
+    )
+    rate_burst: int = _option(20, "token bucket size: most tokens spent at once", int, "--burst")
+    rate_lime_cost: int = _option(
+        10, "tokens a LIME explanation costs (every other request costs 1; capped at --burst)", int
+    )
+    cors_origins: tuple[str, ...] = _option(
+        (), "origins allowed to call the API from a browser, comma separated (empty: CORS off)",
+        _parse_origins,
+    )  # fmt: skip
+    header_timeout_s: float = _option(
+        10.0,
+        "a request head not complete this long after the connection opened or the previous "
+        "answer closes the connection",
+        float,
+    )
+    body_timeout_s: float = _option(
+        60.0, "a request body not complete this long after its head closes the connection", float
+    )
+    keep_alive_timeout_s: float = _option(
+        5.0, "idle keep-alive connections are closed after this long (uvicorn)", float
+    )
+    max_connections: int = _option(
+        1000,
+        "open connections (or running requests) per worker beyond which new requests get "
+        "uvicorn's 503 (0: no cap)",
+        int,
+    )
+    max_header_bytes: int = _option(
+        16384, "largest request head in bytes; beyond it uvicorn answers 400 (h11)", int
+    )
 
     def __post_init__(self) -> None:
         positive = (
@@ -181,7 +237,7 @@ class ServerConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_queue_delay_ms", "intra_op_threads", "device_id", "graceful_timeout_s",
-                     "keep_warm_s"):  # fmt: skip
+                     "keep_warm_s", "rate_limit", "max_connections"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:
@@ -193,6 +249,15 @@ class ServerConfig:
             raise ValueError(f"providers must be some of {', '.join(PROVIDER_CHOICES)}")
         if any(size < 1 for size in self.warmup_batch_sizes):
             raise ValueError("warmup batch sizes must be positive")
+        self._check_access_settings()
+
+    def _check_access_settings(self) -> None:
+        for name in ("rate_burst", "rate_lime_cost", "max_header_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     @property
     def warmup_sizes(self) -> tuple[int, ...]:
@@ -293,6 +358,8 @@ def _metavar(item: dataclasses.Field) -> str:
         _parse_optional_path: "DIR",
         _parse_ints: "N,N,...",
         _parse_strs: "NAME,NAME,...",
+        _parse_optional_file: "FILE",
+        _parse_origins: "ORIGIN,ORIGIN,...",
     }
     return names.get(item.metadata["parse"], "TEXT")
 
