@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import bulkbench, soak
+from benchmarks import bulkbench, slowloris, soak
 from benchmarks import explain as explain_bench
 from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig
@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain_bench.add_parser(commands)
     bulkbench.add_parser(commands)
     soak.add_soak_parser(commands)
+    slowloris.add_parser(commands)
     return parser
 
 
@@ -403,6 +404,7 @@ COMMANDS = {
     "explain": explain_bench.command,
     "bulk": bulkbench.command,
     "soak": soak.cmd_soak,
+    "slowloris": slowloris.command,
 }
 
 
