@@ -64,7 +64,9 @@ def _level(base_url: str, args: argparse.Namespace, images: ImageSet) -> dict:
     config = LoadConfig(base_url, concurrency=args.concurrency, requests=10**7,
                         duration_s=args.duration, warmup_requests=2 * args.concurrency)  # fmt: skip
     level = run_level_sync(config, images)
-    return {key: level[key] for key in ("requests", "ok", "errors", "images_per_s", "latency_ms")}
+    kept = {key: level[key] for key in ("requests", "ok", "errors", "images_per_s", "latency_ms")}
+    # the machine is shared: its 1-minute load average at the end says how busy it was
+    return {**kept, "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
 def run(args: argparse.Namespace) -> tuple[dict, Path]:
@@ -141,14 +143,15 @@ def render(results: dict | None) -> str:
         f"{results['model']['source'].split(' (')[0]} `{results['model']['name']}`, "
         f"c={s['concurrency']} good clients, {s['duration_s']:g} s per run, nice {s['nice']}):",
         "",
-        "| run | good requests | failed | img/s | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| run | good requests | failed | img/s | p50 ms | p99 ms | machine load (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, level in rows:
         latency = level["latency_ms"]
         lines.append(
             f"| {name} | {level['requests']} | {sum(level['errors'].values())} | "
-            f"{level['images_per_s']:.1f} | {latency['p50']:.1f} | {latency['p99']:.1f} |"
+            f"{level['images_per_s']:.1f} | {latency['p50']:.1f} | {latency['p99']:.1f} | "
+            f"{level.get('load_average_1m', '—')} |"
         )
     lines += [
         "",

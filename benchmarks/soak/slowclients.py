@@ -30,11 +30,15 @@ class SlowClientSettings:
     drip_s: float = 1.0
 
 
+def _running(stop_at: float, shared) -> bool:
+    return time.monotonic() < stop_at and not shared["stop"].is_set()
+
+
 async def _one_client(
     settings: SlowClientSettings, index: int, stop_at: float, shared, lifetimes: list[float]
 ) -> None:
     await asyncio.sleep(RAMP_S * index / max(1, settings.connections))
-    while time.monotonic() < stop_at:
+    while _running(stop_at, shared):
         try:
             reader, writer = await asyncio.open_connection(settings.host, settings.port)
         except OSError:
@@ -43,7 +47,7 @@ async def _one_client(
         opened = time.monotonic()
         with shared["open"].get_lock():
             shared["open"].value += 1
-        cut_off = await _drip(reader, writer, settings.drip_s, stop_at)
+        cut_off = await _drip(reader, writer, settings.drip_s, stop_at, shared)
         with shared["open"].get_lock():
             shared["open"].value -= 1
         writer.close()
@@ -53,11 +57,11 @@ async def _one_client(
             lifetimes.append(time.monotonic() - opened)
 
 
-async def _drip(reader, writer, drip_s: float, stop_at: float) -> bool:
+async def _drip(reader, writer, drip_s: float, stop_at: float, shared) -> bool:
     """Trickle header bytes until the server closes (True) or the run ends (False)."""
     try:
         writer.write(HEAD)
-        while time.monotonic() < stop_at:
+        while _running(stop_at, shared):
             try:
                 data = await asyncio.wait_for(reader.read(4096), drip_s)
             except TimeoutError:
@@ -86,13 +90,14 @@ def _attack(settings: SlowClientSettings, seconds: float, shared, results) -> No
 
 
 class SlowClients:
-    """``with SlowClients(settings, seconds) as attack:``; ``attack.open_now()`` samples how
-    many are connected; :meth:`summary` (after the block) describes the run."""
+    """``with SlowClients(settings, seconds) as attack:`` (at most ``seconds``, stopped when
+    the block ends); ``attack.open_now()`` samples how many are connected; :meth:`summary`
+    (after the block) describes the run."""
 
     def __init__(self, settings: SlowClientSettings, seconds: float) -> None:
         context = multiprocessing.get_context("spawn")
         self.settings, self.seconds = settings, seconds
-        self.shared = {"open": context.Value("i", 0)}
+        self.shared = {"open": context.Value("i", 0), "stop": context.Event()}
         self.results = context.Queue()
         self.process = context.Process(
             target=_attack, args=(settings, seconds, self.shared, self.results), daemon=True
@@ -118,6 +123,7 @@ class SlowClients:
         return False
 
     def __exit__(self, *exc_info: object) -> None:
+        self.shared["stop"].set()
         with contextlib.suppress(Exception):
             self.lifetimes = self.results.get(timeout=self.seconds + 60.0)
         self.process.join(timeout=10.0)
