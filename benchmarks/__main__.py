@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import bulkbench, soak
+from benchmarks import bulkbench, slowloris, soak
 from benchmarks import evidence as evidence_bench
 from benchmarks import explain as explain_bench
 from benchmarks import video as video_bench
@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     evidence_bench.add_parser(commands)
     video_bench.add_parser(commands)
     soak.add_soak_parser(commands)
+    slowloris.add_parser(commands)
     return parser
 
 
@@ -412,6 +413,7 @@ COMMANDS = {
     "evidence": evidence_bench.command,
     "video": video_bench.command,
     "soak": soak.cmd_soak,
+    "slowloris": slowloris.command,
 }
 
 

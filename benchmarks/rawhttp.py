@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 
@@ -29,22 +30,30 @@ class RawHttpConnection:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    def _head(self, method: str, path: str, content_type: str, length: int) -> bytes:
+    def _head(
+        self, method: str, path: str, content_type: str, length: int, headers: Mapping[str, str]
+    ) -> bytes:
         lines = [
             f"{method} {path} HTTP/1.1",
             f"Host: {self.host}:{self.port}",
             "Accept: application/json",
             f"Content-Length: {length}",
+            *(f"{name}: {value}" for name, value in headers.items()),
         ]
         if length:
             lines.append(f"Content-Type: {content_type}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
     async def request(
-        self, method: str, path: str, body: bytes = b"", content_type: str = "image/jpeg"
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        content_type: str = "image/jpeg",
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """Send one request and return ``(status, body)``; retries once on a stale connection."""
-        head = self._head(method, path, content_type, len(body))
+        head = self._head(method, path, content_type, len(body), headers or {})
         reused = self._writer is not None
         try:
             return await self._exchange(head, body)

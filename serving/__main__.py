@@ -1,7 +1,8 @@
 """``python -m serving``: check the model repository, then run uvicorn (factory mode).
 
 Exit codes: 0 after a clean stop (SIGTERM or Ctrl+C: in-flight requests finish first),
-2 for bad flags or a missing / empty model repository, 3 if the app fails to start.
+2 for bad flags, a missing / empty model repository or a bad --api-keys file, 3 if the app
+fails to start.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from pathlib import Path
 from core.modelrepo import ModelRepository
 from core.provenance.reader import load_trust_anchors
 from serving.app import configure_logging
+from serving.auth import KeyFileError, KeyStore
 from serving.config import ServerConfig, parse_args
 from serving.metrics import MULTIPROCESS_ENV
 from serving.models import find_entries
-from serving.protocol import NoDelayH11Protocol
+from serving.protocol import ReadDeadlines, guarded_protocol
 
 FACTORY = "serving.app:create_app_from_env"
 
@@ -42,6 +44,17 @@ def repository_problem(config: ServerConfig) -> str | None:
         )
     if config.default_model and config.default_model not in {e.name for e in entries}:
         return f"default model {config.default_model!r} is not in {root}"
+    return key_file_problem(config)
+
+
+def key_file_problem(config: ServerConfig) -> str | None:
+    """Why the ``--api-keys`` file cannot be used (a bad line is named), or None."""
+    if config.api_keys is None:
+        return None
+    try:
+        KeyStore.from_file(config.api_keys)
+    except KeyFileError as exc:
+        return str(exc)
     return None
 
 
@@ -93,6 +106,18 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def connection_limits(config: ServerConfig) -> dict:
+    """uvicorn's own settings where they suffice (keep-alive, connection cap, head size), our
+    protocol (``serving/protocol.py``) for the header and body deadlines uvicorn lacks."""
+    deadlines = ReadDeadlines(config.header_timeout_s, config.body_timeout_s)
+    return {
+        "http": guarded_protocol(deadlines),
+        "timeout_keep_alive": config.keep_alive_timeout_s,
+        "limit_concurrency": config.max_connections or None,
+        "h11_max_incomplete_event_size": config.max_header_bytes,
+    }
+
+
 def run_uvicorn(config: ServerConfig) -> int:
     import uvicorn
 
@@ -107,7 +132,7 @@ def run_uvicorn(config: ServerConfig) -> int:
         log_level=config.log_level,
         timeout_graceful_shutdown=config.graceful_timeout_s or None,
         server_header=False,
-        http=NoDelayH11Protocol,
+        **connection_limits(config),
     )
     return 0
 

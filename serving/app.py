@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from core.preprocessing import FaceBox, ImageError, decode_rgb
 from serving import kserve, video
+from serving.access import access_middleware
 from serving.config import ServerConfig
 from serving.errors import (
     EXCEPTION_HANDLERS,
@@ -298,6 +299,7 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         middleware=[
             Middleware(SecurityHeadersMiddleware),
             Middleware(RequestMetricsMiddleware, metrics=state.metrics),
+            *access_middleware(config, state.metrics),  # CORS, API keys, rate limits
             Middleware(
                 BodyLimitMiddleware,
                 max_bytes=config.max_body_bytes,

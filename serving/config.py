@@ -10,11 +10,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core import options
+from core.options import (
+    option,
+    parse_bool,
+    parse_ints,
+    parse_names,
+    parse_optional_path,
+    parse_optional_str,
+)
 from core.preprocessing import DEFAULT_MAX_PIXELS
 from core.video import VideoLimits
 
@@ -27,184 +36,185 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DEFAULT_WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 
 
-def _parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _parse_ints(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part.strip())
-
-
-def _parse_strs(text: str) -> tuple[str, ...]:
-    return tuple(part.strip().lower() for part in text.split(",") if part.strip())
-
-
-def _parse_optional_path(text: str) -> Path | None:
-    return Path(text) if text.strip() else None
-
-
-def _parse_optional_file(text: str) -> Path | None:
-    return Path(text) if text.strip() else None
-
-
-def _parse_optional_str(text: str) -> str | None:
-    return text.strip() or None
-
-
-def _option(
-    default: Any,
-    help: str,
-    parse: Callable[[str], Any] = str,
-    flag: str | None = None,
-    choices: Sequence[str] | None = None,
-) -> Any:
-    """A config field with its CLI/env description."""
-    return field(
-        default=default,
-        metadata={"help": help, "parse": parse, "flag": flag, "choices": choices},
-    )
-
-
-def _render(value: Any) -> str:
-    """A field value as the text its flag or environment variable would hold."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return ",".join(str(item) for item in value)
-    return str(value)
+def _parse_origins(text: str) -> tuple[str, ...]:
+    """Comma-separated browser origins, kept as written (``https://a.example``) or ``*``."""
+    origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"an origin is 'http(s)://host[:port]' or '*', got {origin!r}")
+    return origins
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything the inference server can be told."""
 
-    models_dir: Path = _option(
+    models_dir: Path = option(
         Path("models"), "model repository folder <name>/<version>/", Path, flag="--models"
     )
-    host: str = _option("127.0.0.1", "address to listen on")
-    port: int = _option(8000, "TCP port to listen on", int)
-    workers: int = _option(1, "uvicorn worker processes (each loads every model)", int)
-    max_batch_size: int = _option(32, "most image rows per model run", int)
-    max_queue_delay_ms: float = _option(
+    host: str = option("127.0.0.1", "address to listen on")
+    port: int = option(8000, "TCP port to listen on", int)
+    workers: int = option(1, "uvicorn worker processes (each loads every model)", int)
+    max_batch_size: int = option(32, "most image rows per model run", int)
+    max_queue_delay_ms: float = option(
         5.0,
         "longest wait for more rows after the first one of a batch "
         "(only while other requests are still being decoded)",
         float,
     )
-    max_queue_size: int = _option(
+    max_queue_size: int = option(
         2048, "most rows waiting per model; beyond that requests get 503", int
     )
-    bulk_batch_size: int = _option(
+    bulk_batch_size: int = option(
         8,
         "most rows of bulk work (LIME's perturbed images) per model run, so a prediction "
         "never waits behind a long bulk run",
         int,
     )
-    request_timeout_s: float = _option(
+    request_timeout_s: float = option(
         30.0, "longest time a request may wait for its model run before 504", float
     )
-    max_body_bytes: int = _option(10 * 1024 * 1024, "largest request body in bytes (413)", int)
-    max_pixels: int = _option(
+    max_body_bytes: int = option(10 * 1024 * 1024, "largest request body in bytes (413)", int)
+    max_pixels: int = option(
         DEFAULT_MAX_PIXELS, "largest image in pixels, checked from the header (413)", int
     )
-    max_batch_files: int = _option(64, "most files in one /v1/predict/batch request", int)
-    decode_threads: int = _option(
+    max_batch_files: int = option(64, "most files in one /v1/predict/batch request", int)
+    decode_threads: int = option(
         4, "threads decoding and preprocessing uploads (the whole server's, shared by workers)", int
     )
-    intra_op_threads: int = _option(
+    intra_op_threads: int = option(
         0,
         "onnxruntime intra-op threads (the whole server's, shared by workers; 0: all cores)",
         int,
     )
-    graph_optimization: str = _option(
+    graph_optimization: str = option(
         "all", "onnxruntime graph optimisation level", choices=GRAPH_OPTIMIZATION_CHOICES
     )
-    memory_arena: bool = _option(
-        True, "onnxruntime's CPU memory arena (buffers reused across runs)", _parse_bool
+    memory_arena: bool = option(
+        True, "onnxruntime's CPU memory arena (buffers reused across runs)", parse_bool
     )
-    providers: tuple[str, ...] = _option(
+    providers: tuple[str, ...] = option(
         PROVIDER_CHOICES,
         "execution provider preference, comma separated; unavailable ones are skipped",
-        _parse_strs,
+        parse_names,
     )
-    device_id: int = _option(0, "GPU index for the CUDA and TensorRT providers", int)
-    trt_fp16: bool = _option(True, "let TensorRT use fp16 kernels", _parse_bool)
-    trt_cache_dir: Path | None = _option(
-        None, "TensorRT engine cache folder (default: <models>/.trt_cache)", _parse_optional_path
+    device_id: int = option(0, "GPU index for the CUDA and TensorRT providers", int)
+    trt_fp16: bool = option(True, "let TensorRT use fp16 kernels", parse_bool)
+    trt_cache_dir: Path | None = option(
+        None, "TensorRT engine cache folder (default: <models>/.trt_cache)", parse_optional_path
     )
-    precision: str = _option(
+    precision: str = option(
         "fp32",
         "which ONNX file of each entry to serve (falls back to fp32 if absent)",
         choices=PRECISION_CHOICES,
     )
-    latest_only: bool = _option(False, "load only the latest version of each model", _parse_bool)
-    default_model: str | None = _option(
+    latest_only: bool = option(False, "load only the latest version of each model", parse_bool)
+    default_model: str | None = option(
         None,
         "model used when a request names none (default: cnn, else the first)",
-        _parse_optional_str,
+        parse_optional_str,
     )
-    warmup_batch_sizes: tuple[int, ...] = _option(
-        (), "batch sizes run once at start (default: 1 and max batch size)", _parse_ints
+    warmup_batch_sizes: tuple[int, ...] = option(
+        (), "batch sizes run once at start (default: 1 and max batch size)", parse_ints
     )
-    lime_concurrency: int = _option(2, "LIME explanations running at once per worker", int)
-    background_nice: int = _option(
+    lime_concurrency: int = option(2, "LIME explanations running at once per worker", int)
+    background_nice: int = option(
         10,
         "how much lower the CPU priority (Linux nice, 0-19) of explanation threads is than "
         "that of predictions, so LIME's own work yields the cores to them (0: same priority)",
         int,
     )
-    keep_warm_s: float = _option(
+    keep_warm_s: float = option(
         0.5,
         "after this many idle seconds, run each model once on a tiny image, and again every "
         "as long (0: off); keeps the first request after a pause fast on machines that "
         "reclaim an idle process's memory",
         float,
     )
-    lime_max_samples: int = _option(
+    lime_max_samples: int = option(
         1000, "upper bound of the num_samples parameter (also capped by the queue size)", int
     )
-    explain_max_features: int = _option(50, "upper bound of the num_features parameter", int)
-    retry_after_s: int = _option(1, "Retry-After seconds sent with 503 answers", int)
-    graceful_timeout_s: float = _option(
+    explain_max_features: int = option(50, "upper bound of the num_features parameter", int)
+    retry_after_s: int = option(1, "Retry-After seconds sent with 503 answers", int)
+    graceful_timeout_s: float = option(
         30.0, "on SIGTERM, how long in-flight requests may take to finish", float
     )
-    webui_dir: Path | None = _option(
+    webui_dir: Path | None = option(
         DEFAULT_WEBUI_DIR,
         "folder served at / and /static/ (empty: no web UI)",
-        _parse_optional_path,
+        parse_optional_path,
         flag="--webui",
     )
     # Provenance evidence (core.provenance, docs/CONTRACTS.md "evidence")
-    evidence: bool = _option(
+    evidence: bool = option(
         True,
         "read each upload's provenance evidence (C2PA, XMP source type, generator metadata) "
         "into the answer's evidence section",
-        _parse_bool,
+        parse_bool,
     )
-    c2pa_trust_anchors: Path | None = _option(
+    c2pa_trust_anchors: Path | None = option(
         None,
         "PEM file of C2PA signers' root certificates to trust (empty: none, so valid "
         "signatures are reported signed_untrusted)",
-        _parse_optional_file,
+        parse_optional_path,
     )
-    log_level: str = _option("info", "log level", choices=LOG_LEVELS)
+    log_level: str = option("info", "log level", choices=LOG_LEVELS)
     # --- video: POST /v1/predict/video (serving/video.py) ---
-    video_max_bytes: int = _option(100 * 1024 * 1024, "largest video upload in bytes (413)", int)
-    video_max_duration_s: float = _option(600.0, "longest video in seconds (413)", float)
-    video_max_frame_pixels: int = _option(3840 * 2160, "largest video frame in pixels (413)", int)
-    video_max_frames: int = _option(256, "most frames sampled from one video (422)", int)
-    video_concurrency: int = _option(2, "videos scored at once per worker; more get 503", int)
-    video_temp_dir: Path | None = _option(
+    video_max_bytes: int = option(100 * 1024 * 1024, "largest video upload in bytes (413)", int)
+    video_max_duration_s: float = option(600.0, "longest video in seconds (413)", float)
+    video_max_frame_pixels: int = option(3840 * 2160, "largest video frame in pixels (413)", int)
+    video_max_frames: int = option(256, "most frames sampled from one video (422)", int)
+    video_concurrency: int = option(2, "videos scored at once per worker; more get 503", int)
+    video_temp_dir: Path | None = option(
         None,
         "folder holding each uploaded video while it is scored (default: the system's temp)",
-        _parse_optional_path,
+        parse_optional_path,
+    )
+    # --- access control and abuse resistance (serving/auth.py, ratelimit.py, protocol.py) ---
+    api_keys: Path | None = option(
+        None,
+        "file of SHA-256 key hashes, one 'sha256:<hex> [name]' a line (python -m serving.auth "
+        "new writes one); when set, every API route needs 'Authorization: Bearer <key>'",
+        parse_optional_path,
+        flag="--api-keys",
+    )
+    rate_limit: float = option(
+        0.0,
+        "tokens per second per API key (per client address without keys); 0: no rate limit",
+        float,
+        flag="--rate",
+    )
+    rate_burst: int = option(
+        20, "token bucket size: most tokens spent at once", int, flag="--burst"
+    )
+    rate_lime_cost: int = option(
+        10, "tokens a LIME explanation costs (every other request costs 1; capped at --burst)", int
+    )
+    cors_origins: tuple[str, ...] = option(
+        (), "origins allowed to call the API from a browser, comma separated (empty: CORS off)",
+        _parse_origins,
+        metavar="ORIGIN,ORIGIN,...",
+    )  # fmt: skip
+    header_timeout_s: float = option(
+        10.0,
+        "a request head not complete this long after the connection opened or the previous "
+        "answer closes the connection",
+        float,
+    )
+    body_timeout_s: float = option(
+        60.0, "a request body not complete this long after its head closes the connection", float
+    )
+    keep_alive_timeout_s: float = option(
+        5.0, "idle keep-alive connections are closed after this long (uvicorn)", float
+    )
+    max_connections: int = option(
+        1000,
+        "open connections (or running requests) per worker beyond which new requests get "
+        "uvicorn's 503 (0: no cap)",
+        int,
+    )
+    max_header_bytes: int = option(
+        16384, "largest request head in bytes; beyond it uvicorn answers 400 (h11)", int
     )
 
     def __post_init__(self) -> None:
@@ -217,7 +227,7 @@ class ServerConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("max_queue_delay_ms", "intra_op_threads", "device_id", "graceful_timeout_s",
-                     "keep_warm_s"):  # fmt: skip
+                     "keep_warm_s", "rate_limit", "max_connections"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.request_timeout_s <= 0:
@@ -232,6 +242,7 @@ class ServerConfig:
         if any(size < 1 for size in self.warmup_batch_sizes):
             raise ValueError("warmup batch sizes must be positive")
         self._check_video()
+        self._check_access_settings()
 
     def _check_video(self) -> None:
         for name in ("video_max_bytes", "video_concurrency"):
@@ -246,6 +257,14 @@ class ServerConfig:
             max_frame_pixels=self.video_max_frame_pixels,
             max_frames=self.video_max_frames,
         )
+
+    def _check_access_settings(self) -> None:
+        for name in ("rate_burst", "rate_lime_cost", "max_header_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     @property
     def warmup_sizes(self) -> tuple[int, ...]:
@@ -283,44 +302,20 @@ class ServerConfig:
 
     def to_env(self) -> dict[str, str]:
         """Every field as a ``DFD_*`` variable (how worker processes receive the config)."""
-        return {env_name(item.name): _render(getattr(self, item.name)) for item in fields(self)}
+        return options.to_env(self, ENV_PREFIX)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConfig:
         """Defaults overridden by the ``DFD_*`` variables present in ``environ``."""
-        environ = os.environ if environ is None else environ
-        values = {}
-        for item in fields(cls):
-            text = environ.get(env_name(item.name))
-            if text is not None:
-                values[item.name] = _parse_field(item, text)
-        return cls(**values)
+        return options.options_from_env(cls, ENV_PREFIX, os.environ if environ is None else environ)
 
 
 def env_name(field_name: str) -> str:
-    return ENV_PREFIX + field_name.upper()
-
-
-def _flag(item: dataclasses.Field) -> str:
-    return item.metadata["flag"] or "--" + item.name.replace("_", "-")
-
-
-def _parse_field(item: dataclasses.Field, text: str) -> Any:
-    choices = item.metadata["choices"]
-    try:
-        value = item.metadata["parse"](text)
-    except ValueError as exc:
-        raise ValueError(f"{_flag(item)} / {env_name(item.name)}: {exc}") from None
-    if choices and value not in choices:
-        raise ValueError(
-            f"{_flag(item)} / {env_name(item.name)}: {text!r} is not one of {', '.join(choices)}"
-        )
-    return value
+    return options.env_name(ENV_PREFIX, field_name)
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """The ``python -m serving`` argument parser; defaults already reflect ``environ``."""
-    environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
         prog="python -m serving",
         description=(
@@ -329,34 +324,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
             f"environment variable shown (prefix {ENV_PREFIX}); flags win."
         ),
     )
-    for item in fields(ServerConfig):
-        name = env_name(item.name)
-        default = environ.get(name, _render(item.default))
-        shown = f"; default {default}" if default else ""
-        parser.add_argument(
-            _flag(item),
-            dest=item.name,
-            default=default,
-            metavar=_metavar(item),
-            help=f"{item.metadata['help']} [env {name}{shown}]",
-        )
+    environ = os.environ if environ is None else environ
+    options.add_options(parser, ServerConfig, env_prefix=ENV_PREFIX, environ=environ)
     return parser
-
-
-def _metavar(item: dataclasses.Field) -> str:
-    if item.metadata["choices"]:
-        return "{" + ",".join(item.metadata["choices"]) + "}"
-    names = {
-        _parse_bool: "{true,false}",
-        int: "N",
-        float: "NUMBER",
-        Path: "DIR",
-        _parse_optional_path: "DIR",
-        _parse_optional_file: "FILE",
-        _parse_ints: "N,N,...",
-        _parse_strs: "NAME,NAME,...",
-    }
-    return names.get(item.metadata["parse"], "TEXT")
 
 
 def parse_args(
@@ -364,13 +334,8 @@ def parse_args(
 ) -> ServerConfig:
     """Config from CLI flags over ``DFD_*`` variables over defaults; bad values exit with 2."""
     parser = build_parser(environ)
-    namespace = parser.parse_args(argv)
     try:
-        values = {
-            item.name: _parse_field(item, getattr(namespace, item.name))
-            for item in fields(ServerConfig)
-        }
-        return ServerConfig(**values)
+        return options.options_from(ServerConfig, parser.parse_args(argv), ENV_PREFIX)
     except ValueError as exc:
         parser.error(str(exc))
         raise  # unreachable: parser.error exits

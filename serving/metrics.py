@@ -58,6 +58,15 @@ class ServingMetrics:
         self.predictions = Counter(
             "dfd_predictions", "images classified", [*model, "label"], registry=self.registry
         )
+        # access control (serving/auth.py, serving/ratelimit.py)
+        self.auth_failures = Counter(
+            "dfd_auth_failures", "requests refused for a missing or invalid API key (401)",
+            ["reason"], registry=self.registry,
+        )  # fmt: skip
+        self.rate_limited = Counter(
+            "dfd_rate_limited", "requests refused by the per-client rate limit (429)",
+            ["kind"], registry=self.registry,
+        )  # fmt: skip
         self.ready = Gauge(
             "dfd_ready", "1 when warmed up and serving (every worker)",
             registry=self.registry, multiprocess_mode="livemin",

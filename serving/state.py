@@ -85,7 +85,7 @@ class ServingState:
         self._last_work = 0.0  # loop time of the last CPU work handed to the pool
         self._keep_warm: asyncio.Task | None = None
         self.keep_warm_runs = 0
-        self.evidence = (  # provenance reader (core.provenance); None with --evidence false
+        self.evidence = (  # provenance reader (core.provenance); None with --no-evidence
             EvidenceReader(EvidenceConfig(trust_anchors=config.c2pa_trust_anchors))
             if config.evidence
             else None

@@ -362,3 +362,37 @@ def test_a_timed_out_request_does_not_leak_its_answer_into_the_next():
         return answer
 
     assert asyncio.run(scenario()) == (200, b"fast")
+
+
+def test_slowloris_block_is_rendered_from_results(tmp_path):
+    from benchmarks import slowloris
+
+    level = {"requests": 100, "ok": 100, "errors": {}, "images_per_s": 50.0,
+             "latency_ms": {"p50": 20.0, "p99": 40.0}}  # fmt: skip
+    results = {
+        "started_at": "2026-12-01T00:00:00Z", "machine_name": "m", "machine": {"cpu": "cpu"},
+        "model": {"name": "cnn", "source": "repository"},
+        "settings": {"connections": 500, "concurrency": 16, "duration_s": 40.0, "nice": 10},
+        "without_attack_before": level, "with_attack": {**level, "errors": {"timeout": 1}},
+        "without_attack_after": level, "p99_ratio": 1.25, "good_requests_failed": 1,
+        "slow_clients": {"open_sampled": {"max": 500}, "all_open_before_measuring": True,
+                         "cut_off_by_server": 2000, "held_s": {"median": 10.0, "max": 10.1}},
+        "passed": False,
+    }  # fmt: skip
+    (tmp_path / "slowloris-m-2026-12-01.json").write_text(json.dumps(results))
+    page = tmp_path / "ACCESS.md"
+    page.write_text(f"intro\n{slowloris.START}\nold\n{slowloris.END}\n")
+    assert slowloris.update_page(page, tmp_path)
+    text = page.read_text()
+    assert "target NOT met" in text and "**1.25×**" in text
+    assert "| with 500 slow-header connections | 100 | 1 | 50.0 | 20.0 | 40.0 | — |" in text
+    assert slowloris.render(None).endswith("Not run yet.\n" + slowloris.END)
+
+
+def test_committed_access_page_block_is_the_rendering_of_the_results():
+    from benchmarks import slowloris
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / slowloris.PAGE).read_text()
+    expected = slowloris.render(slowloris.latest(root / "benchmarks" / "results"))
+    assert expected in text, "stale: run `python -m benchmarks slowloris --readme-only`"

@@ -123,4 +123,4 @@ def test_session_options_follow_the_server_config():
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     assert options.enable_cpu_mem_arena is False
     assert session_options(runtime_config(ServerConfig())).enable_cpu_mem_arena is True
-    assert parse_args(["--memory-arena", "false"]).memory_arena is False
+    assert parse_args(["--no-memory-arena"]).memory_arena is False

@@ -125,7 +125,10 @@ class Session:
         assert self.dialogs == []
 
 
-def open_ui(browser: Browser, url: str, width: int = 1100, height: int = 900) -> Session:
+def open_ui(
+    browser: Browser, url: str, width: int = 1100, height: int = 900, *, models: bool = True
+) -> Session:
+    """A new tab on the page; with ``models``, once the model list has loaded."""
     context = browser.new_context(viewport={"width": width, "height": height})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
@@ -146,7 +149,8 @@ def open_ui(browser: Browser, url: str, width: int = 1100, height: int = 900) ->
         ),
     )
     page.goto(url + "/")
-    expect(page.locator("#model-select")).to_be_enabled()
+    if models:
+        expect(page.locator("#model-select")).to_be_enabled()
     return session
 
 
@@ -575,3 +579,55 @@ def test_server_busy_503_says_when_to_retry(browser: Browser, tmp_path: Path):
             session.assert_clean()
         finally:
             page.context.close()
+
+
+def test_api_key_is_asked_for_sent_and_kept_for_the_tab_only(browser: Browser, tmp_path: Path):
+    """A server with --api-keys: the page asks for the key, says when it is wrong, sends it
+    as a Bearer header, and keeps it in sessionStorage (this tab) only."""
+    from serving.auth import hash_line
+
+    key = "dfd_browser-test-key-0123456789"
+    root = tmp_path / "models"
+    write_model_entry(root, "cnn", 1, TinyModelSpec(size=MODEL_SIZE))
+    keys = tmp_path / "keys.txt"
+    keys.write_text(hash_line(key, "browser") + "\n")
+    with ServerProcess(root, *SERVER_FLAGS, "--api-keys", str(keys)) as keyed:
+        session = open_ui(browser, keyed.url, models=False)
+        page, form = session.page, session.page.locator("#key-form")
+        sent: list[str | None] = []
+        page.on("request", lambda r: sent.append(r.headers.get("authorization"))
+                if "/v1/predict" in r.url else None)  # fmt: skip
+        try:
+            expect(form).to_be_visible()
+            expect(page.locator("#key-message")).to_have_text("This server needs an API key.")
+            expect(page.locator("#key-input")).to_be_focused()
+            expect(page.locator("#key-input")).to_have_attribute("type", "password")
+            page.fill("#key-input", "dfd_not-the-key")
+            page.keyboard.press("Enter")
+            expect(page.locator("#key-message")).to_have_text(
+                "That key was not accepted. Enter a valid API key."
+            )
+            page.fill("#key-input", key)
+            page.locator("#key-form button[type=submit]").click()
+            expect(page.locator("#model-select")).to_be_enabled()
+            expect(form).to_be_hidden()
+            expect(page.locator("#page-message")).to_be_hidden()
+            data = image_bytes(5, mean=170.0)
+            upload(page, ("face.png", "image/png", data))
+            assert_verdict(card(page, 0), data)
+            assert sent == [f"Bearer {key}"]
+            assert page.evaluate("sessionStorage.getItem('dfd-api-key')") == key
+            assert page.evaluate("localStorage.length") == 0 and page.context.cookies() == []
+            page.reload()  # same tab: the key is still there
+            expect(page.locator("#model-select")).to_be_enabled()
+            expect(form).to_be_hidden()
+            screenshot(page, "api-key-accepted.png")
+            session.assert_clean()
+        finally:
+            page.context.close()
+        fresh = open_ui(browser, keyed.url, models=False)  # another tab / browser session
+        try:
+            expect(fresh.page.locator("#key-form")).to_be_visible()
+            screenshot(fresh.page, "api-key-asked.png")
+        finally:
+            fresh.page.context.close()

@@ -84,7 +84,7 @@
     const timer = window.setTimeout(() => controller.abort(), timeoutMs);
     let response;
     try {
-      response = await fetch(url, { ...options, signal: controller.signal });
+      response = await fetch(url, withApiKey({ ...options, signal: controller.signal }));
     } catch (error) {
       if (controller.signal.aborted) {
         throw new ApiError(0, "timeout", `No answer within ${Math.round(timeoutMs / 1000)} s.`);
@@ -101,6 +101,7 @@
     }
     if (!response.ok) {
       const detail = body && typeof body === "object" && body.error ? body.error : {};
+      if (response.status === 401) askForKey(detail.code);
       throw new ApiError(
         response.status,
         typeof detail.code === "string" ? detail.code : "http_error",
@@ -120,6 +121,12 @@
     const { status, message } = error;
     if (status === 0 && error.code === "timeout") return `The server took too long. ${message} Please retry.`;
     if (status === 0) return "Could not reach the server. Check that it is running, then retry.";
+    if (status === 401) return "This server needs a valid API key: enter it above.";
+    if (status === 429) {
+      return error.retryAfterSeconds === null
+        ? "Too many requests, please retry in a few seconds."
+        : `Too many requests, retry in ${error.retryAfterSeconds} s.`;
+    }
     if (status === 503) {
       return error.retryAfterSeconds === null
         ? "Server busy, please retry in a few seconds."
@@ -138,7 +145,69 @@
 
   function isRetryable(error) {
     if (!(error instanceof ApiError)) return true;
-    return error.status === 0 || (error.status >= 500 && error.status !== 501);
+    const retryLater = error.status === 401 || error.status === 429;
+    return error.status === 0 || retryLater || (error.status >= 500 && error.status !== 501);
+  }
+
+  // ---------------------------------------------------------------- API key
+  // Only when the server requires one (its API answers 401). The key is kept in
+  // sessionStorage: this tab only, gone when it is closed; never in localStorage or a cookie.
+
+  const API_KEY_STORAGE = "dfd-api-key";
+  const keyForm = {
+    form: document.getElementById("key-form"),
+    input: document.getElementById("key-input"),
+    message: document.getElementById("key-message"),
+  };
+
+  function storedApiKey() {
+    try {
+      return window.sessionStorage.getItem(API_KEY_STORAGE) || "";
+    } catch {
+      return "";
+    }
+  }
+
+  function storeApiKey(key) {
+    try {
+      if (key) window.sessionStorage.setItem(API_KEY_STORAGE, key);
+      else window.sessionStorage.removeItem(API_KEY_STORAGE);
+    } catch {
+      // storage disabled: the key is asked for again after a reload
+    }
+  }
+
+  /** fetch() options with the Authorization header when a key was entered. */
+  function withApiKey(options) {
+    const key = storedApiKey();
+    if (!key) return options;
+    const headers = new Headers(options.headers || {});
+    headers.set("Authorization", `Bearer ${key}`);
+    return { ...options, headers };
+  }
+
+  function askForKey(code) {
+    const rejected = code === "invalid_api_key" && storedApiKey() !== "";
+    storeApiKey("");
+    keyForm.message.textContent = rejected
+      ? "That key was not accepted. Enter a valid API key."
+      : "This server needs an API key.";
+    const opening = keyForm.form.hidden;
+    keyForm.form.hidden = false;
+    if (opening) keyForm.input.focus();
+  }
+
+  function wireKeyForm() {
+    keyForm.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const key = keyForm.input.value.trim();
+      if (!key) return;
+      storeApiKey(key);
+      keyForm.input.value = "";
+      keyForm.form.hidden = true;
+      showPageMessage("");
+      loadModels();
+    });
   }
 
   // ---------------------------------------------------------------- page messages
@@ -549,6 +618,7 @@
     });
     el.modelSelect.addEventListener("change", updateModelInfo);
     el.clearResults.addEventListener("click", clearResults);
+    wireKeyForm();
     wireDragAndDrop();
     updateResultsChrome();
     loadModels();

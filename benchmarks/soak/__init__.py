@@ -10,6 +10,12 @@ for that image without the server (onnxruntime on ``core.preprocessing`` output)
 one against its documented status. The server's resident memory (psutil, else
 ``/proc/<pid>/status`` VmRSS, summed over its process tree) is sampled throughout.
 
+With ``--access`` the server has API keys (one per client, plus one for a flooder) and
+per-key rate limits on; good clients are paced under the rate; hostile requests add a
+missing and a wrong key (401); a flooding client over its rate must get only 200 or 429,
+and no more 200s than the token bucket allows; ``--slow-clients`` slow-header connections
+are held open from a separate process and must be cut off at the header deadline.
+
 It passes when nothing was lost (a good request without a 200), nothing mismatched, no
 5xx and no unexpected status, and the server's RSS at the end is at most its RSS after the
 warm-up plus ``--memory-bound-mb``. Results: ``benchmarks/results/soak-<machine>-<date>.json``;

@@ -59,6 +59,22 @@ def add_soak_parser(commands) -> None:
         metavar="ARG",
         help="extra flag for the server (repeat; --server-arg=--workers=2)",
     )
+    soak.add_argument(
+        "--access",
+        action="store_true",
+        help="API keys and rate limits on (--rate, --burst), requests without or with a wrong "
+        "key, a client flooding over its rate (--flood-rate), --slow-clients slow-header "
+        "connections; good clients paced at --client-rate",
+    )
+    defaults = SoakConfig()
+    for flag, kind, value, text in (
+        ("--rate", float, defaults.rate, "the server's --rate with --access"),
+        ("--burst", int, defaults.burst, "the server's --burst with --access"),
+        ("--client-rate", float, defaults.client_rate, "each good client's requests/s"),
+        ("--flood-rate", float, defaults.flood_rate, "the flooding client's requests/s"),
+        ("--slow-clients", int, defaults.slow_clients, "slow-header connections held open"),
+    ):
+        soak.add_argument(flag, type=kind, default=value, help=f"{text} (default {value:g})")
     soak.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     soak.add_argument("--machine", help="machine label in the file name (default: from the CPU)")
     soak.add_argument(
@@ -84,7 +100,21 @@ def cmd_soak(args) -> int:
     if args.duration <= 0 or args.concurrency < 1 or not 0 <= args.bad_fraction <= 1:
         print("error: --duration > 0, --concurrency >= 1 and 0 <= --bad-fraction <= 1")
         return 2
-    config = SoakConfig(
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    results, path = run_soak(config)
+    print(soak_line(results))
+    print(f"results: {path}")
+    for problem in results["problems"]:
+        print(f"  problem: {problem}")
+    return 0 if results["passed"] else 1
+
+
+def _config(args) -> SoakConfig:
+    return SoakConfig(
         models=args.models,
         model=args.model,
         synthetic=args.synthetic,
@@ -98,10 +128,10 @@ def cmd_soak(args) -> int:
         out_dir=args.out,
         machine_name=args.machine,
         readme=None if args.no_readme else README,
+        access=args.access,
+        rate=args.rate,
+        burst=args.burst,
+        client_rate=args.client_rate,
+        flood_rate=args.flood_rate,
+        slow_clients=args.slow_clients,
     )
-    results, path = run_soak(config)
-    print(soak_line(results))
-    print(f"results: {path}")
-    for problem in results["problems"]:
-        print(f"  problem: {problem}")
-    return 0 if results["passed"] else 1

@@ -30,6 +30,7 @@ class Kind:
     content_type: str = "application/octet-stream"
     expected: int = 200
     check: Callable[[dict], str | None] | None = None  # a problem sentence, or None
+    auth: str = "client"  # key sent: "client" (its own, when keys are on), "none" or "wrong"
 
 
 class Reference:
@@ -298,3 +299,12 @@ def _bad_kinds(entry, bad: dict[str, bytes]) -> list[Kind]:
         Kind(name, False, 1.0, method, path, body, kind, expected)
         for name, method, path, body, kind, expected in rows
     ]
+
+
+def access_kinds() -> list[Kind]:
+    """Hostile requests for a server with API keys: no key, a wrong key (401 each)."""
+    return [
+        Kind("no API key", False, 1.0, "GET", "/v1/models", expected=401, auth="none"),
+        Kind("wrong API key", False, 1.0, "POST", "/v1/predict", b"x", "image/png", 401,
+             auth="wrong"),
+    ]  # fmt: skip

@@ -42,6 +42,27 @@ def soak_line(soak: dict | None) -> str:
         f"{memory['start_mb']} MB, after warm-up {memory['after_warmup_mb']} MB, max "
         f"{memory['max_mb']} MB, end {memory['end_mb']} MB (bound: {memory['bound']} = "
         f"{memory['limit_mb']} MB, {'met' if memory['within_bound'] else 'NOT met'})."
+        + _access_text(soak)
+    )
+
+
+def _access_text(soak: dict) -> str:
+    """The ``--access`` part of the soak line: keys, rate limits, flooder, slow clients."""
+    access = soak.get("access")
+    if not access:
+        return ""
+    flood, slow = access["flood_by_status"], access["slow_clients"] or {}
+    held = slow.get("held_s", {})
+    return (
+        f" With `--access`: {access['keys']} API keys (401s above: requests without or with a "
+        f"wrong key), `--rate {access['rate']:g} --burst {access['burst']}`, good clients paced "
+        f"at {access['client_rate']:g} requests/s each; a client flooding at "
+        f"{access['flood_rate']:g}/s got {flood.get('200', 0)} × 200 (bound "
+        f"{access['flood_ok_bound']:g}) and {flood.get('429', 0)} × 429; "
+        f"{slow.get('connections', 0)} slow-header connections held open throughout, "
+        f"{slow.get('cut_off_by_server', 0)} cut off by the server after {held.get('median')} s "
+        f"(median; max {held.get('max')} s); server run under nice {soak.get('nice', 0)}; "
+        f"checks {'passed' if access['passed'] else 'FAILED'}."
     )
 
 

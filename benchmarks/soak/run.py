@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import numpy as np
 
 from benchmarks.soak.config import SoakConfig
 from benchmarks.soak.memory import MemorySampler
-from benchmarks.soak.mix import Reference, build_traffic
+from benchmarks.soak.mix import Reference, access_kinds, build_traffic
 from benchmarks.soak.report import update_readme
+from benchmarks.soak.slowclients import SlowClients, SlowClientSettings
 from benchmarks.soak.standin import write_standin_model
-from benchmarks.soak.traffic import Tally, _prime, _traffic
+from benchmarks.soak.traffic import Keys, Tally, _prime, _traffic
 
 
 def _resolve_model(config: SoakConfig, scratch: Path):
@@ -62,22 +64,26 @@ def run_soak(config: SoakConfig, progress: Callable[[str], None] = print) -> tup
         repo, entry, source = _resolve_model(config, Path(scratch))
         reference = Reference(entry)
         kinds = build_traffic(entry, reference, "cam" in entry.output_names(), config.seed)
-        args = ("--log-level", "warning", "--webui", "", *config.server_args)
+        keys, access_args = _access_setup(config, Path(scratch))
+        kinds += access_kinds() if config.access else []
+        args = ("--log-level", "warning", "--webui", "", *access_args, *config.server_args)
         spec = our_server_spec("soak", repo, args)
         tally = Tally()
-        with RunningServer(spec) as server:
+        warmup_s = min(config.warmup_s, config.duration_s / 3)
+        with RunningServer(spec) as server, _slow_clients(config, server, warmup_s) as slow:
             sampler = MemorySampler(server.process.pid, config.sample_every_s)
             start_mb = sampler.sample()
             sampler.start()
-            asyncio.run(_prime(server.base_url, kinds, config, tally))
-            warmup_s = min(config.warmup_s, config.duration_s / 3)
+            asyncio.run(_prime(server.base_url, kinds, config, tally, keys))
             progress(f"soak: warm-up {warmup_s:.0f} s, then {config.duration_s:.0f} s of traffic")
-            asyncio.run(_traffic(server.base_url, kinds, config, warmup_s, tally))
+            asyncio.run(_traffic(server.base_url, kinds, config, warmup_s, tally, keys))
             warm_mb = sampler.sample()
-            asyncio.run(_traffic(server.base_url, kinds, config, config.duration_s, tally))
+            asyncio.run(_traffic(server.base_url, kinds, config, config.duration_s, tally, keys))
             time.sleep(1.0)  # let in-flight work and its buffers go
             end_mb = sampler.sample()
             sampler.stop()
+            if slow is not None:
+                slow.open_now()
             ready_after = _ready(server.base_url)
             exit_code = server.stop()
     limit_mb = (warm_mb or 0.0) + config.memory_bound_mb
@@ -129,13 +135,18 @@ def run_soak(config: SoakConfig, progress: Callable[[str], None] = print) -> tup
         "ready_after": ready_after,
         "server_exit_code": exit_code,
         "load_average_at_end": list(os.getloadavg()),
+        "nice": os.nice(0),
     }
+    if config.access:
+        elapsed_s = config.duration_s + warmup_s
+        results["access"] = _access_results(config, tally, slow, elapsed_s)
     results["passed"] = (
         tally.lost == tally.mismatched == tally.unexpected == tally.server_errors == 0
         and memory["within_bound"]
         and ready_after
         and exit_code == 0
         and tally.good > 0
+        and results.get("access", {}).get("passed", True)
     )
     config.out_dir.mkdir(parents=True, exist_ok=True)
     path = config.out_dir / f"soak-{results['machine_name']}-{results['started_at'][:10]}.json"
@@ -143,6 +154,66 @@ def run_soak(config: SoakConfig, progress: Callable[[str], None] = print) -> tup
     if config.readme is not None:
         update_readme(config.readme, config.out_dir)
     return results, path
+
+
+def _access_setup(config: SoakConfig, scratch: Path) -> tuple[Keys, tuple[str, ...]]:
+    """With ``access``: a key per good client and one for the flooder, their hash file, and
+    the server flags turning keys and rate limits on."""
+    if not config.access:
+        return Keys(), ()
+    from serving.auth import hash_line, new_key
+
+    clients = tuple(new_key() for _ in range(config.concurrency))
+    flooder = new_key()
+    names = [f"client-{index}" for index in range(len(clients))] + ["flooder"]
+    path = scratch / "api-keys.txt"
+    lines = [hash_line(key, name) for key, name in zip((*clients, flooder), names, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    args = ("--api-keys", str(path), "--rate", str(config.rate), "--burst", str(config.burst),
+            "--header-timeout-s", str(config.header_timeout_s))  # fmt: skip
+    return Keys(clients, flooder), args
+
+
+@contextlib.contextmanager
+def _slow_clients(config: SoakConfig, server, warmup_s: float) -> Iterator[SlowClients | None]:
+    """Slow-header connections held open for the whole run (with ``access``)."""
+    if not config.access or config.slow_clients < 1:
+        yield None
+        return
+    settings = SlowClientSettings("127.0.0.1", server.port, config.slow_clients)
+    with SlowClients(settings, config.duration_s + warmup_s + 30.0) as slow:
+        slow.wait_until_open(config.slow_clients)
+        yield slow
+
+
+def _access_results(config: SoakConfig, tally: Tally, slow, elapsed_s: float) -> dict:
+    """The flooder's answers and the slow clients' fate, with their checks."""
+    flood = dict(sorted(tally.flood.items()))
+    ok, limited = flood.get("200", 0), flood.get("429", 0)
+    # a token bucket never lets more through than its burst plus rate x time (+ the prime)
+    bound = config.burst + config.rate * (elapsed_s + 5.0)
+    slow_summary = slow.summary() if slow is not None else None
+    held_max = (slow_summary or {}).get("held_s", {}).get("max")
+    checks = {
+        "flood_only_200_or_429": set(flood) <= {"200", "429"},
+        "flood_got_429": limited > 0,
+        "flood_ok_within_rate_bound": ok <= bound,
+        "slow_clients_cut_off_at_deadline": slow_summary is None
+        or (slow_summary["cut_off_by_server"] > 0 and held_max <= config.header_timeout_s + 5.0),
+    }
+    return {
+        "keys": config.concurrency + 1,
+        "rate": config.rate,
+        "burst": config.burst,
+        "client_rate": config.client_rate,
+        "flood_rate": config.flood_rate,
+        "flood_by_status": flood,
+        "flood_ok_bound": round(bound, 1),
+        "slow_clients": slow_summary,
+        "header_timeout_s": config.header_timeout_s,
+        "checks": checks,
+        "passed": all(checks.values()),
+    }
 
 
 def _thin(samples: list[tuple[float, float]], most: int) -> list[tuple[float, float]]:

@@ -80,3 +80,30 @@ def test_soak_command_line(capsys):
     for flag in ("--duration", "--memory-bound-mb", "--bad-fraction", "--readme-only"):
         assert flag in help_text
     assert soak.cmd_soak(parser.parse_args(["soak", "--duration", "0"])) == 2
+
+
+def test_short_access_soak_keys_rate_limits_flood_and_slow_clients(tmp_path):
+    """``--access``: keys and rate limits on, paced good clients never limited, a flooder
+    refused with 429 within the token-bucket bound, slow-header clients cut off."""
+    root = tmp_path / "models"
+    write_model_entry(root, "cnn", 1, TinyModelSpec(size=32))
+    config = soak.SoakConfig(
+        models=root, out_dir=tmp_path, readme=None, duration_s=5.0, warmup_s=1.0,
+        concurrency=2, sample_every_s=0.5, access=True, rate=20.0, burst=10,
+        client_rate=8.0, flood_rate=60.0, slow_clients=8, header_timeout_s=1.0,
+    )  # fmt: skip
+    results, _ = soak.run_soak(config, progress=lambda _: None)
+    assert results["problems"] == [] and results["lost"] == 0, results["problems"]
+    assert {"no API key", "wrong API key"} <= set(results["requests"]["by_kind"])
+    assert results["errors_by_status"]["401"] >= 2
+    access = results["access"]
+    assert access["checks"] == dict.fromkeys(access["checks"], True), access
+    flood = access["flood_by_status"]
+    assert flood["429"] > 0 and flood["200"] <= access["flood_ok_bound"]
+    slow = access["slow_clients"]
+    assert slow["cut_off_by_server"] >= 8 and slow["held_s"]["max"] <= 1.0 + 2.0
+    assert results["passed"]
+    line = soak.soak_line(results)
+    assert "With `--access`: 3 API keys" in line and "429" in line
+    with pytest.raises(ValueError, match="client_rate"):
+        soak.SoakConfig(access=True, rate=10.0, client_rate=6.0)
