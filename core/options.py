@@ -88,6 +88,13 @@ def option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def same_option(config: type, name: str) -> Any:
+    """The option ``name`` of ``config`` declared again, unchanged (default, help, parser),
+    where a larger config carries it: the server's flags for its batcher's settings."""
+    item = next(item for item in dataclasses.fields(config) if item.name == name)
+    return dataclasses.field(default=item.default, metadata=item.metadata)
+
+
 def is_option(item: dataclasses.Field) -> bool:
     return "parse" in item.metadata
 

@@ -34,6 +34,8 @@ from typing import Protocol
 
 import numpy as np
 
+from core.options import option
+
 logger = logging.getLogger("serving.batcher")
 
 RunBatch = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -63,11 +65,25 @@ class ModelRunError(RuntimeError):
 class BatcherConfig:
     """How rows are batched; checked here, so a bad value fails at start, not in the loop."""
 
-    max_batch_size: int = 32
-    max_queue_delay_ms: float = 5.0
-    max_queue_size: int = 2048
-    request_timeout_s: float = 30.0
-    bulk_batch_size: int = 8  # most bulk rows per batch
+    max_batch_size: int = option(32, "most image rows per model run", int)
+    max_queue_delay_ms: float = option(
+        5.0,
+        "longest wait for more rows after the first one of a batch "
+        "(only while other requests are still being decoded)",
+        float,
+    )
+    max_queue_size: int = option(
+        2048, "most rows waiting per model; beyond that requests get 503", int
+    )
+    request_timeout_s: float = option(
+        30.0, "longest time a request may wait for its model run before 504", float
+    )
+    bulk_batch_size: int = option(
+        8,
+        "most rows of bulk work (LIME's perturbed images) per model run, so a prediction "
+        "never waits behind a long bulk run",
+        int,
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queue_size", "bulk_batch_size"):
@@ -83,6 +99,11 @@ class BatcherConfig:
         if self.request_timeout_s <= 0:
             raise ValueError(
                 f"BatcherConfig.request_timeout_s must be positive, got {self.request_timeout_s}"
+            )
+        if self.max_queue_size < self.max_batch_size:
+            raise ValueError(
+                f"BatcherConfig.max_queue_size ({self.max_queue_size}) must be at least "
+                f"max_batch_size ({self.max_batch_size})"
             )
 
 

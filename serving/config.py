@@ -20,18 +20,17 @@ from core.options import (
     option,
     parse_bool,
     parse_ints,
-    parse_names,
     parse_optional_path,
     parse_optional_str,
+    same_option,
 )
 from core.preprocessing import DEFAULT_MAX_PIXELS
 from core.video import VideoLimits
+from serving.batcher import BatcherConfig
+from serving.runtime import RuntimeConfig
 
 C = TypeVar("C")
 ENV_PREFIX = "DFD_"
-PROVIDER_CHOICES = ("tensorrt", "cuda", "cpu")
-GRAPH_OPTIMIZATION_CHOICES = ("disable", "basic", "extended", "all")
-PRECISION_CHOICES = ("fp32", "fp16", "int8")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DEFAULT_WEBUI_DIR = Path(__file__).resolve().parent.parent / "webui"
 
@@ -55,25 +54,11 @@ class ServerConfig:
     host: str = option("127.0.0.1", "address to listen on")
     port: int = option(8000, "TCP port to listen on", int)
     workers: int = option(1, "uvicorn worker processes (each loads every model)", int)
-    max_batch_size: int = option(32, "most image rows per model run", int)
-    max_queue_delay_ms: float = option(
-        5.0,
-        "longest wait for more rows after the first one of a batch "
-        "(only while other requests are still being decoded)",
-        float,
-    )
-    max_queue_size: int = option(
-        2048, "most rows waiting per model; beyond that requests get 503", int
-    )
-    bulk_batch_size: int = option(
-        8,
-        "most rows of bulk work (LIME's perturbed images) per model run, so a prediction "
-        "never waits behind a long bulk run",
-        int,
-    )
-    request_timeout_s: float = option(
-        30.0, "longest time a request may wait for its model run before 504", float
-    )
+    max_batch_size: int = same_option(BatcherConfig, "max_batch_size")
+    max_queue_delay_ms: float = same_option(BatcherConfig, "max_queue_delay_ms")
+    max_queue_size: int = same_option(BatcherConfig, "max_queue_size")
+    bulk_batch_size: int = same_option(BatcherConfig, "bulk_batch_size")
+    request_timeout_s: float = same_option(BatcherConfig, "request_timeout_s")
     max_body_bytes: int = option(10 * 1024 * 1024, "largest request body in bytes (413)", int)
     max_pixels: int = option(
         DEFAULT_MAX_PIXELS, "largest image in pixels, checked from the header (413)", int
@@ -87,27 +72,15 @@ class ServerConfig:
         "onnxruntime intra-op threads (the whole server's, shared by workers; 0: all cores)",
         int,
     )
-    graph_optimization: str = option(
-        "all", "onnxruntime graph optimisation level", choices=GRAPH_OPTIMIZATION_CHOICES
-    )
-    memory_arena: bool = option(
-        True, "onnxruntime's CPU memory arena (buffers reused across runs)", parse_bool
-    )
-    providers: tuple[str, ...] = option(
-        PROVIDER_CHOICES,
-        "execution provider preference, comma separated; unavailable ones are skipped",
-        parse_names,
-    )
-    device_id: int = option(0, "GPU index for the CUDA and TensorRT providers", int)
-    trt_fp16: bool = option(True, "let TensorRT use fp16 kernels", parse_bool)
+    graph_optimization: str = same_option(RuntimeConfig, "graph_optimization")
+    memory_arena: bool = same_option(RuntimeConfig, "memory_arena")
+    providers: tuple[str, ...] = same_option(RuntimeConfig, "providers")
+    device_id: int = same_option(RuntimeConfig, "device_id")
+    trt_fp16: bool = same_option(RuntimeConfig, "trt_fp16")
     trt_cache_dir: Path | None = option(
         None, "TensorRT engine cache folder (default: <models>/.trt_cache)", parse_optional_path
     )
-    precision: str = option(
-        "fp32",
-        "which ONNX file of each entry to serve (falls back to fp32 if absent)",
-        choices=PRECISION_CHOICES,
-    )
+    precision: str = same_option(RuntimeConfig, "precision")
     latest_only: bool = option(False, "load only the latest version of each model", parse_bool)
     default_model: str | None = option(
         None,
@@ -219,28 +192,23 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "port", "workers", "max_batch_size", "max_queue_size", "max_body_bytes",
-            "max_pixels", "max_batch_files", "decode_threads", "lime_concurrency",
-            "bulk_batch_size", "lime_max_samples", "explain_max_features", "retry_after_s",
+            "port", "workers", "max_body_bytes", "max_pixels", "max_batch_files",
+            "decode_threads", "lime_concurrency", "lime_max_samples", "explain_max_features",
+            "retry_after_s",
         )  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_queue_delay_ms", "intra_op_threads", "device_id", "graceful_timeout_s",
-                     "keep_warm_s", "rate_limit", "max_connections"):  # fmt: skip
+        for name in ("intra_op_threads", "graceful_timeout_s", "keep_warm_s", "rate_limit",
+                     "max_connections"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.request_timeout_s <= 0:
-            raise ValueError(f"request_timeout_s must be positive, got {self.request_timeout_s}")
         if not 0 <= self.background_nice <= 19:
             raise ValueError(f"background_nice must be 0 to 19, got {self.background_nice}")
-        if self.max_queue_size < self.max_batch_size:
-            raise ValueError("max_queue_size must be at least max_batch_size")
-        unknown = [p for p in self.providers if p not in PROVIDER_CHOICES]
-        if unknown or not self.providers:
-            raise ValueError(f"providers must be some of {', '.join(PROVIDER_CHOICES)}")
         if any(size < 1 for size in self.warmup_batch_sizes):
             raise ValueError("warmup batch sizes must be positive")
+        self.pick(BatcherConfig)  # the batcher's and the sessions' settings check themselves
+        self.runtime_config()
         self._check_video()
         self._check_access_settings()
 
@@ -288,6 +256,14 @@ class ServerConfig:
     @property
     def engine_cache_dir(self) -> Path:
         return self.trt_cache_dir or self.models_dir / ".trt_cache"
+
+    def runtime_config(self) -> RuntimeConfig:
+        """How this worker's sessions are built."""
+        return self.pick(
+            RuntimeConfig,
+            intra_op_threads=self.worker_intra_op_threads,
+            trt_cache_dir=self.engine_cache_dir,
+        )
 
     def pick(self, config: type[C], **values: Any) -> C:
         """``config`` (e.g. the batcher's) from this config's fields of the same names, plus

@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from core.modelrepo import ModelEntry
+from core.options import option, parse_bool, parse_names
 
 logger = logging.getLogger("serving.runtime")
 
@@ -36,15 +37,41 @@ PRECISION_FILE_KEYS = {"fp32": "onnx", "fp16": "onnx_fp16", "int8": "onnx_int8"}
 class RuntimeConfig:
     """How sessions are built."""
 
-    providers: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
+    providers: tuple[str, ...] = option(
+        tuple(PROVIDER_NAMES),
+        "execution provider preference, comma separated; unavailable ones are skipped",
+        parse_names,
+    )
     intra_op_threads: int = 0
-    graph_optimization: str = "all"
-    memory_arena: bool = True
-    device_id: int = 0
-    trt_fp16: bool = True
+    graph_optimization: str = option(
+        "all", "onnxruntime graph optimisation level", choices=tuple(GRAPH_LEVELS)
+    )
+    memory_arena: bool = option(
+        True, "onnxruntime's CPU memory arena (buffers reused across runs)", parse_bool
+    )
+    device_id: int = option(0, "GPU index for the CUDA and TensorRT providers", int)
+    trt_fp16: bool = option(True, "let TensorRT use fp16 kernels", parse_bool)
     trt_cache_dir: Path = Path("models/.trt_cache")
     max_batch_size: int = 32
-    precision: str = "fp32"
+    precision: str = option(
+        "fp32",
+        "which ONNX file of each entry to serve (falls back to fp32 if absent)",
+        choices=tuple(PRECISION_FILE_KEYS),
+    )
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.providers if p not in PROVIDER_NAMES]
+        if unknown or not self.providers:
+            raise ValueError(f"providers must be some of {', '.join(PROVIDER_NAMES)}")
+        for name in ("intra_op_threads", "device_id"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
+        if self.graph_optimization not in GRAPH_LEVELS:
+            raise ValueError(f"graph_optimization must be one of {', '.join(GRAPH_LEVELS)}")
+        if self.precision not in PRECISION_FILE_KEYS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISION_FILE_KEYS)}")
 
 
 def choose_providers(preference: tuple[str, ...], available: list[str]) -> list[str]:

@@ -25,18 +25,10 @@ from serving.errors import unavailable
 from serving.explain import find_explainer
 from serving.metrics import ServingMetrics
 from serving.models import LoadedModel, ModelPool, find_entries
-from serving.runtime import ModelRuntime, RuntimeConfig
+from serving.runtime import ModelRuntime
 
 logger = logging.getLogger("serving")
 T = TypeVar("T")
-
-
-def runtime_config(config: ServerConfig) -> RuntimeConfig:
-    return config.pick(
-        RuntimeConfig,
-        intra_op_threads=config.worker_intra_op_threads,
-        trt_cache_dir=config.engine_cache_dir,
-    )
 
 
 def batcher_config(config: ServerConfig, entry: ModelEntry) -> BatcherConfig:
@@ -121,7 +113,7 @@ class ServingState:
         for entry in entries:
             try:
                 batching = batcher_config(self.config, entry)
-                runtime = await asyncio.to_thread(ModelRuntime, entry, runtime_config(self.config))
+                runtime = await asyncio.to_thread(ModelRuntime, entry, self.config.runtime_config())
                 await asyncio.to_thread(runtime.warmup, self.config.warmup_sizes)
             except Exception as exc:
                 logger.error("could not load %s:%s: %s", entry.name, entry.version, exc)

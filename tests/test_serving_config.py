@@ -112,15 +112,45 @@ def test_session_options_follow_the_server_config():
     import onnxruntime as ort
 
     from serving.runtime import session_options
-    from serving.state import runtime_config
 
     config = ServerConfig(
         workers=2, intra_op_threads=4, graph_optimization="basic", memory_arena=False
     )
-    options = session_options(runtime_config(config))
+    options = session_options(config.runtime_config())
     assert options.intra_op_num_threads == 2  # the server's 4 threads shared by 2 workers
     assert options.inter_op_num_threads == 1
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     assert options.enable_cpu_mem_arena is False
-    assert session_options(runtime_config(ServerConfig())).enable_cpu_mem_arena is True
+    assert session_options(ServerConfig().runtime_config()).enable_cpu_mem_arena is True
     assert parse_args(["--no-memory-arena"]).memory_arena is False
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"providers": ("tpu",)}, "providers must be some of tensorrt, cuda, cpu"),
+        ({"providers": ()}, "providers must be some of"),
+        ({"intra_op_threads": -1}, "intra_op_threads must not be negative, got -1"),
+        ({"device_id": -2}, "device_id must not be negative, got -2"),
+        ({"max_batch_size": 0}, "max_batch_size must be at least 1, got 0"),
+        ({"graph_optimization": "max"}, "graph_optimization must be one of"),
+        ({"precision": "fp8"}, "precision must be one of fp32, fp16, int8"),
+    ],
+)
+def test_runtime_settings_are_checked_where_built(values, message):
+    from serving.runtime import RuntimeConfig
+
+    with pytest.raises(ValueError, match=message):
+        RuntimeConfig(**values)
+
+
+def test_the_servers_batching_and_session_flags_are_the_batchers_and_the_sessions_options():
+    from serving.batcher import BatcherConfig
+    from serving.runtime import RuntimeConfig
+
+    assert ServerConfig().pick(BatcherConfig) == BatcherConfig()
+    help_text = " ".join(build_parser({}).format_help().split())
+    assert "most image rows per model run [env DFD_MAX_BATCH_SIZE; default 32]" in help_text
+    assert ServerConfig().graph_optimization == RuntimeConfig().graph_optimization
+    with pytest.raises(ValueError, match="BatcherConfig.max_queue_size .16. must be at least"):
+        ServerConfig(max_batch_size=32, max_queue_size=16)
