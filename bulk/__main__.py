@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from bulk.engines import HttpSettings, http_engine, local_engine
 from bulk.inputs import expand
-from bulk.outputs import ResultWriter, done_paths, output_format
+from bulk.outputs import ResultWriter, check_resumable, done_paths
 from bulk.scorer import ModelChoice
 from core.provenance import EvidenceConfig
 from core.provenance.reader import load_trust_anchors
@@ -137,7 +137,7 @@ def summary_text(counts: Counter, elapsed: float) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        output_format(args.out)
+        check_resumable(args.out)
         if args.c2pa_trust_anchors:
             load_trust_anchors(args.c2pa_trust_anchors)
     except ValueError as exc:

@@ -54,6 +54,20 @@ def done_paths(path: Path) -> set[str]:
         return done
 
 
+def check_resumable(path: Path) -> None:
+    """A CSV being resumed must have today's columns: appending rows of another layout would
+    put values under the wrong heading (Parquet files are carried over column by column)."""
+    if output_format(path) != "csv" or not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open(newline="") as handle:
+        header = tuple(next(csv.reader(handle), ()))
+    if header != COLUMNS:
+        raise ValueError(
+            f"{path} has the columns {', '.join(header)}; this version writes "
+            f"{', '.join(COLUMNS)}: write to a new --out (or convert the old file)"
+        )
+
+
 class ResultWriter:
     """Appends rows to CSV / JSON Lines directly, to Parquet as one row group per batch (an
     existing Parquet file is carried over into the new one first)."""

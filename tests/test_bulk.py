@@ -199,6 +199,15 @@ def test_a_bad_trust_anchor_file_is_a_clear_error(tmp_path, capsys):
     assert "no PEM certificate" in capsys.readouterr().err
 
 
+def test_a_csv_of_another_layout_is_not_appended_to(tiny_repo, photos, tmp_path, capsys):
+    out = tmp_path / "old.csv"
+    old = "path,sha256,label,probability_fake,confidence,model,version,error_code,error_message\n"
+    out.write_text(old + "a.jpg,00,REAL,0.1,0.9,cnn,1,,\n")
+    assert main([str(photos), "--out", str(out), "--models", str(tiny_repo)]) == 2
+    assert "write to a new --out" in capsys.readouterr().err
+    assert out.read_text() == old + "a.jpg,00,REAL,0.1,0.9,cnn,1,,\n", "left as it was"
+
+
 def test_a_bad_output_name_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path), "--out", str(tmp_path / "scores.xlsx")]) == 2
     assert ".csv, .jsonl, .parquet" in capsys.readouterr().err
