@@ -21,10 +21,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from benchmarks.cli import DEFAULT_OUT, names_of, optional_names, positive_ints
 from benchmarks.firstrequest import FirstRequestConfig, measure_first_request
 from benchmarks.hey import HeyConfig, run_hey
 from benchmarks.images import ImageSet, load_images
-from benchmarks.loadgen import LoadConfig, run_level_sync
+from benchmarks.loadgen import LoadConfig, LoadLevels, run_level_sync
 from benchmarks.mixed import MixedConfig, measure_mixed
 from benchmarks.pipeline import PipelineConfig, measure_pipeline
 from benchmarks.raw import (
@@ -37,10 +38,16 @@ from benchmarks.raw import (
 from benchmarks.servers import RunningServer, ServerSpec, ServerStartError, our_server_spec
 from benchmarks.sysinfo import describe_machine, machine_slug
 from core.modelrepo import ModelRepository
+from core.options import (
+    option,
+    parse_bool,
+    parse_optional_int,
+    parse_optional_path,
+    parse_optional_str,
+)
 from serving.models import preferred_default
 
 SCHEMA_VERSION = 1
-DEFAULT_OUT = Path("benchmarks/results")
 ALL_SYSTEMS = ("limits", "baseline", "ours-off", "ours-on", "workers", "variants", "providers")
 WORKERS = 2  # processes of the "workers" system
 LIMIT_CONCURRENCY = (1, 4, 16, 64, 256)
@@ -48,36 +55,60 @@ LIMIT_CONCURRENCY = (1, 4, 16, 64, 256)
 OUR_COMMON_ARGS = ("--log-level", "warning", "--webui", "")
 
 
-@dataclass(frozen=True)
-class SuiteConfig:
-    """Everything one benchmark run is told (stored in the results file)."""
+SYSTEMS_HELP = (
+    "what to run: limits = in-process pipeline limit, server and hey per shipped model; "
+    "baseline = Flask+Keras, ours-off = max_batch_size 1, ours-on = defaults, workers = 2 "
+    "worker processes, variants = fp16/int8 files if present, providers = GPU providers"
+)
 
-    models: Path = Path("models")
-    model: str | None = None  # None: the server's default (serving.models.preferred_default)
-    version: int | None = None
-    images: Path | None = None  # None: data/detector/test if present, else synthetic JPEGs
-    image_limit: int = 64
-    concurrency: tuple[int, ...] = (1, 4, 16, 64)
-    requests: int = 400
-    duration_s: float = 8.0
-    warmup_requests: int = 16
-    client: str = "raw"
-    systems: tuple[str, ...] = ALL_SYSTEMS
-    keras: Path | None = None
-    providers: tuple[str, ...] | None = None  # None: every available one
+
+@dataclass(frozen=True)
+class SuiteConfig(LoadLevels):
+    """Everything one benchmark run is told (stored in the results file); the load levels'
+    settings come first (:class:`benchmarks.loadgen.LoadLevels`)."""
+
+    models: Path = option(Path("models"), "model repository", Path)
+    model: str | None = option(
+        None, "model name in the repository (default: the server's default)", parse_optional_str
+    )
+    version: int | None = option(None, "model version (default: latest)", parse_optional_int)
+    systems: tuple[str, ...] = option(
+        ALL_SYSTEMS, SYSTEMS_HELP, names_of(ALL_SYSTEMS), metavar="NAME,NAME,..."
+    )
+    keras: Path | None = option(
+        None, "Keras model for the baseline (default: metadata.json source.keras_model)",
+        parse_optional_path,
+    )  # fmt: skip
+    providers: tuple[str, ...] | None = option(
+        None, "comma-separated onnxruntime providers (tensorrt,cuda,cpu; default: all "
+        "available)", optional_names, metavar="NAME,NAME,...",
+    )  # fmt: skip
     raw: RawConfig = field(default_factory=RawConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    limit_models: tuple[str, ...] | None = None  # None: every model in the repository
-    limit_concurrency: tuple[int, ...] = LIMIT_CONCURRENCY
+    limit_models: tuple[str, ...] | None = option(
+        None, "comma-separated models for the limits section (default: every shipped model)",
+        optional_names, metavar="NAME,NAME,...",
+    )  # fmt: skip
+    limit_concurrency: tuple[int, ...] = option(
+        LIMIT_CONCURRENCY,
+        "concurrency levels of the limits section",
+        positive_ints,
+        metavar="N,N,...",
+    )
     hey: HeyConfig = field(default_factory=HeyConfig)
     first_request: FirstRequestConfig = field(default_factory=FirstRequestConfig)
     mixed: MixedConfig | None = field(default_factory=MixedConfig)  # None: skip (default model)
     server_args: tuple[str, ...] = ()  # extra flags for every run of our server
-    batch_metric: str | None = None
-    out_dir: Path = DEFAULT_OUT
-    machine_name: str | None = None
+    batch_metric: str | None = option(
+        None, "Prometheus histogram of batch sizes (default: auto)", parse_optional_str
+    )
+    out_dir: Path = option(DEFAULT_OUT, "results folder", Path, flag="--out")
+    machine_name: str | None = option(
+        None, "machine label in file names (default: from the CPU)", parse_optional_str,
+        flag="--machine",
+    )  # fmt: skip
     startup_timeout_s: float = 180.0
-    write_plots: bool = True
+    write_plots: bool = option(True, "draw the PNG plots", parse_bool, flag="--plots")
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -1,11 +1,14 @@
-"""The soak's settings: one frozen dataclass, stored in every results file."""
+"""The soak's settings: one frozen dataclass, stored in every results file; each setting
+is one flag of ``python -m benchmarks soak`` (:mod:`core.options`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DEFAULT_OUT = Path("benchmarks/results")
+from benchmarks.cli import DEFAULT_OUT
+from core.options import option, parse_bool, parse_optional_str
+
 README = Path("docs/RELIABILITY.md")
 
 
@@ -13,22 +16,54 @@ README = Path("docs/RELIABILITY.md")
 class SoakConfig:
     """One soak run (stored in its results file)."""
 
-    models: Path = Path("models")
-    model: str = "cnn"
-    synthetic: bool = False  # serve the stand-in model even if the repository has one
-    duration_s: float = 180.0
-    warmup_s: float = 20.0
-    concurrency: int = 8
-    bad_fraction: float = 0.3
-    memory_bound_mb: float = 50.0
+    models: Path = option(
+        Path("models"), "model repository (without a servable --model there, a synthetic "
+        "stand-in model is served)", Path,
+    )  # fmt: skip
+    model: str = option("cnn", "model name")
+    synthetic: bool = option(False, "always use the stand-in model", parse_bool)
+    duration_s: float = option(
+        180.0, "seconds of traffic after the warm-up", float, flag="--duration"
+    )
+    warmup_s: float = option(
+        20.0, "seconds of traffic before the memory baseline (at most a third of --duration)",
+        float, flag="--warmup",
+    )  # fmt: skip
+    concurrency: int = option(8, "clients", int)
+    bad_fraction: float = option(0.3, "share of hostile requests", float)
+    memory_bound_mb: float = option(
+        50.0, "allowed RSS growth from after the warm-up to the end", float
+    )
     sample_every_s: float = 0.5
     request_timeout_s: float = 30.0
-    seed: int = 0
+    seed: int = option(0, "traffic mix seed", int)
     server_args: tuple[str, ...] = ()
-    out_dir: Path = DEFAULT_OUT
-    machine_name: str | None = None
+    out_dir: Path = option(DEFAULT_OUT, "results folder", Path, flag="--out")
+    machine_name: str | None = option(
+        None, "machine label in the file name (default: from the CPU)", parse_optional_str,
+        flag="--machine",
+    )  # fmt: skip
     readme: Path | None = README  # regenerate its Reliability section (None: leave it)
+
+    def __post_init__(self) -> None:
+        if self.duration_s <= 0 or self.concurrency < 1 or not 0 <= self.bad_fraction <= 1:
+            raise ValueError(
+                "--duration > 0, --concurrency >= 1 and 0 <= --bad-fraction <= 1, got "
+                f"{self.duration_s:g}, {self.concurrency}, {self.bad_fraction:g}"
+            )
 
     def to_json(self) -> dict:
         values = asdict(self)
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class SoakFlags:
+    """What ``python -m benchmarks soak`` does besides the soak itself."""
+
+    readme: bool = option(
+        True, f"regenerate the Reliability section of {README} from the results", parse_bool
+    )
+    readme_only: bool = option(
+        False, f"only regenerate {README}'s section from the existing results", parse_bool
+    )
