@@ -117,9 +117,11 @@ def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_results(out_dir: Path, kind: str, slug: str, report: dict) -> Path:
-    """``report`` as ``<out_dir>/<kind>-<slug>-<date of report["created"]>.json``."""
+def write_results(
+    out_dir: Path, kind: str, slug: str, report: dict, *, stamp_key: str = "created"
+) -> Path:
+    """``report`` as ``<out_dir>/<kind>-<slug>-<date of report[stamp_key]>.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{kind}-{slug}-{report['created'][:10]}.json"
+    path = out_dir / f"{kind}-{slug}-{report[stamp_key][:10]}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     return path

@@ -193,42 +193,19 @@ async def timed_post(client, path: str, payload: bytes, content_type: str) -> tu
 async def measure_model(name: str, repo: Path, images, config: ExplainBenchConfig, bar) -> dict:
     """Every measurement of one model (see the module docstring)."""
     payloads, kind = images.payloads, images.content_type
-    lime_query = f"method=lime&num_samples={config.num_samples}&num_features={config.num_features}"
     async with in_process_server(repo, name, config) as (client, app):
         model = app.state.serving.pool.resolve(name)
         for index in range(3):  # warm-up: thread pools, first runs, importing lime
             await timed_post(client, "/v1/predict", payloads[index % len(payloads)], kind)
             await timed_post(client, "/v1/explain?method=cam", payloads[0], kind)
         await timed_post(client, "/v1/explain?method=lime&num_samples=64", payloads[0], kind)
-        predict_ms, cam_ms, predict_server_ms, cam_server_ms = [], [], [], []
-        for index in range(config.predict_repeats):
-            payload = payloads[index % len(payloads)]
-            wall, body = await timed_post(client, "/v1/predict", payload, kind)
-            predict_ms.append(wall)
-            predict_server_ms.append(body["latency_ms"])
-            wall, body = await timed_post(client, "/v1/explain?method=cam", payload, kind)
-            cam_ms.append(wall)
-            cam_server_ms.append(body["latency_ms"])
-            bar.update(2)
-        lime_runs = {}
-        for segmentation in config.segmentations:
-            runs = []
-            for index in range(config.lime_repeats):
-                path = f"/v1/explain?{lime_query}&segmentation={segmentation}"
-                wall, body = await timed_post(client, path, payloads[index % len(payloads)], kind)
-                runs.append(
-                    {
-                        "wall_ms": round(wall, 2),
-                        "server_ms": body["latency_ms"],
-                        "segments": body["lime"]["segments"],
-                        "batcher_submissions": body["lime"]["batcher_submissions"],
-                        "timings_ms": body["lime"]["timings_ms"],
-                    }
-                )
-                bar.update(1)
-            lime_runs[segmentation] = runs
+        alternating = await predict_and_cam(client, images, config.predict_repeats, bar)
+        lime_runs = {
+            segmentation: await lime_requests(client, images, config, segmentation, bar)
+            for segmentation in config.segmentations
+        }
         per_row_ms = bare_model_ms_per_row(model, payloads, config.model_rows)
-    predict, cam = summary(predict_ms), summary(cam_ms)
+    predict, cam = alternating["predict_ms"], alternating["cam_ms"]
     return {
         "name": name,
         "version": model.version,
@@ -237,25 +214,65 @@ async def measure_model(name: str, repo: Path, images, config: ExplainBenchConfi
         "cam_shape": next(
             (o["shape"][1:] for o in model.entry.metadata["outputs"] if o["name"] == "cam"), None
         ),
-        "predict_ms": predict,
-        "predict_server_ms": summary(predict_server_ms),
-        "cam_ms": cam,
-        "cam_server_ms": summary(cam_server_ms),
+        **alternating,
         "cam_over_predict": round(cam["median"] / predict["median"], 2),
         "lime": {
-            segmentation: {
-                "num_samples": config.num_samples,
-                "wall_ms": summary([run["wall_ms"] for run in runs]),
-                "breakdown_median_ms": {
-                    key: round(statistics.median(run["timings_ms"][key] for run in runs), 2)
-                    for key in runs[0]["timings_ms"]
-                },
-                "runs": runs,
-            }
+            segmentation: lime_summary(runs, config.num_samples)
             for segmentation, runs in lime_runs.items()
         },
         "bare_model_ms_per_row": round(per_row_ms, 3),
         "bare_model_ms_for_lime_samples": round(per_row_ms * config.num_samples, 1),
+    }
+
+
+async def predict_and_cam(client, images, repeats: int, bar) -> dict:
+    """``repeats`` predict and CAM requests, alternating: client and server times of each."""
+    times: dict[str, list[float]] = {key: [] for key in ("predict", "cam", "predict_s", "cam_s")}
+    for index in range(repeats):
+        payload = images.payloads[index % len(images.payloads)]
+        for key, path in (("predict", "/v1/predict"), ("cam", "/v1/explain?method=cam")):
+            wall, body = await timed_post(client, path, payload, images.content_type)
+            times[key].append(wall)
+            times[f"{key}_s"].append(body["latency_ms"])
+        bar.update(2)
+    return {
+        "predict_ms": summary(times["predict"]),
+        "predict_server_ms": summary(times["predict_s"]),
+        "cam_ms": summary(times["cam"]),
+        "cam_server_ms": summary(times["cam_s"]),
+    }
+
+
+async def lime_requests(client, images, config: ExplainBenchConfig, segmentation: str, bar):
+    """``config.lime_repeats`` LIME requests with one segmentation, and the server's breakdown."""
+    query = f"method=lime&num_samples={config.num_samples}&num_features={config.num_features}"
+    path = f"/v1/explain?{query}&segmentation={segmentation}"
+    runs = []
+    for index in range(config.lime_repeats):
+        payload = images.payloads[index % len(images.payloads)]
+        wall, body = await timed_post(client, path, payload, images.content_type)
+        runs.append(
+            {
+                "wall_ms": round(wall, 2),
+                "server_ms": body["latency_ms"],
+                "segments": body["lime"]["segments"],
+                "batcher_submissions": body["lime"]["batcher_submissions"],
+                "timings_ms": body["lime"]["timings_ms"],
+            }
+        )
+        bar.update(1)
+    return runs
+
+
+def lime_summary(runs: list[dict], num_samples: int) -> dict:
+    return {
+        "num_samples": num_samples,
+        "wall_ms": summary([run["wall_ms"] for run in runs]),
+        "breakdown_median_ms": {
+            key: round(statistics.median(run["timings_ms"][key] for run in runs), 2)
+            for key in runs[0]["timings_ms"]
+        },
+        "runs": runs,
     }
 
 

@@ -117,74 +117,52 @@ class SuiteConfig(LoadLevels):
 
 def system_specs(config: SuiteConfig, entry_path: Path, variants: list[str]) -> list[ServerSpec]:
     """The HTTP systems to measure, in order, per ``config.systems``."""
-    specs = []
     wanted = set(config.systems)
     providers = available_providers(config.providers)
     main_provider = _label(providers[0]) if providers else "cpu"
     ours = (*OUR_COMMON_ARGS, "--providers", main_provider, *config.server_args)
-    if "baseline" in wanted:
-        argv = [sys.executable, "-m", "benchmarks.baseline_flask", "--entry", str(entry_path)]
-        if config.keras is not None:
-            argv += ["--keras", str(config.keras)]
-        argv += ["--host", "{host}", "--port", "{port}"]
-        specs.append(
-            ServerSpec(
-                name="baseline-flask",
-                argv=tuple(argv),
-                has_metrics=False,
-                env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-                startup_timeout_s=config.startup_timeout_s,
-                description="Flask + Keras model.predict per request, Werkzeug threaded server",
-            )
-        )
-    if "ours-off" in wanted:
-        specs.append(
-            _ours(
-                config,
-                "ours-batching-off",
-                (*ours, "--max-batch-size", "1"),
-                f"our server, max_batch_size=1, {main_provider}",
-            )
-        )
-    if "ours-on" in wanted:
-        specs.append(
-            _ours(
-                config, "ours-batching-on", ours, f"our server, default batching, {main_provider}"
-            )
-        )
-    if "workers" in wanted:
-        specs.append(
-            _ours(
-                config,
-                f"ours-workers-{WORKERS}",
-                (*ours, "--workers", str(WORKERS)),
-                f"our server, {WORKERS} worker processes sharing the port, {main_provider}",
-            )
-        )
-    if "variants" in wanted:
-        for variant in variants:
-            if variant != "fp32":
-                specs.append(
-                    _ours(
-                        config,
-                        f"ours-batching-on-{variant}",
-                        (*ours, "--precision", variant),
-                        f"our server, default batching, {variant} model, {main_provider}",
-                    )
-                )
-    if "providers" in wanted:
-        for provider in providers[1:]:
-            label = _label(provider)
-            args = (*OUR_COMMON_ARGS, "--providers", label, *config.server_args)
-            specs.append(
-                _ours(
-                    config,
-                    f"ours-batching-on-{label}",
-                    args,
-                    f"our server, default batching, {label} provider",
-                )
-            )
+    specs = [_baseline_spec(config, entry_path)] if "baseline" in wanted else []
+    # (system, spec name, our server's flags, description), in the order they run
+    candidates = [
+        ("ours-off", "ours-batching-off", (*ours, "--max-batch-size", "1"),
+         f"our server, max_batch_size=1, {main_provider}"),
+        ("ours-on", "ours-batching-on", ours, f"our server, default batching, {main_provider}"),
+        ("workers", f"ours-workers-{WORKERS}", (*ours, "--workers", str(WORKERS)),
+         f"our server, {WORKERS} worker processes sharing the port, {main_provider}"),
+    ]  # fmt: skip
+    candidates += [
+        ("variants", f"ours-batching-on-{variant}", (*ours, "--precision", variant),
+         f"our server, default batching, {variant} model, {main_provider}")
+        for variant in variants if variant != "fp32"
+    ]  # fmt: skip
+    candidates += [
+        ("providers", f"ours-batching-on-{_label(provider)}",
+         (*OUR_COMMON_ARGS, "--providers", _label(provider), *config.server_args),
+         f"our server, default batching, {_label(provider)} provider")
+        for provider in providers[1:]
+    ]  # fmt: skip
+    specs += [
+        _ours(config, name, args, description)
+        for system, name, args, description in candidates
+        if system in wanted
+    ]
     return specs
+
+
+def _baseline_spec(config: SuiteConfig, entry_path: Path) -> ServerSpec:
+    """The seed-style Flask + Keras server."""
+    argv = [sys.executable, "-m", "benchmarks.baseline_flask", "--entry", str(entry_path)]
+    if config.keras is not None:
+        argv += ["--keras", str(config.keras)]
+    argv += ["--host", "{host}", "--port", "{port}"]
+    return ServerSpec(
+        name="baseline-flask",
+        argv=tuple(argv),
+        has_metrics=False,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        startup_timeout_s=config.startup_timeout_s,
+        description="Flask + Keras model.predict per request, Werkzeug threaded server",
+    )
 
 
 def _label(provider: str) -> str:
@@ -270,43 +248,50 @@ def measure_system(
         result["startup_s"] = round(server.startup_s or 0.0, 2)
         result["info"] = _server_info(server)
         for concurrency in levels:
-            load = LoadConfig(
-                base_url=server.base_url,
-                concurrency=concurrency,
-                requests=config.requests,
-                duration_s=config.duration_s,
-                warmup_requests=max(config.warmup_requests, concurrency),
-                client=config.client,
-                metrics_path="/metrics" if spec.has_metrics else None,
-                batch_metric=config.batch_metric,
-            )
-            cpu_before = server.cpu_seconds()
-            level = run_level_sync(load, images)
-            cpu_after = server.cpu_seconds()
-            if cpu_before is not None and cpu_after is not None:
-                level["server_cpu_s"] = round(cpu_after - cpu_before, 3)
-                level["server_cpu_percent"] = round(
-                    100.0 * (cpu_after - cpu_before) / max(level["wall_s"], 1e-9), 1
-                )
-            result["levels"].append(level)
+            result["levels"].append(_measure_level(server, spec, config, images, concurrency))
+            level = result["levels"][-1]
             progress.set_postfix_str(
                 f"{spec.name} c={concurrency}: {level['images_per_s']:.1f} img/s", refresh=False
             )
             progress.update(1)
+        payload = median_payload(images)
         if hey is not None:
-            result["hey"] = run_hey(
-                server.base_url, median_payload(images), images.content_type, hey
-            )
+            result["hey"] = run_hey(server.base_url, payload, images.content_type, hey)
         if first_request is not None:
             result["first_request"] = measure_first_request(
-                server.base_url, median_payload(images), images.content_type, first_request
+                server.base_url, payload, images.content_type, first_request
             )
         if mixed is not None:
-            result["mixed"] = measure_mixed(server.base_url, images, median_payload(images), mixed)
+            result["mixed"] = measure_mixed(server.base_url, images, payload, mixed)
     finally:
         exit_code = server.stop()
         result["exit_code"] = exit_code
     return result
+
+
+def _measure_level(
+    server: RunningServer, spec: ServerSpec, config: SuiteConfig, images, concurrency: int
+) -> dict:
+    """One concurrency level against a running server, with the server's CPU time."""
+    load = LoadConfig(
+        base_url=server.base_url,
+        concurrency=concurrency,
+        requests=config.requests,
+        duration_s=config.duration_s,
+        warmup_requests=max(config.warmup_requests, concurrency),
+        client=config.client,
+        metrics_path="/metrics" if spec.has_metrics else None,
+        batch_metric=config.batch_metric,
+    )
+    cpu_before = server.cpu_seconds()
+    level = run_level_sync(load, images)
+    cpu_after = server.cpu_seconds()
+    if cpu_before is not None and cpu_after is not None:
+        level["server_cpu_s"] = round(cpu_after - cpu_before, 3)
+        level["server_cpu_percent"] = round(
+            100.0 * (cpu_after - cpu_before) / max(level["wall_s"], 1e-9), 1
+        )
+    return level
 
 
 def median_payload(images: ImageSet) -> bytes:
