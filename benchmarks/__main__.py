@@ -21,6 +21,7 @@ from benchmarks import video as video_bench
 from benchmarks.cli import (
     DEFAULT_OUT,
     OptionsParser,
+    add_command,
     add_server_arg,
     names_of,
     optional_names,
@@ -133,30 +134,6 @@ def _add_run(commands) -> None:
     add_server_arg(run)
 
 
-def _add_load(commands) -> None:
-    load = commands.add_parser(
-        "load", help="load one running server and print the measurements as JSON"
-    )
-    load.add_config(LoadCommand)
-
-
-def _add_raw(commands) -> None:
-    raw = commands.add_parser(
-        "raw", help="in-process onnxruntime on pre-decoded batches (the raw limit)"
-    )
-    raw.add_config(ModelChoice)
-    raw.add_config(RawCommand)
-    raw.add_config(RawConfig)
-
-
-def _add_clients(commands) -> None:
-    clients = commands.add_parser(
-        "clients", help="measure the load generator's CPU cost: raw asyncio client vs httpx"
-    )
-    clients.add_config(ModelChoice)
-    clients.add_config(ClientsCommand)
-
-
 def _add_summary(commands) -> None:
     summary = commands.add_parser(
         "summary", help="regenerate SUMMARY.md and the plots from a results JSON"
@@ -175,9 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_load, _add_raw, _add_clients, _add_summary, explain_bench.add_parser,
-                bulkbench.add_parser, evidence_bench.add_parser, video_bench.add_parser,
-                soak.add_soak_parser):  # fmt: skip
+    _add_run(commands)
+    add_command(commands, "load", configs=(LoadCommand,),
+                help="load one running server and print the measurements as JSON")  # fmt: skip
+    add_command(commands, "raw", configs=(ModelChoice, RawCommand, RawConfig),
+                help="in-process onnxruntime on pre-decoded batches (the raw limit)")  # fmt: skip
+    add_command(commands, "clients", configs=(ModelChoice, ClientsCommand),
+                help="the load generator's CPU cost: raw asyncio client vs httpx")  # fmt: skip
+    _add_summary(commands)
+    for add in (explain_bench.add_parser, bulkbench.add_parser, evidence_bench.add_parser,
+                video_bench.add_parser, soak.add_soak_parser):  # fmt: skip
         add(commands)
     return parser
 

@@ -21,7 +21,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from benchmarks.cli import ResultsConfig, names_of, parse_paths, utc_stamp, write_results
+from benchmarks.cli import (
+    ResultsConfig,
+    add_command,
+    names_of,
+    parse_paths,
+    utc_stamp,
+    write_results,
+)
 from benchmarks.images import load_images
 from benchmarks.pipeline import PipelineConfig, measure_pipeline
 from benchmarks.sysinfo import describe_machine, machine_slug
@@ -67,16 +74,12 @@ class BulkBenchConfig(ResultsConfig):
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Register the ``bulk`` subcommand on ``python -m benchmarks``."""
-    parser = commands.add_parser(
-        "bulk",
+    return add_command(
+        commands, "bulk", description=__doc__.split("\n\n")[0],
         help="python -m bulk (local, ray) against the pipeline limit, and its memory on "
         "200,000 paths; writes benchmarks/results/bulk-<machine>-<date>.json",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_config(ModelChoice, exclude=("version",))
-    parser.add_config(BulkBenchConfig)
-    parser.add_config(PipelineConfig)
-    return parser
+        configs=(ModelChoice, BulkBenchConfig, PipelineConfig), exclude=("version",),
+    )  # fmt: skip
 
 
 def write_path_lists(work: Path, files: list[str], paths: int) -> tuple[Path, Path]:

@@ -92,6 +92,26 @@ def optional_names(text: str) -> tuple[str, ...] | None:
     return tuple(part.strip() for part in text.split(",") if part.strip()) or None
 
 
+def add_command(
+    commands,
+    name: str,
+    *,
+    help: str,
+    description: str | None = None,
+    configs: Sequence[type] = (),
+    exclude: Sequence[str] = (),
+    server_arg: str | None = None,
+) -> OptionsParser:
+    """The subcommand ``name`` with one flag per option field of each of ``configs`` (less
+    ``exclude``) and, given an example flag, ``--server-arg``."""
+    parser = commands.add_parser(name, help=help, description=description)
+    for config in configs:
+        parser.add_config(config, exclude=exclude)
+    if server_arg is not None:
+        add_server_arg(parser, server_arg)
+    return parser
+
+
 def add_server_arg(parser: argparse.ArgumentParser, example: str = "--flag") -> None:
     """``--server-arg``, repeated: extra flags for the server the command starts."""
     parser.add_argument(

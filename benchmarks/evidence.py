@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks import evidence_files as files
-from benchmarks.cli import ResultsConfig, positive_int, utc_stamp, write_results
+from benchmarks.cli import ResultsConfig, add_command, positive_int, utc_stamp, write_results
 from benchmarks.sysinfo import describe_machine, machine_slug
 from core.options import option, options_from
 from core.preprocessing import PreprocessConfig, preprocess_bytes
@@ -71,20 +71,18 @@ def measure(side: int, seconds: float) -> list[dict]:
 class EvidenceBenchConfig(ResultsConfig):
     """What ``python -m benchmarks evidence`` measures."""
 
-    side: int = option(1024, "image side in pixels", positive_int)
+    side: int = option(1024, "image side in pixels", positive_int, metavar="N")
     seconds: float = option(2.0, "time per measurement", float)
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Register the ``evidence`` subcommand on ``python -m benchmarks``."""
-    parser = commands.add_parser(
-        "evidence",
+    return add_command(
+        commands, "evidence", description=__doc__.split("\n\n")[0],
         help="cost of reading provenance evidence per image vs preprocessing; writes "
         "benchmarks/results/evidence-<machine>-<date>.json",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_config(EvidenceBenchConfig)
-    return parser
+        configs=(EvidenceBenchConfig,),
+    )  # fmt: skip
 
 
 def command(args: argparse.Namespace) -> int:

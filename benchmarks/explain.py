@@ -62,13 +62,17 @@ class ExplainBenchConfig:
     images: Path | None = option(  # None: data/detector/test if present, else synthetic JPEGs
         None, "image folder (default: data/detector/test, else synthetic)", parse_optional_path
     )
-    image_limit: int = option(8, "images cycled through", positive_int)
+    image_limit: int = option(8, "images cycled through", positive_int, metavar="N")
     predict_repeats: int = option(
-        30, "predict and CAM requests each (alternating)", positive_int, flag="--repeats"
+        30,
+        "predict and CAM requests each (alternating)",
+        positive_int,
+        flag="--repeats",
+        metavar="N",
     )
-    lime_repeats: int = option(2, "LIME requests per segmentation", positive_int)
-    num_samples: int = option(1000, "LIME samples", positive_int)
-    num_features: int = option(8, "LIME regions", positive_int)
+    lime_repeats: int = option(2, "LIME requests per segmentation", positive_int, metavar="N")
+    num_samples: int = option(1000, "LIME samples", positive_int, metavar="N")
+    num_features: int = option(8, "LIME regions", positive_int, metavar="N")
     segmentations: tuple[str, ...] = option(
         ("quickshift", "slic"),
         "comma-separated: quickshift, slic",

@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmarks.cli import (
     ResultsConfig,
-    add_server_arg,
+    add_command,
     positive_int,
     positive_ints,
     utc_stamp,
@@ -131,13 +131,13 @@ class VideoBenchConfig(ResultsConfig):
     """The clip and the samplings ``python -m benchmarks video`` measures."""
 
     seconds: float = option(10.0, "clip length", float)
-    width: int = option(1280, "clip width in pixels", positive_int)
-    height: int = option(720, "clip height in pixels", positive_int)
+    width: int = option(1280, "clip width in pixels", positive_int, metavar="N")
+    height: int = option(720, "clip height in pixels", positive_int, metavar="N")
     fps: float = option(30.0, "clip frame rate", float)
     frames: tuple[int, ...] = option(
         (32, 300), "comma-separated frames=K samplings to measure", positive_ints, metavar="N,N,..."
     )
-    repeats: int = option(3, "timed uploads per sampling", positive_int)
+    repeats: int = option(3, "timed uploads per sampling", positive_int, metavar="N")
     face_image: Path = option(
         DEFAULT_FACE, "face photo (or folder: its first .jpg) the clip shows", Path
     )
@@ -146,16 +146,12 @@ class VideoBenchConfig(ResultsConfig):
 
 def add_parser(commands) -> argparse.ArgumentParser:
     """Register the ``video`` subcommand on ``python -m benchmarks``."""
-    parser = commands.add_parser(
-        "video",
+    return add_command(
+        commands, "video", description=__doc__.split("\n\n")[0],
         help="POST /v1/predict/video on a 10 s 720p clip: frames/s and latency; writes "
         "benchmarks/results/video-<machine>-<date>.json",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_config(ModelChoice, exclude=("version",))
-    parser.add_config(VideoBenchConfig)
-    add_server_arg(parser)
-    return parser
+        configs=(ModelChoice, VideoBenchConfig), exclude=("version",), server_arg="--flag",
+    )  # fmt: skip
 
 
 def measure_clip(config: VideoBenchConfig, models: Path, entry, server_args) -> dict:

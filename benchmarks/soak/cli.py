@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.cli import add_server_arg
+from benchmarks.cli import add_command
 from benchmarks.soak.config import README, SoakConfig, SoakFlags
 from benchmarks.soak.report import CASES_FILE, soak_line, update_readme
 from benchmarks.soak.run import run_soak
@@ -13,15 +13,12 @@ def add_soak_parser(commands) -> None:
     """The ``soak`` subcommand of ``python -m benchmarks``."""
     from benchmarks import soak as package  # its docstring describes the soak
 
-    soak = commands.add_parser(
-        "soak",
+    add_command(
+        commands, "soak", description=package.__doc__.split("\n\n")[1],
         help="minutes of mixed good/bad traffic against a real server: lost/mismatched "
         "answers, errors by status, server memory; writes benchmarks/results/soak-*.json",
-        description=package.__doc__.split("\n\n")[1],
-    )
-    soak.add_config(SoakConfig)
-    add_server_arg(soak, "--workers=2")
-    soak.add_config(SoakFlags)
+        configs=(SoakConfig, SoakFlags), server_arg="--workers=2",
+    )  # fmt: skip
 
 
 def cmd_soak(args) -> int:
