@@ -13,19 +13,27 @@ Writes ``benchmarks/results/bulk-<machine>-<date>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from benchmarks.cli import (
+    ResultsConfig,
+    add_command,
+    names_of,
+    parse_paths,
+    utc_stamp,
+    write_results,
+)
 from benchmarks.images import load_images
 from benchmarks.pipeline import PipelineConfig, measure_pipeline
 from benchmarks.sysinfo import describe_machine, machine_slug
 from bulk.scorer import ModelChoice
+from core.options import option, options_from
 
 DEFAULT_FOLDERS = (Path("data/detector/test"), Path("data/detector/val"))
 
@@ -50,72 +58,83 @@ def count_rows(path: Path) -> int:
     return max(0, sum(1 for _ in path.open()) - (1 if path.suffix == ".csv" else 0))
 
 
+@dataclass(frozen=True)
+class BulkBenchConfig(ResultsConfig):
+    """What ``python -m benchmarks bulk`` measures (the model: :class:`ModelChoice`)."""
+
+    engines: tuple[str, ...] = option(
+        ("local", "ray"), "comma-separated engines", names_of(), metavar="NAME,NAME,..."
+    )
+    paths: int = option(200_000, "paths in the memory test", int)
+    folders: tuple[Path, ...] = option(
+        DEFAULT_FOLDERS, "comma-separated folders of images to score", parse_paths,
+        metavar="DIR,DIR,...",
+    )  # fmt: skip
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
     """Register the ``bulk`` subcommand on ``python -m benchmarks``."""
-    parser = commands.add_parser(
-        "bulk",
+    return add_command(
+        commands, "bulk", description=__doc__.split("\n\n")[0],
         help="python -m bulk (local, ray) against the pipeline limit, and its memory on "
         "200,000 paths; writes benchmarks/results/bulk-<machine>-<date>.json",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
-    parser.add_argument("--model", default=None, help="default: the server's default model")
-    parser.add_argument("--engines", default="local,ray", help="comma-separated engines")
-    parser.add_argument("--paths", type=int, default=200_000, help="paths in the memory test")
-    parser.add_argument(
-        "--folders", type=Path, nargs="+", default=list(DEFAULT_FOLDERS), help="images to score"
-    )
-    parser.add_argument(
-        "--pipeline-seconds", type=float, default=3.0, help="time per pipeline-limit setting"
-    )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    return parser
+        configs=(ModelChoice, BulkBenchConfig, PipelineConfig), exclude=("version",),
+    )  # fmt: skip
+
+
+def write_path_lists(work: Path, files: list[str], paths: int) -> tuple[Path, Path]:
+    """``inputs.txt`` (every image) and ``many.txt`` (``paths`` lines, most of them missing)."""
+    listing = work / "inputs.txt"
+    listing.write_text("\n".join(files) + "\n")
+    many = work / "many.txt"
+    with many.open("w") as handle:
+        for index in range(paths):
+            real = index < min(2000, len(files))
+            handle.write(files[index] if real else f"/nonexistent/{index}.jpg")
+            handle.write("\n")
+    return listing, many
+
+
+def measure_engines(config: BulkBenchConfig, models: Path, name: str, files: list[str]) -> dict:
+    """The memory run on many paths, then one timed run per engine on every image."""
+    report = {}
+    models_flags = ["--models", str(models), "--model", name]
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        listing, many = write_path_lists(work, files, config.paths)
+        out = work / "many.jsonl"
+        run = run_bulk([str(many), "--out", str(out), *models_flags, "--no-count"])
+        report["memory"] = run | {"paths": config.paths, "rows": count_rows(out)}
+        for engine in config.engines:
+            out = work / f"{engine}.csv"
+            run = run_bulk([str(listing), "--out", str(out), "--engine", engine, *models_flags])
+            rows = count_rows(out)
+            report[engine] = run | {"rows": rows, "images_per_s": round(rows / run["wall_s"], 2)}
+    return report
 
 
 def command(args: argparse.Namespace) -> int:
     """``python -m benchmarks bulk``."""
-    entry = ModelChoice(args.models, args.model).entry()
-    files = sorted(str(p) for folder in args.folders for p in folder.rglob("*.jpg"))
+    choice, config = options_from(ModelChoice, args), options_from(BulkBenchConfig, args)
+    entry = choice.entry()
+    files = sorted(str(p) for folder in config.folders for p in folder.rglob("*.jpg"))
     if not files:
-        print(f"error: no .jpg files under {', '.join(map(str, args.folders))}", file=sys.stderr)
+        print(f"error: no .jpg files under {', '.join(map(str, config.folders))}", file=sys.stderr)
         return 2
     report: dict = {"model": entry.name, "version": entry.version, "images": len(files)}
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        listing = work / "inputs.txt"
-        listing.write_text("\n".join(files) + "\n")
-        many = work / "many.txt"
-        with many.open("w") as handle:
-            for index in range(args.paths):
-                real = index < min(2000, len(files))
-                handle.write(files[index] if real else f"/nonexistent/{index}.jpg")
-                handle.write("\n")
-        out = work / "many.jsonl"
-        run = run_bulk([str(many), "--out", str(out), "--models", str(args.models),
-                        "--model", entry.name, "--no-count"])  # fmt: skip
-        report["memory"] = run | {"paths": args.paths, "rows": count_rows(out)}
-        for engine in args.engines.split(","):
-            out = work / f"{engine}.csv"
-            run = run_bulk([str(listing), "--out", str(out), "--engine", engine,
-                            "--models", str(args.models), "--model", entry.name])  # fmt: skip
-            rows = count_rows(out)
-            report[engine] = run | {"rows": rows, "images_per_s": round(rows / run["wall_s"], 2)}
-    images = load_images(args.folders[0], 64)
-    sweep = PipelineConfig(batch_sizes=(16, 32), seconds_per_setting=args.pipeline_seconds,
-                           session_variants=())  # fmt: skip
+    report |= measure_engines(config, choice.models, entry.name, files)
+    images = load_images(config.folders[0], 64)
+    sweep = replace(options_from(PipelineConfig, args), batch_sizes=(16, 32), session_variants=())
     limit = measure_pipeline(entry, images, sweep)
     report["pipeline_limit"] = limit["limit"]
-    for engine in args.engines.split(","):
+    for engine in config.engines:
         ratio = report[engine]["images_per_s"] / limit["limit"]["images_per_s"]
         report[engine]["over_limit"] = round(ratio, 3)
     machine = describe_machine()
-    report = {"created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine,
-              **report}  # fmt: skip
-    path = args.out / f"bulk-{machine_slug(machine)}-{report['created'][:10]}.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print(path)
-    for engine in args.engines.split(","):
+    report = {"created": utc_stamp(), "machine": machine, **report}
+    print(write_results(config.out_dir, "bulk", machine_slug(machine), report))
+    for engine in config.engines:
         print(f"  {engine}: {report[engine]['images_per_s']} img/s = "
               f"{report[engine]['over_limit']:.0%} of the pipeline limit")  # fmt: skip
-    print(f"  {args.paths} paths: peak RSS {report['memory']['peak_rss_mib']} MiB")
+    print(f"  {config.paths} paths: peak RSS {report['memory']['peak_rss_mib']} MiB")
     return 0

@@ -11,15 +11,15 @@ hard-binding hash checked). Writes ``benchmarks/results/evidence-<machine>-<date
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass
 
 from benchmarks import evidence_files as files
+from benchmarks.cli import ResultsConfig, add_command, positive_int, utc_stamp, write_results
 from benchmarks.sysinfo import describe_machine, machine_slug
+from core.options import option, options_from
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 from core.provenance import EvidenceReader
 
@@ -67,34 +67,36 @@ def measure(side: int, seconds: float) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class EvidenceBenchConfig(ResultsConfig):
+    """What ``python -m benchmarks evidence`` measures."""
+
+    side: int = option(1024, "image side in pixels", positive_int, metavar="N")
+    seconds: float = option(2.0, "time per measurement", float)
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
     """Register the ``evidence`` subcommand on ``python -m benchmarks``."""
-    parser = commands.add_parser(
-        "evidence",
+    return add_command(
+        commands, "evidence", description=__doc__.split("\n\n")[0],
         help="cost of reading provenance evidence per image vs preprocessing; writes "
         "benchmarks/results/evidence-<machine>-<date>.json",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--side", type=int, default=1024, help="image side in pixels")
-    parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    return parser
+        configs=(EvidenceBenchConfig,),
+    )  # fmt: skip
 
 
 def command(args: argparse.Namespace) -> int:
     """``python -m benchmarks evidence``."""
+    config = options_from(EvidenceBenchConfig, args)
     machine = describe_machine()
     report = {
         "benchmark": "evidence",
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created": utc_stamp(),
         "machine": machine,
-        "side": args.side,
-        "rows": measure(args.side, args.seconds),
+        "side": config.side,
+        "rows": measure(config.side, config.seconds),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"evidence-{machine_slug(machine)}-{report['created'][:10]}.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print(path)
+    print(write_results(config.out_dir, "evidence", machine_slug(machine), report))
     for row in report["rows"]:
         print(f"  {row['file']:<28} {row['bytes'] / 1024:6.0f} KiB  check "
               f"{row['quick_check_us']:5.1f} us  evidence "

@@ -30,16 +30,19 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_OUT = Path("benchmarks/results")
+from benchmarks.cli import DEFAULT_OUT, names_of, positive_int
+from core.options import option, options_from, parse_optional_path, parse_optional_str
+
 DEFAULT_EXPORT_DIR = Path(tempfile.gettempdir()) / "dfd-explain-bench"
 LIME_TARGET_MS = 1000.0  # CNN, 1000 samples
 CAM_TARGET_RATIO = 1.5  # CAM median / predict median
 LIME_OVERHEAD_TARGET = 0.10  # LIME median over the bare model scoring its samples
+SEGMENTATIONS = ("quickshift", "slic")
 UNTRAINED_NOTE = "none: untrained random weights, exported by benchmarks.explain (timing only)"
 BUILD_SNIPPET = (
     "import sys; from train.models import build_model; "
@@ -51,20 +54,44 @@ BUILD_SNIPPET = (
 class ExplainBenchConfig:
     """What ``python -m benchmarks explain`` measures."""
 
-    models: Path = Path("models")
-    names: tuple[str, ...] = ("lite0", "cnn")
-    images: Path | None = None  # None: data/detector/test if present, else synthetic JPEGs
-    image_limit: int = 8
-    predict_repeats: int = 30  # predict and CAM requests each (alternating)
-    lime_repeats: int = 2  # LIME requests per segmentation
-    num_samples: int = 1000
-    num_features: int = 8
-    segmentations: tuple[str, ...] = ("quickshift", "slic")
+    models: Path = option(Path("models"), "model repository", Path)
+    names: tuple[str, ...] = option(
+        ("lite0", "cnn"), "comma-separated models; one missing from --models is exported "
+        "untrained", names_of(), metavar="NAME,NAME,...",
+    )  # fmt: skip
+    images: Path | None = option(  # None: data/detector/test if present, else synthetic JPEGs
+        None, "image folder (default: data/detector/test, else synthetic)", parse_optional_path
+    )
+    image_limit: int = option(8, "images cycled through", positive_int, metavar="N")
+    predict_repeats: int = option(
+        30,
+        "predict and CAM requests each (alternating)",
+        positive_int,
+        flag="--repeats",
+        metavar="N",
+    )
+    lime_repeats: int = option(2, "LIME requests per segmentation", positive_int, metavar="N")
+    num_samples: int = option(1000, "LIME samples", positive_int, metavar="N")
+    num_features: int = option(8, "LIME regions", positive_int, metavar="N")
+    segmentations: tuple[str, ...] = option(
+        ("quickshift", "slic"),
+        "comma-separated: quickshift, slic",
+        names_of(SEGMENTATIONS),
+        metavar="NAME,NAME,...",
+    )
     model_rows: int = 256  # rows timed on the bare session for the per-row floor
-    intra_op_threads: int = 0  # onnxruntime threads (0: all cores)
-    export_dir: Path = DEFAULT_EXPORT_DIR
-    out_dir: Path = DEFAULT_OUT
-    machine_name: str | None = None
+    intra_op_threads: int = option(
+        0, "onnxruntime intra-op threads (0: all cores)", int, flag="--threads"
+    )
+    export_dir: Path = option(
+        DEFAULT_EXPORT_DIR, "where missing models are exported untrained (reused on later runs)",
+        Path,
+    )  # fmt: skip
+    out_dir: Path = option(DEFAULT_OUT, "results folder", Path, flag="--out")
+    machine_name: str | None = option(
+        None, "machine label in the file name (default: from CPU)", parse_optional_str,
+        flag="--machine",
+    )  # fmt: skip
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -170,42 +197,19 @@ async def timed_post(client, path: str, payload: bytes, content_type: str) -> tu
 async def measure_model(name: str, repo: Path, images, config: ExplainBenchConfig, bar) -> dict:
     """Every measurement of one model (see the module docstring)."""
     payloads, kind = images.payloads, images.content_type
-    lime_query = f"method=lime&num_samples={config.num_samples}&num_features={config.num_features}"
     async with in_process_server(repo, name, config) as (client, app):
         model = app.state.serving.pool.resolve(name)
         for index in range(3):  # warm-up: thread pools, first runs, importing lime
             await timed_post(client, "/v1/predict", payloads[index % len(payloads)], kind)
             await timed_post(client, "/v1/explain?method=cam", payloads[0], kind)
         await timed_post(client, "/v1/explain?method=lime&num_samples=64", payloads[0], kind)
-        predict_ms, cam_ms, predict_server_ms, cam_server_ms = [], [], [], []
-        for index in range(config.predict_repeats):
-            payload = payloads[index % len(payloads)]
-            wall, body = await timed_post(client, "/v1/predict", payload, kind)
-            predict_ms.append(wall)
-            predict_server_ms.append(body["latency_ms"])
-            wall, body = await timed_post(client, "/v1/explain?method=cam", payload, kind)
-            cam_ms.append(wall)
-            cam_server_ms.append(body["latency_ms"])
-            bar.update(2)
-        lime_runs = {}
-        for segmentation in config.segmentations:
-            runs = []
-            for index in range(config.lime_repeats):
-                path = f"/v1/explain?{lime_query}&segmentation={segmentation}"
-                wall, body = await timed_post(client, path, payloads[index % len(payloads)], kind)
-                runs.append(
-                    {
-                        "wall_ms": round(wall, 2),
-                        "server_ms": body["latency_ms"],
-                        "segments": body["lime"]["segments"],
-                        "batcher_submissions": body["lime"]["batcher_submissions"],
-                        "timings_ms": body["lime"]["timings_ms"],
-                    }
-                )
-                bar.update(1)
-            lime_runs[segmentation] = runs
+        alternating = await predict_and_cam(client, images, config.predict_repeats, bar)
+        lime_runs = {
+            segmentation: await lime_requests(client, images, config, segmentation, bar)
+            for segmentation in config.segmentations
+        }
         per_row_ms = bare_model_ms_per_row(model, payloads, config.model_rows)
-    predict, cam = summary(predict_ms), summary(cam_ms)
+    predict, cam = alternating["predict_ms"], alternating["cam_ms"]
     return {
         "name": name,
         "version": model.version,
@@ -214,25 +218,65 @@ async def measure_model(name: str, repo: Path, images, config: ExplainBenchConfi
         "cam_shape": next(
             (o["shape"][1:] for o in model.entry.metadata["outputs"] if o["name"] == "cam"), None
         ),
-        "predict_ms": predict,
-        "predict_server_ms": summary(predict_server_ms),
-        "cam_ms": cam,
-        "cam_server_ms": summary(cam_server_ms),
+        **alternating,
         "cam_over_predict": round(cam["median"] / predict["median"], 2),
         "lime": {
-            segmentation: {
-                "num_samples": config.num_samples,
-                "wall_ms": summary([run["wall_ms"] for run in runs]),
-                "breakdown_median_ms": {
-                    key: round(statistics.median(run["timings_ms"][key] for run in runs), 2)
-                    for key in runs[0]["timings_ms"]
-                },
-                "runs": runs,
-            }
+            segmentation: lime_summary(runs, config.num_samples)
             for segmentation, runs in lime_runs.items()
         },
         "bare_model_ms_per_row": round(per_row_ms, 3),
         "bare_model_ms_for_lime_samples": round(per_row_ms * config.num_samples, 1),
+    }
+
+
+async def predict_and_cam(client, images, repeats: int, bar) -> dict:
+    """``repeats`` predict and CAM requests, alternating: client and server times of each."""
+    times: dict[str, list[float]] = {key: [] for key in ("predict", "cam", "predict_s", "cam_s")}
+    for index in range(repeats):
+        payload = images.payloads[index % len(images.payloads)]
+        for key, path in (("predict", "/v1/predict"), ("cam", "/v1/explain?method=cam")):
+            wall, body = await timed_post(client, path, payload, images.content_type)
+            times[key].append(wall)
+            times[f"{key}_s"].append(body["latency_ms"])
+        bar.update(2)
+    return {
+        "predict_ms": summary(times["predict"]),
+        "predict_server_ms": summary(times["predict_s"]),
+        "cam_ms": summary(times["cam"]),
+        "cam_server_ms": summary(times["cam_s"]),
+    }
+
+
+async def lime_requests(client, images, config: ExplainBenchConfig, segmentation: str, bar):
+    """``config.lime_repeats`` LIME requests with one segmentation, and the server's breakdown."""
+    query = f"method=lime&num_samples={config.num_samples}&num_features={config.num_features}"
+    path = f"/v1/explain?{query}&segmentation={segmentation}"
+    runs = []
+    for index in range(config.lime_repeats):
+        payload = images.payloads[index % len(images.payloads)]
+        wall, body = await timed_post(client, path, payload, images.content_type)
+        runs.append(
+            {
+                "wall_ms": round(wall, 2),
+                "server_ms": body["latency_ms"],
+                "segments": body["lime"]["segments"],
+                "batcher_submissions": body["lime"]["batcher_submissions"],
+                "timings_ms": body["lime"]["timings_ms"],
+            }
+        )
+        bar.update(1)
+    return runs
+
+
+def lime_summary(runs: list[dict], num_samples: int) -> dict:
+    return {
+        "num_samples": num_samples,
+        "wall_ms": summary([run["wall_ms"] for run in runs]),
+        "breakdown_median_ms": {
+            key: round(statistics.median(run["timings_ms"][key] for run in runs), 2)
+            for key in runs[0]["timings_ms"]
+        },
+        "runs": runs,
     }
 
 
@@ -366,29 +410,6 @@ def run_benchmark(config: ExplainBenchConfig) -> tuple[dict, Path]:
 # --- CLI ------------------------------------------------------------------------------------
 
 
-def _names(text: str) -> tuple[str, ...]:
-    values = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one name")
-    return values
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only where there is one worth showing."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False) or "(default" in (action.help or ""):
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
 def add_parser(commands) -> argparse.ArgumentParser:
     """Register the ``explain`` subcommand on ``python -m benchmarks``."""
     parser = commands.add_parser(
@@ -398,57 +419,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         description="Explanation latency next to a plain prediction, per model: CAM vs "
         "predict (alternating requests) and LIME at --num-samples for each segmentation, "
         "through the real server app in this process. Missing models are exported untrained.",
-        formatter_class=_Help,
     )
-    defaults = ExplainBenchConfig()
-    parser.add_argument("--models", type=Path, default=defaults.models, help="model repository")
-    parser.add_argument(
-        "--names",
-        type=_names,
-        default=",".join(defaults.names),
-        help="comma-separated models; one missing from --models is exported untrained",
-    )
-    parser.add_argument(
-        "--images", type=Path, help="image folder (default: data/detector/test, else synthetic)"
-    )
-    parser.add_argument(
-        "--image-limit", type=_positive, default=defaults.image_limit, help="images cycled through"
-    )
-    parser.add_argument(
-        "--repeats",
-        type=_positive,
-        default=defaults.predict_repeats,
-        help="predict and CAM requests each",
-    )
-    parser.add_argument(
-        "--lime-repeats",
-        type=_positive,
-        default=defaults.lime_repeats,
-        help="LIME requests per segmentation",
-    )
-    parser.add_argument(
-        "--num-samples", type=_positive, default=defaults.num_samples, help="LIME samples"
-    )
-    parser.add_argument(
-        "--num-features", type=_positive, default=defaults.num_features, help="LIME regions"
-    )
-    parser.add_argument(
-        "--segmentations",
-        type=_names,
-        default=",".join(defaults.segmentations),
-        help="comma-separated: quickshift, slic",
-    )
-    parser.add_argument(
-        "--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all cores)"
-    )
-    parser.add_argument(
-        "--export-dir",
-        type=Path,
-        default=defaults.export_dir,
-        help="where missing models are exported untrained (reused on later runs)",
-    )
-    parser.add_argument("--out", type=Path, default=defaults.out_dir, help="results folder")
-    parser.add_argument("--machine", help="machine label in the file name (default: from CPU)")
+    parser.add_config(ExplainBenchConfig)
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -458,39 +430,21 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ExplainBenchConfig:
-    unknown = [s for s in args.segmentations if s not in ("quickshift", "slic")]
-    if unknown:
-        raise SystemExit(f"error: unknown segmentation {', '.join(unknown)}: quickshift or slic")
-    config = ExplainBenchConfig(
-        models=args.models,
-        names=args.names,
-        images=args.images,
-        image_limit=args.image_limit,
-        predict_repeats=args.repeats,
-        lime_repeats=args.lime_repeats,
-        num_samples=args.num_samples,
-        num_features=args.num_features,
-        segmentations=args.segmentations,
-        intra_op_threads=args.threads,
-        export_dir=args.export_dir,
-        out_dir=args.out,
-        machine_name=args.machine,
-    )
+    config = options_from(ExplainBenchConfig, args)
     if args.quick:
-        from dataclasses import replace
-
         config = replace(config, predict_repeats=5, lime_repeats=1, num_samples=200)
     return config
 
 
 def command(args: argparse.Namespace) -> int:
     """``python -m benchmarks explain``."""
+    config = config_from_args(args)
     try:
-        report, path = run_benchmark(config_from_args(args))
+        report, path = run_benchmark(config)
     except subprocess.CalledProcessError as exc:
         print(f"error: exporting an untrained model failed: {exc}", file=sys.stderr)
         return 2
-    print(render_table(report["models"], args.segmentations))
+    print(render_table(report["models"], config.segmentations))
     for check in report["targets"]:
         print(f"  [{check['status']}] {check['target']}: {check['measured']}")
     for result in report["models"]:

@@ -13,15 +13,37 @@ import itertools
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cli import positive_ints
 from benchmarks.images import ImageSet
 from benchmarks.promtext import Histogram, diff_histograms, find_batch_histogram, parse_histograms
 from benchmarks.rawhttp import RawHttpConnection
+from core.options import option, parse_optional_path
 
 CLIENTS = ("raw", "httpx")
 CDF_POINTS = 101  # latency quantiles 0%, 1%, ..., 100%
+CONCURRENCY_HELP = "comma-separated concurrency levels (requests in flight)"
+
+
+@dataclass(frozen=True)
+class LoadLevels:
+    """The load levels of a run: how many requests each, with which client and images."""
+
+    concurrency: tuple[int, ...] = option(
+        (1, 4, 16, 64), CONCURRENCY_HELP, positive_ints, metavar="N,N,..."
+    )
+    requests: int = option(400, "measured requests per level", int)
+    duration_s: float = option(8.0, "time limit per level in seconds", float, flag="--duration")
+    warmup_requests: int = option(16, "unmeasured requests per level", int, flag="--warmup")
+    client: str = option("raw", "HTTP client", choices=CLIENTS)
+    images: Path | None = option(
+        None, "folder of images to send (default: data/detector/test, else synthetic 256x256 "
+        "JPEGs)", parse_optional_path,
+    )  # fmt: skip
+    image_limit: int = option(64, "most images to load", int)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from benchmarks.images import ImageSet
 from core.modelrepo import ModelEntry
+from core.options import option
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 from serving.runtime import ModelRuntime, RuntimeConfig
 
@@ -33,7 +34,10 @@ class PipelineConfig:
     batch_sizes: tuple[int, ...] = (1, 8, 16, 32)
     decode_threads: tuple[int, ...] = (1, 2, 3)
     intra_op_threads: tuple[int, ...] = (1, 2)
-    seconds_per_setting: float = 3.0
+    seconds_per_setting: float = option(
+        3.0, "time per pipeline-limit setting (batch size x decode threads x intra-op threads)",
+        float, flag="--pipeline-seconds",
+    )  # fmt: skip
     min_images: int = 32
     latency_runs: int = 64
     precision: str = "fp32"

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cli import positive_ints
 from benchmarks.images import ImageSet, decoded_batch
+from core.options import option
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_LABELS = {
@@ -32,11 +34,15 @@ VARIANT_KEYS = {
 class RawConfig:
     """How long to time each batch size."""
 
-    batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    batch_sizes: tuple[int, ...] = option(
+        (1, 2, 4, 8, 16, 32, 64), "raw onnxruntime batch sizes", positive_ints, metavar="N,N,..."
+    )
     warmup_runs: int = 2
     min_runs: int = 3
     max_runs: int = 200
-    seconds_per_batch_size: float = 2.0
+    seconds_per_batch_size: float = option(
+        2.0, "time budget per raw batch size", float, flag="--raw-seconds"
+    )
     intra_op_threads: int = 0  # 0: onnxruntime's default (all cores)
     tensorrt_fp16: bool = True  # TensorRT provider builds FP16 engines (the GPU target)
 

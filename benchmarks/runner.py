@@ -21,10 +21,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from benchmarks.cli import DEFAULT_OUT, names_of, optional_names, positive_ints
 from benchmarks.firstrequest import FirstRequestConfig, measure_first_request
 from benchmarks.hey import HeyConfig, run_hey
 from benchmarks.images import ImageSet, load_images
-from benchmarks.loadgen import LoadConfig, run_level_sync
+from benchmarks.loadgen import LoadConfig, LoadLevels, run_level_sync
 from benchmarks.mixed import MixedConfig, measure_mixed
 from benchmarks.pipeline import PipelineConfig, measure_pipeline
 from benchmarks.raw import (
@@ -37,10 +38,16 @@ from benchmarks.raw import (
 from benchmarks.servers import RunningServer, ServerSpec, ServerStartError, our_server_spec
 from benchmarks.sysinfo import describe_machine, machine_slug
 from core.modelrepo import ModelRepository
+from core.options import (
+    option,
+    parse_bool,
+    parse_optional_int,
+    parse_optional_path,
+    parse_optional_str,
+)
 from serving.models import preferred_default
 
 SCHEMA_VERSION = 1
-DEFAULT_OUT = Path("benchmarks/results")
 ALL_SYSTEMS = ("limits", "baseline", "ours-off", "ours-on", "workers", "variants", "providers")
 WORKERS = 2  # processes of the "workers" system
 LIMIT_CONCURRENCY = (1, 4, 16, 64, 256)
@@ -48,36 +55,60 @@ LIMIT_CONCURRENCY = (1, 4, 16, 64, 256)
 OUR_COMMON_ARGS = ("--log-level", "warning", "--webui", "")
 
 
-@dataclass(frozen=True)
-class SuiteConfig:
-    """Everything one benchmark run is told (stored in the results file)."""
+SYSTEMS_HELP = (
+    "what to run: limits = in-process pipeline limit, server and hey per shipped model; "
+    "baseline = Flask+Keras, ours-off = max_batch_size 1, ours-on = defaults, workers = 2 "
+    "worker processes, variants = fp16/int8 files if present, providers = GPU providers"
+)
 
-    models: Path = Path("models")
-    model: str | None = None  # None: the server's default (serving.models.preferred_default)
-    version: int | None = None
-    images: Path | None = None  # None: data/detector/test if present, else synthetic JPEGs
-    image_limit: int = 64
-    concurrency: tuple[int, ...] = (1, 4, 16, 64)
-    requests: int = 400
-    duration_s: float = 8.0
-    warmup_requests: int = 16
-    client: str = "raw"
-    systems: tuple[str, ...] = ALL_SYSTEMS
-    keras: Path | None = None
-    providers: tuple[str, ...] | None = None  # None: every available one
+
+@dataclass(frozen=True)
+class SuiteConfig(LoadLevels):
+    """Everything one benchmark run is told (stored in the results file); the load levels'
+    settings come first (:class:`benchmarks.loadgen.LoadLevels`)."""
+
+    models: Path = option(Path("models"), "model repository", Path)
+    model: str | None = option(
+        None, "model name in the repository (default: the server's default)", parse_optional_str
+    )
+    version: int | None = option(None, "model version (default: latest)", parse_optional_int)
+    systems: tuple[str, ...] = option(
+        ALL_SYSTEMS, SYSTEMS_HELP, names_of(ALL_SYSTEMS), metavar="NAME,NAME,..."
+    )
+    keras: Path | None = option(
+        None, "Keras model for the baseline (default: metadata.json source.keras_model)",
+        parse_optional_path,
+    )  # fmt: skip
+    providers: tuple[str, ...] | None = option(
+        None, "comma-separated onnxruntime providers (tensorrt,cuda,cpu; default: all "
+        "available)", optional_names, metavar="NAME,NAME,...",
+    )  # fmt: skip
     raw: RawConfig = field(default_factory=RawConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    limit_models: tuple[str, ...] | None = None  # None: every model in the repository
-    limit_concurrency: tuple[int, ...] = LIMIT_CONCURRENCY
+    limit_models: tuple[str, ...] | None = option(
+        None, "comma-separated models for the limits section (default: every shipped model)",
+        optional_names, metavar="NAME,NAME,...",
+    )  # fmt: skip
+    limit_concurrency: tuple[int, ...] = option(
+        LIMIT_CONCURRENCY,
+        "concurrency levels of the limits section",
+        positive_ints,
+        metavar="N,N,...",
+    )
     hey: HeyConfig = field(default_factory=HeyConfig)
     first_request: FirstRequestConfig = field(default_factory=FirstRequestConfig)
     mixed: MixedConfig | None = field(default_factory=MixedConfig)  # None: skip (default model)
     server_args: tuple[str, ...] = ()  # extra flags for every run of our server
-    batch_metric: str | None = None
-    out_dir: Path = DEFAULT_OUT
-    machine_name: str | None = None
+    batch_metric: str | None = option(
+        None, "Prometheus histogram of batch sizes (default: auto)", parse_optional_str
+    )
+    out_dir: Path = option(DEFAULT_OUT, "results folder", Path, flag="--out")
+    machine_name: str | None = option(
+        None, "machine label in file names (default: from the CPU)", parse_optional_str,
+        flag="--machine",
+    )  # fmt: skip
     startup_timeout_s: float = 180.0
-    write_plots: bool = True
+    write_plots: bool = option(True, "draw the PNG plots", parse_bool, flag="--plots")
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -86,74 +117,52 @@ class SuiteConfig:
 
 def system_specs(config: SuiteConfig, entry_path: Path, variants: list[str]) -> list[ServerSpec]:
     """The HTTP systems to measure, in order, per ``config.systems``."""
-    specs = []
     wanted = set(config.systems)
     providers = available_providers(config.providers)
     main_provider = _label(providers[0]) if providers else "cpu"
     ours = (*OUR_COMMON_ARGS, "--providers", main_provider, *config.server_args)
-    if "baseline" in wanted:
-        argv = [sys.executable, "-m", "benchmarks.baseline_flask", "--entry", str(entry_path)]
-        if config.keras is not None:
-            argv += ["--keras", str(config.keras)]
-        argv += ["--host", "{host}", "--port", "{port}"]
-        specs.append(
-            ServerSpec(
-                name="baseline-flask",
-                argv=tuple(argv),
-                has_metrics=False,
-                env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-                startup_timeout_s=config.startup_timeout_s,
-                description="Flask + Keras model.predict per request, Werkzeug threaded server",
-            )
-        )
-    if "ours-off" in wanted:
-        specs.append(
-            _ours(
-                config,
-                "ours-batching-off",
-                (*ours, "--max-batch-size", "1"),
-                f"our server, max_batch_size=1, {main_provider}",
-            )
-        )
-    if "ours-on" in wanted:
-        specs.append(
-            _ours(
-                config, "ours-batching-on", ours, f"our server, default batching, {main_provider}"
-            )
-        )
-    if "workers" in wanted:
-        specs.append(
-            _ours(
-                config,
-                f"ours-workers-{WORKERS}",
-                (*ours, "--workers", str(WORKERS)),
-                f"our server, {WORKERS} worker processes sharing the port, {main_provider}",
-            )
-        )
-    if "variants" in wanted:
-        for variant in variants:
-            if variant != "fp32":
-                specs.append(
-                    _ours(
-                        config,
-                        f"ours-batching-on-{variant}",
-                        (*ours, "--precision", variant),
-                        f"our server, default batching, {variant} model, {main_provider}",
-                    )
-                )
-    if "providers" in wanted:
-        for provider in providers[1:]:
-            label = _label(provider)
-            args = (*OUR_COMMON_ARGS, "--providers", label, *config.server_args)
-            specs.append(
-                _ours(
-                    config,
-                    f"ours-batching-on-{label}",
-                    args,
-                    f"our server, default batching, {label} provider",
-                )
-            )
+    specs = [_baseline_spec(config, entry_path)] if "baseline" in wanted else []
+    # (system, spec name, our server's flags, description), in the order they run
+    candidates = [
+        ("ours-off", "ours-batching-off", (*ours, "--max-batch-size", "1"),
+         f"our server, max_batch_size=1, {main_provider}"),
+        ("ours-on", "ours-batching-on", ours, f"our server, default batching, {main_provider}"),
+        ("workers", f"ours-workers-{WORKERS}", (*ours, "--workers", str(WORKERS)),
+         f"our server, {WORKERS} worker processes sharing the port, {main_provider}"),
+    ]  # fmt: skip
+    candidates += [
+        ("variants", f"ours-batching-on-{variant}", (*ours, "--precision", variant),
+         f"our server, default batching, {variant} model, {main_provider}")
+        for variant in variants if variant != "fp32"
+    ]  # fmt: skip
+    candidates += [
+        ("providers", f"ours-batching-on-{_label(provider)}",
+         (*OUR_COMMON_ARGS, "--providers", _label(provider), *config.server_args),
+         f"our server, default batching, {_label(provider)} provider")
+        for provider in providers[1:]
+    ]  # fmt: skip
+    specs += [
+        _ours(config, name, args, description)
+        for system, name, args, description in candidates
+        if system in wanted
+    ]
     return specs
+
+
+def _baseline_spec(config: SuiteConfig, entry_path: Path) -> ServerSpec:
+    """The seed-style Flask + Keras server."""
+    argv = [sys.executable, "-m", "benchmarks.baseline_flask", "--entry", str(entry_path)]
+    if config.keras is not None:
+        argv += ["--keras", str(config.keras)]
+    argv += ["--host", "{host}", "--port", "{port}"]
+    return ServerSpec(
+        name="baseline-flask",
+        argv=tuple(argv),
+        has_metrics=False,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        startup_timeout_s=config.startup_timeout_s,
+        description="Flask + Keras model.predict per request, Werkzeug threaded server",
+    )
 
 
 def _label(provider: str) -> str:
@@ -239,43 +248,50 @@ def measure_system(
         result["startup_s"] = round(server.startup_s or 0.0, 2)
         result["info"] = _server_info(server)
         for concurrency in levels:
-            load = LoadConfig(
-                base_url=server.base_url,
-                concurrency=concurrency,
-                requests=config.requests,
-                duration_s=config.duration_s,
-                warmup_requests=max(config.warmup_requests, concurrency),
-                client=config.client,
-                metrics_path="/metrics" if spec.has_metrics else None,
-                batch_metric=config.batch_metric,
-            )
-            cpu_before = server.cpu_seconds()
-            level = run_level_sync(load, images)
-            cpu_after = server.cpu_seconds()
-            if cpu_before is not None and cpu_after is not None:
-                level["server_cpu_s"] = round(cpu_after - cpu_before, 3)
-                level["server_cpu_percent"] = round(
-                    100.0 * (cpu_after - cpu_before) / max(level["wall_s"], 1e-9), 1
-                )
-            result["levels"].append(level)
+            result["levels"].append(_measure_level(server, spec, config, images, concurrency))
+            level = result["levels"][-1]
             progress.set_postfix_str(
                 f"{spec.name} c={concurrency}: {level['images_per_s']:.1f} img/s", refresh=False
             )
             progress.update(1)
+        payload = median_payload(images)
         if hey is not None:
-            result["hey"] = run_hey(
-                server.base_url, median_payload(images), images.content_type, hey
-            )
+            result["hey"] = run_hey(server.base_url, payload, images.content_type, hey)
         if first_request is not None:
             result["first_request"] = measure_first_request(
-                server.base_url, median_payload(images), images.content_type, first_request
+                server.base_url, payload, images.content_type, first_request
             )
         if mixed is not None:
-            result["mixed"] = measure_mixed(server.base_url, images, median_payload(images), mixed)
+            result["mixed"] = measure_mixed(server.base_url, images, payload, mixed)
     finally:
         exit_code = server.stop()
         result["exit_code"] = exit_code
     return result
+
+
+def _measure_level(
+    server: RunningServer, spec: ServerSpec, config: SuiteConfig, images, concurrency: int
+) -> dict:
+    """One concurrency level against a running server, with the server's CPU time."""
+    load = LoadConfig(
+        base_url=server.base_url,
+        concurrency=concurrency,
+        requests=config.requests,
+        duration_s=config.duration_s,
+        warmup_requests=max(config.warmup_requests, concurrency),
+        client=config.client,
+        metrics_path="/metrics" if spec.has_metrics else None,
+        batch_metric=config.batch_metric,
+    )
+    cpu_before = server.cpu_seconds()
+    level = run_level_sync(load, images)
+    cpu_after = server.cpu_seconds()
+    if cpu_before is not None and cpu_after is not None:
+        level["server_cpu_s"] = round(cpu_after - cpu_before, 3)
+        level["server_cpu_percent"] = round(
+            100.0 * (cpu_after - cpu_before) / max(level["wall_s"], 1e-9), 1
+        )
+    return level
 
 
 def median_payload(images: ImageSet) -> bytes:

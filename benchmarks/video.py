@@ -16,19 +16,27 @@ after (the development VM is shared: say how busy it was with ``--note``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cli import (
+    ResultsConfig,
+    add_command,
+    positive_int,
+    positive_ints,
+    utc_stamp,
+    write_results,
+)
 from benchmarks.sysinfo import describe_machine, machine_slug
 from bulk.scorer import ModelChoice
+from core.options import option, options_from
 from core.preprocessing import decode_rgb
 from core.video import Sampling, VideoLimits, VideoReader, sample_indices
 
@@ -118,68 +126,75 @@ def served(client, url: str, data: bytes, frames: int, model: str, repeats: int)
     }
 
 
+@dataclass(frozen=True)
+class VideoBenchConfig(ResultsConfig):
+    """The clip and the samplings ``python -m benchmarks video`` measures."""
+
+    seconds: float = option(10.0, "clip length", float)
+    width: int = option(1280, "clip width in pixels", positive_int, metavar="N")
+    height: int = option(720, "clip height in pixels", positive_int, metavar="N")
+    fps: float = option(30.0, "clip frame rate", float)
+    frames: tuple[int, ...] = option(
+        (32, 300), "comma-separated frames=K samplings to measure", positive_ints, metavar="N,N,..."
+    )
+    repeats: int = option(3, "timed uploads per sampling", positive_int, metavar="N")
+    face_image: Path = option(
+        DEFAULT_FACE, "face photo (or folder: its first .jpg) the clip shows", Path
+    )
+    note: str = option("", "conditions of the run, stored in the JSON")
+
+
 def add_parser(commands) -> argparse.ArgumentParser:
     """Register the ``video`` subcommand on ``python -m benchmarks``."""
-    parser = commands.add_parser(
-        "video",
+    return add_command(
+        commands, "video", description=__doc__.split("\n\n")[0],
         help="POST /v1/predict/video on a 10 s 720p clip: frames/s and latency; writes "
         "benchmarks/results/video-<machine>-<date>.json",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
-    parser.add_argument("--model", default=None, help="default: the server's default model")
-    parser.add_argument("--seconds", type=float, default=10.0, help="clip length")
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=720)
-    parser.add_argument("--fps", type=float, default=30.0, help="clip frame rate")
-    parser.add_argument(
-        "--frames", default="32,300", help="comma-separated frames=K samplings to measure"
-    )
-    parser.add_argument("--repeats", type=int, default=3, help="timed uploads per sampling")
-    parser.add_argument("--face-image", type=Path, default=DEFAULT_FACE,
-                        help="face photo (or folder: its first .jpg) the clip shows")  # fmt: skip
-    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                        help="extra flag for the server (repeat; --server-arg=--flag)")  # fmt: skip
-    parser.add_argument("--note", default="", help="conditions of the run, stored in the JSON")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    return parser
+        configs=(ModelChoice, VideoBenchConfig), exclude=("version",), server_arg="--flag",
+    )  # fmt: skip
 
 
-def command(args: argparse.Namespace) -> int:
-    """``python -m benchmarks video``."""
+def measure_clip(config: VideoBenchConfig, models: Path, entry, server_args) -> dict:
+    """Write the clip, time decoding alone, then the server on it, for each sampling."""
     import httpx
 
     from benchmarks.servers import RunningServer, our_server_spec
 
-    entry = ModelChoice(args.models, args.model).entry()
-    config = entry.preprocess_config(ModelChoice.max_pixels)
-    samplings = [int(part) for part in args.frames.split(",") if part.strip()]
-    load_before = os.getloadavg()
-    report: dict = {"model": entry.name, "version": entry.version, "face_crop": config.face_crop}
+    preprocess = entry.preprocess_config(ModelChoice.max_pixels)
+    report: dict = {"model": entry.name, "version": entry.version,
+                    "face_crop": preprocess.face_crop}  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "clip.mp4"
-        base = face_frame(args.face_image, args.width, args.height)
-        report["clip"] = write_clip(clip, base, args.seconds, args.fps)
-        report["clip"]["content"] = "face photo" if args.face_image.exists() else "pattern"
-        report["decode_only"] = [decode_only(clip, k, config, args.repeats) for k in samplings]
-        most = str(max(VideoLimits.max_frames, *samplings))  # frames=300: every frame of 10 s
+        base = face_frame(config.face_image, config.width, config.height)
+        report["clip"] = write_clip(clip, base, config.seconds, config.fps)
+        report["clip"]["content"] = "face photo" if config.face_image.exists() else "pattern"
+        report["decode_only"] = [
+            decode_only(clip, k, preprocess, config.repeats) for k in config.frames
+        ]
+        most = str(max(VideoLimits.max_frames, *config.frames))  # frames=300: all of 10 s
         flags = ("--webui", "", "--log-level", "warning", "--video-max-frames", most,
-                 *args.server_arg)  # fmt: skip
-        spec = our_server_spec("video", args.models, flags)
+                 *server_args)  # fmt: skip
+        spec = our_server_spec("video", models, flags)
         data = clip.read_bytes()
         model = f"model={entry.name}&version={entry.version}"
         with RunningServer(spec) as server, httpx.Client(timeout=600.0) as client:
             report["server"] = [
-                served(client, server.base_url, data, k, model, args.repeats) for k in samplings
+                served(client, server.base_url, data, k, model, config.repeats)
+                for k in config.frames
             ]
+    return report
+
+
+def command(args: argparse.Namespace) -> int:
+    """``python -m benchmarks video``."""
+    choice, config = options_from(ModelChoice, args), options_from(VideoBenchConfig, args)
+    load_before = os.getloadavg()
+    report = measure_clip(config, choice.models, choice.entry(), args.server_args)
     machine = describe_machine()
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    report = {"created": created, "machine": machine, "note": args.note,
+    report = {"created": utc_stamp(), "machine": machine, "note": config.note,
               "load_average": {"before": load_before, "after": os.getloadavg()},
               **report}  # fmt: skip
-    path = args.out / f"video-{machine_slug(machine)}-{created[:10]}.json"
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print(path)
+    print(write_results(config.out_dir, "video", machine_slug(machine), report))
     for decoded, run in zip(report["decode_only"], report["server"], strict=True):
         print(f"  frames={decoded['frames']}: decode+preprocess {decoded['frames_per_s']} "
               f"frames/s; server {run['frames_per_s']} frames/s, "

@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -18,6 +19,14 @@ from bulk.engines import HttpSettings, http_engine, local_engine
 from bulk.inputs import expand
 from bulk.outputs import ResultWriter, check_resumable, done_paths
 from bulk.scorer import ModelChoice
+from core.options import (
+    add_options,
+    option,
+    options_from,
+    parse_bool,
+    parse_optional_path,
+    parse_optional_str,
+)
 from core.provenance import EvidenceConfig
 from core.provenance.reader import load_trust_anchors
 from core.video import DEFAULT_FRAMES, Sampling, VideoLimits
@@ -49,6 +58,43 @@ def batched(paths: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
+@dataclass(frozen=True)
+class BulkConfig:
+    """One scoring job: where rows go, which engine scores, and how (the model and how it
+    reads files: :class:`ModelChoice`, built from its own flags)."""
+
+    out: Path = option(help="results: .csv, .jsonl, .parquet", parse=Path)
+    engine: str = option("local", "where the files are scored", choices=ENGINES)
+    batch_size: int = option(32, "files per batch", int)
+    workers: int = option(0, "local/ray: scoring processes (0: one per core)", int)
+    url: str | None = option(None, "http: the server's base URL", parse_optional_str)
+    concurrency: int = option(HttpSettings.concurrency, "http: requests at once", int)
+    ray_address: str | None = option(
+        None, "ray: join this cluster (default: start locally)", parse_optional_str
+    )
+    evidence: bool = option(True, "local/ray: the evidence column", parse_bool)
+    c2pa_trust_anchors: Path | None = option(
+        None, "local/ray: PEM file of C2PA signers to trust", parse_optional_path
+    )
+    video_max_frames: int = option(
+        VideoLimits.max_frames, "most frames sampled from one video (more: an error row)", int
+    )
+    count: bool = option(True, "count the inputs first (for the ETA)", parse_bool)
+    progress: bool = option(True, "progress bar", parse_bool)
+    choice: ModelChoice = field(default_factory=ModelChoice)
+    inputs: tuple[str, ...] = ()  # files, folders, globs or path lists
+
+
+@dataclass(frozen=True)
+class VideoSampling:
+    """How many frames of a video are scored: a count or a rate (one of them)."""
+
+    video_frames: int | None = option(
+        None, f"frames per video, evenly (default {DEFAULT_FRAMES})", int
+    )
+    video_fps: float | None = option(None, "or: frames sampled per second of video", float)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bulk",
@@ -57,43 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", help="files, folders, globs or path lists")
-    parser.add_argument("--out", type=Path, required=True, help="results: .csv, .jsonl, .parquet")
-    parser.add_argument("--engine", choices=ENGINES, default="local", help="default: local")
-    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
-    parser.add_argument("--model", help="model name (default: the server's default model)")
-    parser.add_argument("--version", type=int, help="model version (default: latest)")
-    parser.add_argument("--batch-size", type=int, default=32, help="files per batch (default 32)")
-    parser.add_argument(
-        "--workers", type=int, default=0, help="local/ray: scoring processes (0: one per core)"
-    )
-    parser.add_argument("--url", help="http: the server's base URL")
-    parser.add_argument("--concurrency", type=int, default=8, help="http: requests at once")
-    parser.add_argument("--ray-address", help="ray: join this cluster (default: start locally)")
-    parser.add_argument("--no-evidence", action="store_true", help="local/ray: no evidence column")
-    parser.add_argument(
-        "--c2pa-trust-anchors", type=Path, help="local/ray: PEM file of C2PA signers to trust"
-    )
-    video = parser.add_mutually_exclusive_group()
-    video.add_argument(
-        "--video-frames", type=int, help=f"frames per video, evenly (default {DEFAULT_FRAMES})"
-    )
-    video.add_argument("--video-fps", type=float, help="or: frames sampled per second of video")
-    parser.add_argument(
-        "--video-max-frames", type=int, default=VideoLimits.max_frames,
-        help="most frames sampled from one video (more: an error row)",
-    )  # fmt: skip
-    parser.add_argument("--no-count", action="store_true", help="skip counting inputs (no ETA)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_options(parser, ModelChoice)
+    add_options(parser, BulkConfig)
+    add_options(parser.add_mutually_exclusive_group(), VideoSampling)
     return parser
 
 
-def video_settings(args: argparse.Namespace) -> tuple[Sampling, VideoLimits]:
+def video_settings(flags: VideoSampling, max_frames: int) -> tuple[Sampling, VideoLimits]:
     """How videos are sampled, from the flags; SystemExit with the reason when out of range."""
     try:
-        limits = VideoLimits(max_frames=args.video_max_frames)
-        if args.video_fps is not None:
-            return Sampling(frames=None, fps=args.video_fps), limits
-        sampling = Sampling(args.video_frames or DEFAULT_FRAMES)
+        limits = VideoLimits(max_frames=max_frames)
+        if flags.video_fps is not None:
+            return Sampling(frames=None, fps=flags.video_fps), limits
+        sampling = Sampling(flags.video_frames or DEFAULT_FRAMES)
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     if sampling.frames > limits.max_frames:
@@ -101,25 +123,42 @@ def video_settings(args: argparse.Namespace) -> tuple[Sampling, VideoLimits]:
     return sampling, limits
 
 
-def engine_rows(args: argparse.Namespace, batches: Iterable[list[str]]) -> Iterator[list[dict]]:
+def job_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> BulkConfig:
+    """The job from the command line; a value that does not parse exits with status 2."""
+    args = parser.parse_args(argv)
+    try:
+        config = options_from(BulkConfig, args, inputs=tuple(args.inputs))
+        sampling, limits = video_settings(
+            options_from(VideoSampling, args), config.video_max_frames
+        )
+        evidence = EvidenceConfig(trust_anchors=config.c2pa_trust_anchors)
+        choice = options_from(
+            ModelChoice, args, evidence=evidence if config.evidence else None,
+            video_sampling=sampling, video_limits=limits,
+        )  # fmt: skip
+    except ValueError as exc:
+        parser.error(str(exc))
+    return replace(config, choice=choice)
+
+
+def engine_rows(config: BulkConfig, batches: Iterable[list[str]]) -> Iterator[list[dict]]:
     import os
 
-    workers = args.workers or os.cpu_count() or 1
-    evidence = None if args.no_evidence else EvidenceConfig(trust_anchors=args.c2pa_trust_anchors)
-    sampling, limits = video_settings(args)
-    choice = ModelChoice(args.models, args.model, args.version, evidence=evidence,
-                         video_sampling=sampling, video_limits=limits)  # fmt: skip
-    if args.engine == "local":
+    workers = config.workers or os.cpu_count() or 1
+    choice = config.choice
+    if config.engine == "local":
         return local_engine(batches, choice, workers)
-    if args.engine == "http":
-        if not args.url:
+    if config.engine == "http":
+        if not config.url:
             raise SystemExit("error: --engine http needs --url")
-        settings = HttpSettings(args.url, args.concurrency, model=args.model,
-                                version=args.version, video_sampling=sampling)  # fmt: skip
+        settings = HttpSettings(
+            config.url, config.concurrency, model=choice.name, version=choice.version,
+            video_sampling=choice.video_sampling,
+        )  # fmt: skip
         return http_engine(batches, settings)
     from bulk.ray_engine import ray_engine
 
-    return ray_engine(batches, choice, workers, args.ray_address, args.batch_size)
+    return ray_engine(batches, choice, workers, config.ray_address, config.batch_size)
 
 
 def summary_text(counts: Counter, elapsed: float) -> str:
@@ -134,31 +173,46 @@ def summary_text(counts: Counter, elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_job(config: BulkConfig) -> str | None:
+    """Why the job cannot start (an unknown output format, a CSV of other columns to resume,
+    unreadable trust anchors), or None."""
     try:
-        check_resumable(args.out)
-        if args.c2pa_trust_anchors:
-            load_trust_anchors(args.c2pa_trust_anchors)
+        check_resumable(config.out)
+        if config.c2pa_trust_anchors:
+            load_trust_anchors(config.c2pa_trust_anchors)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return str(exc)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = job_config(build_parser(), argv)
+    if problem := check_job(config):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-    done = done_paths(args.out)
+    done = done_paths(config.out)
     counts: Counter = Counter()
 
     def todo() -> Iterator[str]:
-        for path in expand(args.inputs):
+        for path in expand(config.inputs):
             if path in done:
                 counts["skipped"] += 1
             else:
                 yield path
 
-    total = None if args.no_count else sum(1 for path in expand(args.inputs) if path not in done)
-    writer = ResultWriter(args.out)
+    total = sum(1 for path in expand(config.inputs) if path not in done) if config.count else None
+    return score_all(config, batched(todo(), config.batch_size), total, counts)
+
+
+def score_all(
+    config: BulkConfig, batches: Iterable[list[str]], total: int | None, counts: Counter
+) -> int:
+    """Write every batch's rows as it comes; Ctrl-C keeps what was written (exit 130)."""
+    writer = ResultWriter(config.out)
     started = time.perf_counter()
-    bar = tqdm(total=total, unit="file", desc="scoring", disable=args.no_progress)
+    bar = tqdm(total=total, unit="file", desc="scoring", disable=not config.progress)
     try:
-        for rows in engine_rows(args, batched(todo(), args.batch_size)):
+        for rows in engine_rows(config, batches):
             writer.write(rows)
             for row in rows:
                 counts[f"error:{row['error_code']}" if row.get("error_code") else row["label"]] += 1

@@ -15,6 +15,7 @@ import numpy as np
 
 from core.decision import calibrate, decide
 from core.modelrepo import ModelEntry, ModelRepository
+from core.options import option, parse_optional_int, parse_optional_str
 from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, preprocess_bytes
 from core.provenance import EvidenceConfig, EvidenceReader
 from core.video import (
@@ -33,9 +34,12 @@ from core.video import (
 class ModelChoice:
     """Which model scores, how its session is built, and how evidence is read (None: not)."""
 
-    models: Path = Path("models")
-    name: str | None = None  # None: the server's default (serving.models.preferred_default)
-    version: int | None = None
+    models: Path = option(Path("models"), "model repository", Path)
+    name: str | None = option(  # None: the server's default (serving.models.preferred_default)
+        None, "model name (default: the server's default model)", parse_optional_str,
+        flag="--model",
+    )  # fmt: skip
+    version: int | None = option(None, "model version (default: latest)", parse_optional_int)
     intra_op_threads: int = 1
     max_pixels: int = DEFAULT_MAX_PIXELS
     evidence: EvidenceConfig | None = EvidenceConfig()

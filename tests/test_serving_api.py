@@ -15,6 +15,7 @@ from helpers import (
     pixel_bomb_png,
     png_image,
     serving_client,
+    status_when_client_leaves,
     test_config,
     truncated,
 )
@@ -433,26 +434,8 @@ async def test_client_disconnect_mid_upload_is_not_a_server_error(tiny_repo):
     from serving.app import create_app
 
     app = create_app(test_config(tiny_repo))
-    sent = []
-
-    async def receive():
-        if not sent:
-            sent.append(1)
-            return {"type": "http.request", "body": b"\x89PNG", "more_body": True}
-        return {"type": "http.disconnect"}
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http", "method": "POST", "path": "/v1/predict", "raw_path": b"/v1/predict",
-        "query_string": b"", "headers": [(b"content-type", b"image/png")], "scheme": "http",
-        "server": ("t", 80), "client": ("c", 1), "http_version": "1.1", "root_path": "",
-    }  # fmt: skip
-    async with app.router.lifespan_context(app):
-        await app(scope, receive, send)
-    start = next(m for m in sent[1:] if m["type"] == "http.response.start")
-    assert start["status"] == 400
+    status = await status_when_client_leaves(app, "/v1/predict", "image/png", b"\x89PNG")
+    assert status == 400
 
 
 # --- body limit ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from helpers import (
     avi_with_frames_zeroed,
     decode_all,
     serving_client,
+    status_when_client_leaves,
     test_config,
     write_clip,
 )
@@ -276,28 +277,13 @@ async def test_client_disconnect_mid_upload_deletes_the_temp_file(tiny_repo, tem
 
     data = write_clip(tmp_path / "c.mp4", count=4).read_bytes()
     app = create_app(config(tiny_repo, temp_dir))
-    sent: list = []
     seen_file: list[list[Path]] = []
 
-    async def receive():
-        if not sent:
-            sent.append("body")
-            return {"type": "http.request", "body": data[:500], "more_body": True}
-        seen_file.append(list(temp_dir.iterdir()))  # the upload is on disk by now
-        return {"type": "http.disconnect"}
+    def upload_on_disk():  # the upload is on disk by now
+        seen_file.append(list(temp_dir.iterdir()))
 
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http", "method": "POST", "path": VIDEO, "raw_path": VIDEO.encode(),
-        "query_string": b"", "headers": [(b"content-type", b"video/mp4")], "scheme": "http",
-        "server": ("t", 80), "client": ("c", 1), "http_version": "1.1", "root_path": "",
-    }  # fmt: skip
-    async with app.router.lifespan_context(app):
-        await app(scope, receive, send)
-    start = next(m for m in sent[1:] if m["type"] == "http.response.start")
-    assert start["status"] == 400
+    status = await status_when_client_leaves(app, VIDEO, "video/mp4", data[:500], upload_on_disk)
+    assert status == 400
     assert len(seen_file[0]) == 1 and list(temp_dir.iterdir()) == []
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
 
 from core.options import add_options, options_from
+from train.cli import run_command
 from train.config import AugmentConfig, Lite0Config, TrainConfig
 from train.files import DatasetError
 
@@ -81,15 +79,11 @@ def run(config: TrainConfig | Lite0Config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        config = parse_config(argv)
-        summary = run(config)
-    except (ValueError, DatasetError, FileNotFoundError) as exc:  # bad option, data or path
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0
+    return run_command(
+        lambda: run(parse_config(argv)),
+        lambda summary: [summary],
+        errors=(ValueError, DatasetError, FileNotFoundError),  # bad option, data or path
+    )
 
 
 if __name__ == "__main__":

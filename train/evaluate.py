@@ -15,7 +15,6 @@ import csv
 import hashlib
 import json
 import logging
-import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -25,9 +24,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.decision import calibrate
-from core.options import add_options, option, options_from, parse_bool
+from core.options import option, options_from, parse_bool
 from train import robustness
-from train.files import DatasetError, SplitFiles, load_split
+from train.cli import config_parser, run_command
+from train.files import SplitFiles, load_split
 from train.plots import write_plots
 from train.predict import load_run, predict
 from train.report import THRESHOLD_RULES, evaluate_predictions
@@ -187,35 +187,32 @@ def _json_default(value: object) -> object:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.evaluate",
-        description="Evaluate a training run. Temperature scaling and the decision threshold\n"
+    return config_parser(
+        "python -m train.evaluate",
+        "Evaluate a training run. Temperature scaling and the decision threshold\n"
         "are fitted on the VALIDATION split; metrics are computed once on TEST.\n"
         "Writes RUN/report.json, RUN/predictions.csv and RUN/plots/*.png.",
-        epilog="example:\n  python -m train.evaluate --run runs/cnn --data data/faces "
+        "example:\n  python -m train.evaluate --run runs/cnn --data data/faces "
         "--bootstrap 1000 --robustness",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        EvaluateConfig,
     )
-    add_options(parser, EvaluateConfig)
-    return parser
 
 
 def parse_config(argv: list[str] | None = None) -> EvaluateConfig:
     return options_from(EvaluateConfig, build_parser().parse_args(argv))
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        report = evaluate(parse_config(argv))
-    except (ValueError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def summary_lines(report: dict) -> list[dict]:
     test = report["test"]
     summary = {k: test[k] for k in ("accuracy", "f1", "roc_auc", "pr_auc", "eer", "ece")}
-    print(json.dumps({"threshold": report["threshold"], "temperature": report["temperature"]}))
-    print(json.dumps({"test": summary}))
-    return 0
+    return [
+        {"threshold": report["threshold"], "temperature": report["temperature"]},
+        {"test": summary},
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(lambda: evaluate(parse_config(argv)), summary_lines)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from core.decision import calibrate
-from core.options import add_options, option, options_from, parse_bool
+from core.options import option, options_from, parse_bool
 from train import metrics
+from train.cli import config_parser, run_command
 from train.files import DatasetError, SplitFiles, load_split
 from train.transforms import ROBUSTNESS, Transform
 
@@ -190,31 +190,29 @@ def run_robustness(config: RobustnessConfig) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.robustness",
-        description="Score a trained, evaluated run on degraded test images: JPEG quality\n"
+    return config_parser(
+        "python -m train.robustness",
+        "Score a trained, evaluated run on degraded test images: JPEG quality\n"
         "95/75/50/30, downscale x0.5, Gaussian blur sigma 1, re-shared (256 px + JPEG 75), "
         "each applied to the decoded\nimage before core.preprocessing. Uses the threshold and "
         "temperature in\nRUN/report.json (python -m train.evaluate). Writes robustness.json "
         "and robustness.md.",
-        epilog="example:\n  python -m train.robustness --run runs/cnn --data data/combined "
-        "--by-source",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "example:\n  python -m train.robustness --run runs/cnn --data data/combined --by-source",
+        RobustnessConfig,
     )
-    add_options(parser, RobustnessConfig)
-    return parser
+
+
+def summary_lines(result: dict) -> list[dict]:
+    return [
+        {"roc_auc": {name: round(row["roc_auc"], 4) for name, row in result["conditions"].items()}}
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = run_robustness(options_from(RobustnessConfig, build_parser().parse_args(argv)))
-    except (ValueError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    summary = {name: round(row["roc_auc"], 4) for name, row in result["conditions"].items()}
-    print(json.dumps({"roc_auc": summary}))
-    return 0
+    def run() -> dict:
+        return run_robustness(options_from(RobustnessConfig, build_parser().parse_args(argv)))
+
+    return run_command(run, summary_lines)
 
 
 if __name__ == "__main__":

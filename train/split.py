@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.options import add_options, option, options_from, parse_bool, parse_floats
+from core.options import option, options_from, parse_bool, parse_floats
+from train.cli import config_parser, run_command
 from train.files import CLASS_FOLDERS, SPLITS, DatasetError, list_images
 
 log = logging.getLogger(__name__)
@@ -155,31 +156,28 @@ def split_dataset(src: str | Path, dst: str | Path, config: SplitConfig | None =
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.split",
-        description="Stratified, seeded train/val/test split of a flat SRC/{real,fake}/ folder\n"
+    parser = config_parser(
+        "python -m train.split",
+        "Stratified, seeded train/val/test split of a flat SRC/{real,fake}/ folder\n"
         "into DST/{train,val,test}/{real,fake}/, the layout python -m train reads.\n"
         "Also writes DST/split.json (settings, counts, and which split each file went to).",
-        epilog="example:\n  python -m train.split --src data/flat --dst data/faces "
+        "example:\n  python -m train.split --src data/flat --dst data/faces "
         "--group-pattern '^(\\d+)_'",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        SplitConfig,
     )
     parser.add_argument("--src", required=True, help="flat folder with real/ and fake/ inside")
     parser.add_argument("--dst", required=True, help="output folder (must be empty or new)")
-    add_options(parser, SplitConfig)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
-    try:
-        summary = split_dataset(args.src, args.dst, options_from(SplitConfig, args))
-    except (DatasetError, ValueError, re.error) as exc:
-        log.error("%s", exc)
-        return 2
-    print(json.dumps(summary["counts"]))
-    return 0
+    return run_command(
+        lambda: split_dataset(args.src, args.dst, options_from(SplitConfig, args)),
+        lambda summary: [summary["counts"]],
+        errors=(DatasetError, ValueError, re.error),
+        log=log,
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""The soak's settings: one frozen dataclass, stored in every results file."""
+"""The soak's settings: one frozen dataclass, stored in every results file; each setting
+is one flag of ``python -m benchmarks soak`` (:mod:`core.options`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DEFAULT_OUT = Path("benchmarks/results")
+from benchmarks.cli import DEFAULT_OUT
+from core.options import option, parse_bool, parse_optional_str
+
 README = Path("docs/RELIABILITY.md")
 
 
@@ -13,32 +16,62 @@ README = Path("docs/RELIABILITY.md")
 class SoakConfig:
     """One soak run (stored in its results file)."""
 
-    models: Path = Path("models")
-    model: str = "cnn"
-    synthetic: bool = False  # serve the stand-in model even if the repository has one
-    duration_s: float = 180.0
-    warmup_s: float = 20.0
-    concurrency: int = 8
-    bad_fraction: float = 0.3
-    memory_bound_mb: float = 50.0
+    models: Path = option(
+        Path("models"), "model repository (without a servable --model there, a synthetic "
+        "stand-in model is served)", Path,
+    )  # fmt: skip
+    model: str = option("cnn", "model name")
+    synthetic: bool = option(False, "always use the stand-in model", parse_bool)
+    duration_s: float = option(
+        180.0, "seconds of traffic after the warm-up", float, flag="--duration"
+    )
+    warmup_s: float = option(
+        20.0, "seconds of traffic before the memory baseline (at most a third of --duration)",
+        float, flag="--warmup",
+    )  # fmt: skip
+    concurrency: int = option(8, "clients", int)
+    bad_fraction: float = option(0.3, "share of hostile requests", float)
+    memory_bound_mb: float = option(
+        50.0, "allowed RSS growth from after the warm-up to the end", float
+    )
     sample_every_s: float = 0.5
     request_timeout_s: float = 30.0
-    seed: int = 0
+    seed: int = option(0, "traffic mix seed", int)
     server_args: tuple[str, ...] = ()
-    out_dir: Path = DEFAULT_OUT
-    machine_name: str | None = None
+    out_dir: Path = option(DEFAULT_OUT, "results folder", Path, flag="--out")
+    machine_name: str | None = option(
+        None, "machine label in the file name (default: from the CPU)", parse_optional_str,
+        flag="--machine",
+    )  # fmt: skip
     readme: Path | None = README  # regenerate its Reliability section (None: leave it)
     # --access: API keys and rate limits on, auth-hostile requests, a flooding client and
     # slow-header connections alongside (serving/auth.py, ratelimit.py, protocol.py)
-    access: bool = False
-    rate: float = 20.0  # the server's --rate (tokens/s per key)
-    burst: int = 40  # the server's --burst
-    client_rate: float = 3.0  # each good client's pace (requests/s), well under --rate
-    flood_rate: float = 40.0  # the flooding client's pace, over --rate: it must get 429s
-    slow_clients: int = 50  # slow-header connections held open throughout
+    access: bool = option(
+        False,
+        "API keys and rate limits on (--rate, --burst), requests without or with a wrong key, "
+        "a client flooding over its rate (--flood-rate), --slow-clients slow-header "
+        "connections; good clients paced at --client-rate",
+        parse_bool,
+    )
+    rate: float = option(20.0, "the server's --rate with --access (tokens/s per key)", float)
+    burst: int = option(40, "the server's --burst with --access", int)
+    client_rate: float = option(
+        3.0, "each good client's requests/s with --access (well under --rate)", float
+    )
+    flood_rate: float = option(
+        40.0, "the flooding client's requests/s with --access (over --rate: it gets 429s)", float
+    )
+    slow_clients: int = option(
+        50, "slow-header connections held open throughout with --access", int
+    )
     header_timeout_s: float = 10.0  # the server's --header-timeout-s with --access
 
     def __post_init__(self) -> None:
+        if self.duration_s <= 0 or self.concurrency < 1 or not 0 <= self.bad_fraction <= 1:
+            raise ValueError(
+                "--duration > 0, --concurrency >= 1 and 0 <= --bad-fraction <= 1, got "
+                f"{self.duration_s:g}, {self.concurrency}, {self.bad_fraction:g}"
+            )
         if self.access and not 0 < self.client_rate <= self.rate / 2:
             raise ValueError(
                 f"client_rate must be in (0, rate / 2] so good clients are never limited, got "
@@ -50,3 +83,15 @@ class SoakConfig:
     def to_json(self) -> dict:
         values = asdict(self)
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class SoakFlags:
+    """What ``python -m benchmarks soak`` does besides the soak itself."""
+
+    readme: bool = option(
+        True, f"regenerate the Reliability section of {README} from the results", parse_bool
+    )
+    readme_only: bool = option(
+        False, f"only regenerate {README}'s section from the existing results", parse_bool
+    )

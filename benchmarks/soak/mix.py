@@ -128,50 +128,48 @@ def _bad_bodies() -> dict[str, bytes]:
 def build_traffic(entry, reference: Reference, has_cam: bool, seed: int) -> list[Kind]:
     """The request kinds of the mix, with their expected answers precomputed."""
     images = _good_images(seed)
-    threshold = entry.threshold
     kinds: list[Kind] = []
     for index, (data, content_type) in enumerate(images):
-        check = _prediction_check(reference.probability(data), threshold)
-        kinds.append(
-            Kind(
-                f"predict raw #{index}",
-                True,
-                35 / len(images),
-                "POST",
-                "/v1/predict",
-                data,
-                content_type,
-                check=check,
-            )
-        )
-        body, form_type = _multipart([("file", f"face{index}.img", content_type, data)])
-        kinds.append(
-            Kind(
-                f"predict multipart #{index}",
-                True,
-                15 / len(images),
-                "POST",
-                "/v1/predict",
-                body,
-                form_type,
-                check=check,
-            )
-        )
-        if has_cam:
-            explain = _prediction_check(reference.probability(data), threshold)
-            kinds.append(
-                Kind(
-                    f"explain cam #{index}",
-                    True,
-                    4 / len(images),
-                    "POST",
-                    "/v1/explain?method=cam",
-                    data,
-                    content_type,
-                    check=lambda body, c=explain: c(body.get("prediction", {})),
-                )
-            )
+        kinds += _image_kinds(entry, reference, index, data, content_type, len(images), has_cam)
     bad = _bad_bodies()
+    kinds.append(_batch_kind(entry, reference, images, bad))
+    kinds += _v2_kinds(entry, reference)
+    kinds += [
+        Kind("list models", True, 2.5, "GET", "/v1/models"),
+        Kind("ready", True, 2.5, "GET", "/v2/health/ready"),
+    ]
+    return kinds + _bad_kinds(entry, bad)
+
+
+def _image_kinds(
+    entry,
+    reference: Reference,
+    index: int,
+    data: bytes,
+    content_type: str,
+    count: int,
+    has_cam: bool,
+) -> list[Kind]:
+    """One good image as a raw upload, a multipart upload and (with a CAM) an explanation."""
+    check = _prediction_check(reference.probability(data), entry.threshold)
+    body, form_type = _multipart([("file", f"face{index}.img", content_type, data)])
+    kinds = [
+        Kind(f"predict raw #{index}", True, 35 / count, "POST", "/v1/predict", data,
+             content_type, check=check),
+        Kind(f"predict multipart #{index}", True, 15 / count, "POST", "/v1/predict", body,
+             form_type, check=check),
+    ]  # fmt: skip
+    if has_cam:
+        explain = _prediction_check(reference.probability(data), entry.threshold)
+        kinds.append(
+            Kind(f"explain cam #{index}", True, 4 / count, "POST", "/v1/explain?method=cam",
+                 data, content_type, check=lambda body, c=explain: c(body.get("prediction", {})))
+        )  # fmt: skip
+    return kinds
+
+
+def _batch_kind(entry, reference: Reference, images: list, bad: dict) -> Kind:
+    """A batch of four files, one of them truncated: three results and one bad_image."""
     batch_files = [images[0], (bad["truncated"], "image/jpeg"), images[-1], images[5]]
     batch_body, batch_type = _multipart(
         [("files", f"b{i}", kind, data) for i, (data, kind) in enumerate(batch_files)]
@@ -179,7 +177,7 @@ def build_traffic(entry, reference: Reference, has_cam: bool, seed: int) -> list
     batch_checks = [
         None
         if data == bad["truncated"]
-        else _prediction_check(reference.probability(data), threshold)
+        else _prediction_check(reference.probability(data), entry.threshold)
         for data, _ in batch_files
     ]
 
@@ -188,35 +186,17 @@ def build_traffic(entry, reference: Reference, has_cam: bool, seed: int) -> list
         if len(results) != len(batch_checks):
             return f"{len(results)} results for {len(batch_checks)} files"
         for result, check in zip(results, batch_checks, strict=True):
-            problem = (
-                check(result)
-                if check
-                else (
-                    None if result.get("error", {}).get("code") == "bad_image" else "no bad_image"
-                )
-            )
+            if check:
+                problem = check(result)
+            else:
+                code = result.get("error", {}).get("code")
+                problem = None if code == "bad_image" else "no bad_image"
             if problem:
                 return problem
         return None
 
-    kinds.append(
-        Kind(
-            "batch of 4 with a broken file",
-            True,
-            8,
-            "POST",
-            "/v1/predict/batch",
-            batch_body,
-            batch_type,
-            check=check_batch,
-        )
-    )
-    kinds += _v2_kinds(entry, reference)
-    kinds += [
-        Kind("list models", True, 2.5, "GET", "/v1/models"),
-        Kind("ready", True, 2.5, "GET", "/v2/health/ready"),
-    ]
-    return kinds + _bad_kinds(entry, bad)
+    return Kind("batch of 4 with a broken file", True, 8, "POST", "/v1/predict/batch",
+                batch_body, batch_type, check=check_batch)  # fmt: skip
 
 
 def _v2_kinds(entry, reference: Reference) -> list[Kind]:

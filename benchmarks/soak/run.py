@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -13,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cli import write_results
 from benchmarks.soak.config import SoakConfig
 from benchmarks.soak.memory import MemorySampler
-from benchmarks.soak.mix import Reference, access_kinds, build_traffic
+from benchmarks.soak.mix import Kind, Reference, access_kinds, build_traffic
 from benchmarks.soak.report import update_readme
 from benchmarks.soak.slowclients import SlowClients, SlowClientSettings
 from benchmarks.soak.standin import write_standin_model
@@ -67,38 +67,9 @@ def run_soak(config: SoakConfig, progress: Callable[[str], None] = print) -> tup
         keys, access_args = _access_setup(config, Path(scratch))
         kinds += access_kinds() if config.access else []
         args = ("--log-level", "warning", "--webui", "", *access_args, *config.server_args)
-        spec = our_server_spec("soak", repo, args)
         tally = Tally()
-        warmup_s = min(config.warmup_s, config.duration_s / 3)
-        with RunningServer(spec) as server, _slow_clients(config, server, warmup_s) as slow:
-            sampler = MemorySampler(server.process.pid, config.sample_every_s)
-            start_mb = sampler.sample()
-            sampler.start()
-            asyncio.run(_prime(server.base_url, kinds, config, tally, keys))
-            progress(f"soak: warm-up {warmup_s:.0f} s, then {config.duration_s:.0f} s of traffic")
-            asyncio.run(_traffic(server.base_url, kinds, config, warmup_s, tally, keys))
-            warm_mb = sampler.sample()
-            asyncio.run(_traffic(server.base_url, kinds, config, config.duration_s, tally, keys))
-            time.sleep(1.0)  # let in-flight work and its buffers go
-            end_mb = sampler.sample()
-            sampler.stop()
-            if slow is not None:
-                slow.open_now()
-            ready_after = _ready(server.base_url)
-            exit_code = server.stop()
-    limit_mb = (warm_mb or 0.0) + config.memory_bound_mb
-    memory = {
-        "source": sampler.source,
-        "start_mb": start_mb and round(start_mb, 1),
-        "after_warmup_mb": warm_mb and round(warm_mb, 1),
-        "max_mb": max(value for _, value in sampler.samples),
-        "end_mb": end_mb and round(end_mb, 1),
-        "bound": f"end <= after_warmup + {config.memory_bound_mb:g} MB",
-        "limit_mb": round(limit_mb, 1),
-        "within_bound": end_mb is not None and end_mb <= limit_mb,
-        "samples": _thin(sampler.samples, 240),
-    }
-    total = tally.good + tally.bad
+        with RunningServer(our_server_spec("soak", repo, args)) as server:
+            run = _drive(server, kinds, config, tally, keys, progress)
     results = {
         "kind": "soak",
         "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -112,12 +83,90 @@ def run_soak(config: SoakConfig, progress: Callable[[str], None] = print) -> tup
             "source": source,
         },
         "duration_s": config.duration_s,
+        "warmup_s": run["warmup_s"],
+        **_tally_report(tally, config.duration_s + run["warmup_s"]),
+        "memory": run["memory"],
+        "ready_after": run["ready_after"],
+        "server_exit_code": run["exit_code"],
+        "load_average_at_end": list(os.getloadavg()),
+        "nice": os.nice(0),
+    }
+    if config.access:
+        elapsed_s = config.duration_s + run["warmup_s"]
+        results["access"] = _access_results(config, tally, run["slow"], elapsed_s)
+    results["passed"] = (
+        tally.lost == tally.mismatched == tally.unexpected == tally.server_errors == 0
+        and run["memory"]["within_bound"]
+        and run["ready_after"]
+        and run["exit_code"] == 0
+        and tally.good > 0
+        and results.get("access", {}).get("passed", True)
+    )
+    path = write_results(
+        config.out_dir, "soak", results["machine_name"], results, stamp_key="started_at"
+    )
+    if config.readme is not None:
+        update_readme(config.readme, config.out_dir)
+    return results, path
+
+
+def _drive(
+    server, kinds: list[Kind], config: SoakConfig, tally: Tally, keys: Keys, progress
+) -> dict:
+    """Prime, warm up, soak (with the slow clients held open), then stop the server: its
+    memory along the way and its end."""
+    warmup_s = min(config.warmup_s, config.duration_s / 3)
+    with _slow_clients(config, server, warmup_s) as slow:
+        sampler = MemorySampler(server.process.pid, config.sample_every_s)
+        start_mb = sampler.sample()
+        sampler.start()
+        asyncio.run(_prime(server.base_url, kinds, config, tally, keys))
+        progress(f"soak: warm-up {warmup_s:.0f} s, then {config.duration_s:.0f} s of traffic")
+        asyncio.run(_traffic(server.base_url, kinds, config, warmup_s, tally, keys))
+        warm_mb = sampler.sample()
+        asyncio.run(_traffic(server.base_url, kinds, config, config.duration_s, tally, keys))
+        time.sleep(1.0)  # let in-flight work and its buffers go
+        end_mb = sampler.sample()
+        sampler.stop()
+        if slow is not None:
+            slow.open_now()
+        ready_after = _ready(server.base_url)
+        exit_code = server.stop()
+    return {
         "warmup_s": warmup_s,
+        "memory": _memory_report(sampler, (start_mb, warm_mb, end_mb), config.memory_bound_mb),
+        "ready_after": ready_after,
+        "exit_code": exit_code,
+        "slow": slow,
+    }
+
+
+def _memory_report(sampler: MemorySampler, marks: tuple, bound_mb: float) -> dict:
+    """Server RSS at start, after the warm-up and at the end, judged against the bound."""
+    start_mb, warm_mb, end_mb = marks
+    limit_mb = (warm_mb or 0.0) + bound_mb
+    return {
+        "source": sampler.source,
+        "start_mb": start_mb and round(start_mb, 1),
+        "after_warmup_mb": warm_mb and round(warm_mb, 1),
+        "max_mb": max(value for _, value in sampler.samples),
+        "end_mb": end_mb and round(end_mb, 1),
+        "bound": f"end <= after_warmup + {bound_mb:g} MB",
+        "limit_mb": round(limit_mb, 1),
+        "within_bound": end_mb is not None and end_mb <= limit_mb,
+        "samples": _thin(sampler.samples, 240),
+    }
+
+
+def _tally_report(tally: Tally, seconds: float) -> dict:
+    """What the traffic counted: requests by kind, statuses, failures, good latency."""
+    total = tally.good + tally.bad
+    return {
         "requests": {
             "total": total,
             "good": tally.good,
             "bad": tally.bad,
-            "per_s": round(total / (config.duration_s + warmup_s), 1),
+            "per_s": round(total / seconds, 1),
             "by_kind": dict(sorted(tally.sent.items())),
         },
         "errors_by_status": dict(sorted(tally.statuses.items())),
@@ -131,29 +180,7 @@ def run_soak(config: SoakConfig, progress: Callable[[str], None] = print) -> tup
             "p99": _percentile(tally.latencies_ms, 99),
             "max": _percentile(tally.latencies_ms, 100),
         },
-        "memory": memory,
-        "ready_after": ready_after,
-        "server_exit_code": exit_code,
-        "load_average_at_end": list(os.getloadavg()),
-        "nice": os.nice(0),
     }
-    if config.access:
-        elapsed_s = config.duration_s + warmup_s
-        results["access"] = _access_results(config, tally, slow, elapsed_s)
-    results["passed"] = (
-        tally.lost == tally.mismatched == tally.unexpected == tally.server_errors == 0
-        and memory["within_bound"]
-        and ready_after
-        and exit_code == 0
-        and tally.good > 0
-        and results.get("access", {}).get("passed", True)
-    )
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    path = config.out_dir / f"soak-{results['machine_name']}-{results['started_at'][:10]}.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    if config.readme is not None:
-        update_readme(config.readme, config.out_dir)
-    return results, path
 
 
 def _access_setup(config: SoakConfig, scratch: Path) -> tuple[Keys, tuple[str, ...]]:

@@ -15,9 +15,39 @@ def write_standin_model(root: Path, name: str = "cnn") -> Path:
     """A tiny contract-conforming model (no TensorFlow, no weights to download):
     ``probability_fake = sigmoid(0.05 * (mean brightness - 127.5))`` with an 8x8 ``cam``."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
     from core.preprocessing import PreprocessConfig, contract
+
+    size, cam = STANDIN_SIZE, STANDIN_CAM
+    folder = root / name / "1"
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(standin_model(), folder / "model.onnx")
+    metadata = {
+        "name": name,
+        "version": 1,
+        "format": "onnx",
+        "files": {"onnx": "model.onnx"},
+        "inputs": [{"name": "image", "shape": [-1, size, size, 3], "dtype": "float32"}],
+        "outputs": [
+            {"name": "probability_fake", "shape": [-1, 1], "dtype": "float32"},
+            {"name": "cam", "shape": [-1, cam, cam], "dtype": "float32"},
+        ],
+        "preprocessing": contract(PreprocessConfig(size=size)),
+        "class_names": ["REAL", "FAKE"],
+        "positive_class": "FAKE",
+        "threshold": 0.5,
+        "temperature": 1.0,
+        "metrics": {},
+        "training_data": "none: soak stand-in (sigmoid of the mean brightness)",
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    return root
+
+
+def standin_model():
+    """The stand-in's ONNX graph: brightness pooled into the CAM, its mean through a sigmoid."""
+    from onnx import TensorProto, helper, numpy_helper
 
     size, cam, block = STANDIN_SIZE, STANDIN_CAM, STANDIN_SIZE // STANDIN_CAM
     constants = [
@@ -50,27 +80,4 @@ def write_standin_model(root: Path, name: str = "cnn") -> Path:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    folder = root / name / "1"
-    folder.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, folder / "model.onnx")
-    metadata = {
-        "name": name,
-        "version": 1,
-        "format": "onnx",
-        "files": {"onnx": "model.onnx"},
-        "inputs": [{"name": "image", "shape": [-1, size, size, 3], "dtype": "float32"}],
-        "outputs": [
-            {"name": "probability_fake", "shape": [-1, 1], "dtype": "float32"},
-            {"name": "cam", "shape": [-1, cam, cam], "dtype": "float32"},
-        ],
-        "preprocessing": contract(PreprocessConfig(size=size)),
-        "class_names": ["REAL", "FAKE"],
-        "positive_class": "FAKE",
-        "threshold": 0.5,
-        "temperature": 1.0,
-        "metrics": {},
-        "training_data": "none: soak stand-in (sigmoid of the mean brightness)",
-        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    (folder / "metadata.json").write_text(json.dumps(metadata, indent=2))
-    return root
+    return model

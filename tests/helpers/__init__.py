@@ -22,7 +22,13 @@ from helpers.onnx_models import (
     expected_probability,
     write_model_entry,
 )
-from helpers.server import ServerProcess, free_port, serving_client, test_config
+from helpers.server import (
+    ServerProcess,
+    free_port,
+    serving_client,
+    status_when_client_leaves,
+    test_config,
+)
 from helpers.videos import CODECS, avi_with_frames_zeroed, clip_frames, decode_all, write_clip
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "pixel_bomb_png",
     "png_image",
     "serving_client",
+    "status_when_client_leaves",
     "test_config",
     "truncated",
     "write_clip",

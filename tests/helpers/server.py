@@ -51,6 +51,35 @@ async def serving_client(config) -> AsyncIterator[tuple[httpx.AsyncClient, objec
             yield client, app
 
 
+async def status_when_client_leaves(
+    app, path: str, content_type: str, first_chunk: bytes, on_disconnect=None
+) -> int:
+    """POST ``first_chunk`` of a body that never ends, then disconnect (calling
+    ``on_disconnect`` first): the status ``app`` (lifespan started) answered."""
+    sent: list = []
+
+    async def receive():
+        if not sent:
+            sent.append("body")
+            return {"type": "http.request", "body": first_chunk, "more_body": True}
+        if on_disconnect is not None:
+            on_disconnect()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "headers": [(b"content-type", content_type.encode())],
+        "scheme": "http", "server": ("t", 80), "client": ("c", 1), "http_version": "1.1",
+        "root_path": "",
+    }  # fmt: skip
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)
+    return next(m for m in sent[1:] if m["type"] == "http.response.start")["status"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -73,7 +73,7 @@ def test_wrong_answers_and_wrong_statuses_are_counted():
 def test_soak_command_line(capsys):
     parser = build_parser()
     args = parser.parse_args(["soak", "--duration", "180"])
-    assert args.command == "soak" and args.duration == 180.0 and args.memory_bound_mb == 50.0
+    assert args.command == "soak" and args.duration_s == 180.0 and args.memory_bound_mb == 50.0
     with pytest.raises(SystemExit):
         parser.parse_args(["soak", "--help"])
     help_text = capsys.readouterr().out
