@@ -174,6 +174,21 @@ def add_options(
         parser.add_argument(flag_of(item), **kwargs)
 
 
+def options_parser(
+    prog: str, description: str, config: type, *, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    """A command's parser: its description and epilog as written, one flag per option field
+    of ``config``."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_options(parser, config)
+    return parser
+
+
 def _metavar(item: dataclasses.Field) -> str:
     if item.metadata["metavar"]:
         return item.metadata["metavar"]

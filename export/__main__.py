@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from core.options import add_options, options_from
+from core.options import options_parser
 
-from .config import ExportConfig, ExportError
+from .config import ExportConfig, run_export_command
 
 EPILOG = """\
 example:
@@ -24,32 +24,22 @@ nothing is written and the exit status is 1.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m export",
-        description="Export a trained Keras model to ONNX (with a CAM output), check parity\n"
+    return options_parser(
+        "python -m export",
+        "Export a trained Keras model to ONNX (with a CAM output), check parity\n"
         "with Keras, and write a model-repository entry.",
+        ExportConfig,
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_options(parser, ExportConfig)
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        config = options_from(ExportConfig, build_parser().parse_args(argv))
-    except ValueError as exc:  # a value out of its range
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        from .pipeline import export_model
-        from .triton import write_config
+def export(config: ExportConfig) -> str:
+    """The entry and Triton's config written; their summary as JSON."""
+    from .pipeline import export_model
+    from .triton import write_config
 
-        result = export_model(config)
-        triton_config = write_config(config.repo, config.name)
-    except ExportError as exc:
-        print(f"export failed: {exc}", file=sys.stderr)
-        return exc.exit_code
+    result = export_model(config)
+    triton_config = write_config(config.repo, config.name)
     parity = result.metadata["parity"]
     summary = {
         "entry": str(result.path),
@@ -64,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             if key in parity
         },
     }
-    print(json.dumps(summary, indent=2))
-    return 0
+    return json.dumps(summary, indent=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_export_command(build_parser(), ExportConfig, argv, export, failed="export failed")
 
 
 if __name__ == "__main__":

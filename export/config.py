@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from core.options import option, parse_bool
+from core.options import option, options_from, parse_bool
+
+C = TypeVar("C")
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
@@ -73,3 +79,26 @@ class ExportConfig:
             raise ValueError(f"--parity-batch must be >= 2, got {self.parity_batch}")
         if not self.tolerance > 0:
             raise ValueError(f"--tolerance must be positive, got {self.tolerance}")
+
+
+def run_export_command(
+    parser: argparse.ArgumentParser,
+    config: type[C],
+    argv: Sequence[str] | None,
+    action: Callable[[C], str],
+    *,
+    failed: str,
+) -> int:
+    """``action`` on the config parsed from ``argv``, printing what it returns: exit 2 for a
+    value out of its range, an :class:`ExportError`'s exit code (after ``failed: reason``)."""
+    try:
+        settings = options_from(config, parser.parse_args(argv))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(action(settings))
+    except ExportError as exc:
+        print(f"{failed}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0

@@ -41,9 +41,9 @@ from core.modelrepo import (
     ModelNotFound,
     ModelRepository,
 )
-from core.options import add_options, option, options_from, parse_bool, parse_optional_path
+from core.options import option, options_parser, parse_bool, parse_optional_path
 
-from .config import ExportError
+from .config import ExportError, run_export_command
 from .metadata import FILES
 from .onnx_tools import to_qdq_int8
 from .repository import update_metadata
@@ -427,32 +427,26 @@ def build_plan(config: TensorRTConfig) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m export.tensorrt",
-        description="Build a TensorRT engine (model.plan) for a model-repository entry.\n"
+    return options_parser(
+        "python -m export.tensorrt",
+        "Build a TensorRT engine (model.plan) for a model-repository entry.\n"
         "Needs an NVIDIA GPU with TensorRT; exits with status 2 when there is none.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        TensorRTConfig,
         epilog="example:\n  python -m export.tensorrt --repo models --name cnn --fp16 "
         "--max-batch 64\n  python -m export.tensorrt --repo models --name cnn --int8 "
         "--calib-dir data/faces/val",
     )
-    add_options(parser, TensorRTConfig)
-    return parser
+
+
+def _build_and_say(config: TensorRTConfig) -> str:
+    metadata = build_plan(config)
+    return f"wrote {Path(config.repo) / config.name / str(metadata['version']) / FILES['plan']}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        config = options_from(TensorRTConfig, build_parser().parse_args(argv))
-    except ValueError as exc:  # a value out of its range
-        print(f"export.tensorrt: {exc}", file=sys.stderr)
-        return 2
-    try:
-        metadata = build_plan(config)
-    except ExportError as exc:
-        print(f"export.tensorrt: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"wrote {Path(config.repo) / config.name / str(metadata['version']) / FILES['plan']}")
-    return 0
+    return run_export_command(
+        build_parser(), TensorRTConfig, argv, _build_and_say, failed="export.tensorrt"
+    )
 
 
 if __name__ == "__main__":

@@ -1,35 +1,19 @@
-"""What the ``python -m train.*`` commands share: a parser made of one config dataclass's
-flags (:mod:`core.options`) and a ``main`` that turns a bad option or dataset into exit
-status 2 with the reason, and prints the result's summary as JSON lines."""
+"""What the ``python -m train.*`` commands share besides their parser
+(:func:`core.options.options_parser`): a ``main`` that turns a bad option or dataset into
+exit status 2 with the reason, and prints the result's summary as JSON lines."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 from collections.abc import Callable
 from typing import TypeVar
 
-from core.options import add_options
 from train.files import DatasetError
 
 T = TypeVar("T")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
-
-
-def config_parser(
-    prog: str, description: str, epilog: str, config: type
-) -> argparse.ArgumentParser:
-    """A parser with one flag per option field of ``config``."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=description,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_options(parser, config)
-    return parser
 
 
 def run_command(

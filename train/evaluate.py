@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.decision import calibrate
-from core.options import option, options_from, parse_bool
+from core.options import option, options_from, options_parser, parse_bool
 from train import robustness
-from train.cli import config_parser, run_command
+from train.cli import run_command
 from train.files import SplitFiles, load_split
 from train.plots import write_plots
 from train.predict import load_run, predict
@@ -187,14 +187,14 @@ def _json_default(value: object) -> object:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return config_parser(
+    return options_parser(
         "python -m train.evaluate",
         "Evaluate a training run. Temperature scaling and the decision threshold\n"
         "are fitted on the VALIDATION split; metrics are computed once on TEST.\n"
         "Writes RUN/report.json, RUN/predictions.csv and RUN/plots/*.png.",
-        "example:\n  python -m train.evaluate --run runs/cnn --data data/faces "
-        "--bootstrap 1000 --robustness",
         EvaluateConfig,
+        epilog="example:\n  python -m train.evaluate --run runs/cnn --data data/faces "
+        "--bootstrap 1000 --robustness",
     )
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from core.decision import calibrate
-from core.options import option, options_from, parse_bool
+from core.options import option, options_from, options_parser, parse_bool
 from train import metrics
-from train.cli import config_parser, run_command
+from train.cli import run_command
 from train.files import DatasetError, SplitFiles, load_split
 from train.transforms import ROBUSTNESS, Transform
 
@@ -190,15 +190,16 @@ def run_robustness(config: RobustnessConfig) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return config_parser(
+    return options_parser(
         "python -m train.robustness",
         "Score a trained, evaluated run on degraded test images: JPEG quality\n"
         "95/75/50/30, downscale x0.5, Gaussian blur sigma 1, re-shared (256 px + JPEG 75), "
         "each applied to the decoded\nimage before core.preprocessing. Uses the threshold and "
         "temperature in\nRUN/report.json (python -m train.evaluate). Writes robustness.json "
         "and robustness.md.",
-        "example:\n  python -m train.robustness --run runs/cnn --data data/combined --by-source",
         RobustnessConfig,
+        epilog="example:\n  python -m train.robustness --run runs/cnn --data data/combined "
+        "--by-source",
     )
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.options import option, options_from, parse_bool, parse_floats
-from train.cli import config_parser, run_command
+from core.options import option, options_from, options_parser, parse_bool, parse_floats
+from train.cli import run_command
 from train.files import CLASS_FOLDERS, SPLITS, DatasetError, list_images
 
 log = logging.getLogger(__name__)
@@ -156,14 +156,14 @@ def split_dataset(src: str | Path, dst: str | Path, config: SplitConfig | None =
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = config_parser(
+    parser = options_parser(
         "python -m train.split",
         "Stratified, seeded train/val/test split of a flat SRC/{real,fake}/ folder\n"
         "into DST/{train,val,test}/{real,fake}/, the layout python -m train reads.\n"
         "Also writes DST/split.json (settings, counts, and which split each file went to).",
-        "example:\n  python -m train.split --src data/flat --dst data/faces "
-        "--group-pattern '^(\\d+)_'",
         SplitConfig,
+        epilog="example:\n  python -m train.split --src data/flat --dst data/faces "
+        "--group-pattern '^(\\d+)_'",
     )
     parser.add_argument("--src", required=True, help="flat folder with real/ and fake/ inside")
     parser.add_argument("--dst", required=True, help="output folder (must be empty or new)")
