@@ -38,7 +38,7 @@ from benchmarks.sysinfo import describe_machine, machine_slug
 from bulk.scorer import ModelChoice
 from core.options import option, options_from
 from core.preprocessing import decode_rgb
-from core.video import Sampling, VideoLimits, VideoReader, sample_indices
+from core.video import Sampling, VideoLimits, VideoReader
 
 DEFAULT_FACE = Path("data/detector/test/real")
 
@@ -88,7 +88,7 @@ def decode_only(path: Path, frames: int, config, repeats: int) -> dict:
     for _ in range(repeats):
         started = time.perf_counter()
         with VideoReader(path, VideoLimits(max_frames=max(frames, 1))) as reader:
-            indices = sample_indices(reader.info, Sampling(frames), reader.limits)
+            indices = reader.sample(Sampling(frames))
             done = sum(len(chunk) for chunk in reader.chunks(indices, config))
         times.append(time.perf_counter() - started)
     seconds = statistics.median(times)

@@ -24,9 +24,7 @@ from core.video import (
     VideoError,
     VideoLimits,
     VideoReader,
-    frame_results,
-    sample_indices,
-    video_verdict,
+    judged,
 )
 
 
@@ -107,21 +105,21 @@ class Scorer:
         frames, calibrated = [], []
         try:
             with VideoReader(Path(path), limits) as reader:
-                indices = sample_indices(reader.info, self.choice.video_sampling, limits)
+                indices = reader.sample(self.choice.video_sampling)
                 for chunk in reader.chunks(indices, self.config):
                     frames += chunk
                     calibrated.append(self._calibrated([frame.model_input for frame in chunk]))
         except VideoError as exc:
             return row | {"error_code": exc.code, "error_message": str(exc)}
         probabilities = np.concatenate(calibrated)
-        verdict = video_verdict(probabilities, self.entry.threshold)
+        verdict, results = judged(frames, probabilities, self.entry.threshold)
         keep = ("label", "probability_fake", "confidence")
         return (
             row
             | {key: verdict[key] for key in keep}
             | {
                 "frames": len(frames),
-                "frame_results": frame_results(frames, probabilities),
+                "frame_results": results,
             }
         )
 

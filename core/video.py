@@ -175,6 +175,10 @@ class VideoReader:
     def __enter__(self) -> VideoReader:
         return self
 
+    def sample(self, sampling: Sampling) -> list[int]:
+        """The frame indices ``sampling`` picks from this clip (422 over the limits)."""
+        return sample_indices(self.info, sampling, self.limits)
+
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
@@ -323,6 +327,11 @@ def video_verdict(calibrated: np.ndarray, threshold: float) -> dict:
             "calibration": CALIBRATION_NOTE,
         },
     }
+
+
+def judged(frames: list[Frame], calibrated: np.ndarray, threshold: float) -> tuple[dict, list]:
+    """The clip's verdict (:func:`video_verdict`) and its per-frame results."""
+    return video_verdict(calibrated, threshold), frame_results(frames, calibrated)
 
 
 def frame_results(frames: list[Frame], calibrated: np.ndarray) -> list[dict]:

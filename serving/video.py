@@ -36,9 +36,7 @@ from core.video import (
     VideoError,
     VideoLimits,
     VideoReader,
-    frame_results,
-    sample_indices,
-    video_verdict,
+    judged,
 )
 from serving.config import ServerConfig
 from serving.errors import APIError, bad_parameter
@@ -121,20 +119,19 @@ async def score_video(
         raise _api_error(exc) from None
     try:
         try:
-            indices = sample_indices(reader.info, sampling, limits)
+            indices = reader.sample(sampling)
         except VideoError as exc:
             raise _api_error(exc) from None
         frames, raw = await _decode_and_score(state, model, reader, indices, config)
     finally:
         await state.run_blocking(reader.close)
     calibrated = calibrate(raw, model.entry.temperature)
-    verdict = video_verdict(calibrated, model.entry.threshold)
+    verdict, results = judged(frames, calibrated, model.entry.threshold)
     shown = min(verdict["aggregation"]["k"], TOP_THUMBNAILS)  # the frames behind the verdict
     top = np.argsort(-calibrated, kind="stable")[:shown]
     thumbnails = await state.run_blocking(
         lambda: [base64.b64encode(encode_jpeg(frames[i].thumbnail, 80)).decode() for i in top]
     )
-    results = frame_results(frames, calibrated)
     return {
         **verdict,
         "model": model.name,
