@@ -33,7 +33,7 @@ from benchmarks.images import load_images
 from benchmarks.pipeline import PipelineConfig, measure_pipeline
 from benchmarks.sysinfo import describe_machine, machine_slug
 from bulk.scorer import ModelChoice
-from core.options import option, options_from
+from core.options import check_at_least, option, options_from
 
 DEFAULT_FOLDERS = (Path("data/detector/test"), Path("data/detector/val"))
 
@@ -70,6 +70,9 @@ class BulkBenchConfig(ResultsConfig):
         DEFAULT_FOLDERS, "comma-separated folders of images to score", parse_paths,
         metavar="DIR,DIR,...",
     )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "paths")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:

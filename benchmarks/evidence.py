@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from benchmarks import evidence_files as files
 from benchmarks.cli import ResultsConfig, add_command, positive_int, utc_stamp, write_results
 from benchmarks.sysinfo import describe_machine, machine_slug
-from core.options import option, options_from
+from core.options import check_at_least, check_positive, option, options_from
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 from core.provenance import EvidenceReader
 
@@ -73,6 +73,10 @@ class EvidenceBenchConfig(ResultsConfig):
 
     side: int = option(1024, "image side in pixels", positive_int, metavar="N")
     seconds: float = option(2.0, "time per measurement", float)
+
+    def __post_init__(self) -> None:
+        check_positive(self, "seconds")
+        check_at_least(self, 1, "side")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:

@@ -36,7 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cli import DEFAULT_OUT, names_of, positive_int
-from core.options import option, options_from, parse_optional_path, parse_optional_str
+from core.options import (
+    check_at_least,
+    option,
+    options_from,
+    parse_optional_path,
+    parse_optional_str,
+)
 
 DEFAULT_EXPORT_DIR = Path(tempfile.gettempdir()) / "dfd-explain-bench"
 LIME_TARGET_MS = 1000.0  # CNN, 1000 samples
@@ -95,6 +101,10 @@ class ExplainBenchConfig:
 
 
 # --- models ---------------------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "model_rows")
+        check_at_least(self, 0, "intra_op_threads")
 
 
 def find_or_export(name: str, config: ExplainBenchConfig) -> tuple[Path, dict]:

@@ -21,7 +21,7 @@ from benchmarks.cli import positive_ints
 from benchmarks.images import ImageSet
 from benchmarks.promtext import Histogram, diff_histograms, find_batch_histogram, parse_histograms
 from benchmarks.rawhttp import RawHttpConnection
-from core.options import option, parse_optional_path
+from core.options import check_at_least, check_positive, option, parse_optional_path
 
 CLIENTS = ("raw", "httpx")
 CDF_POINTS = 101  # latency quantiles 0%, 1%, ..., 100%
@@ -44,6 +44,11 @@ class LoadLevels:
         "JPEGs)", parse_optional_path,
     )  # fmt: skip
     image_limit: int = option(64, "most images to load", int)
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "concurrency", "requests", "image_limit")
+        check_at_least(self, 0, "warmup_requests")
+        check_positive(self, "duration_s")
 
 
 @dataclass(frozen=True)

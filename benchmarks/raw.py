@@ -15,7 +15,7 @@ import numpy as np
 
 from benchmarks.cli import positive_ints
 from benchmarks.images import ImageSet, decoded_batch
-from core.options import option
+from core.options import check_at_least, check_positive, option
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 PROVIDER_LABELS = {
@@ -45,6 +45,11 @@ class RawConfig:
     )
     intra_op_threads: int = 0  # 0: onnxruntime's default (all cores)
     tensorrt_fp16: bool = True  # TensorRT provider builds FP16 engines (the GPU target)
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "batch_sizes", "min_runs", "max_runs")
+        check_at_least(self, 0, "warmup_runs", "intra_op_threads")
+        check_positive(self, "seconds_per_batch_size")
 
 
 def variant_files(entry: Path, metadata: dict) -> dict[str, Path]:

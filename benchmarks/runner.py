@@ -39,6 +39,8 @@ from benchmarks.servers import RunningServer, ServerSpec, ServerStartError, our_
 from benchmarks.sysinfo import describe_machine, machine_slug
 from core.modelrepo import ModelRepository
 from core.options import (
+    check_at_least,
+    check_positive,
     option,
     parse_bool,
     parse_optional_int,
@@ -109,6 +111,11 @@ class SuiteConfig(LoadLevels):
     )  # fmt: skip
     startup_timeout_s: float = 180.0
     write_plots: bool = option(True, "draw the PNG plots", parse_bool, flag="--plots")
+
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "limit_concurrency")
+        check_positive(self, "startup_timeout_s")
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -36,7 +36,7 @@ from benchmarks.cli import (
 )
 from benchmarks.sysinfo import describe_machine, machine_slug
 from bulk.scorer import ModelChoice
-from core.options import option, options_from
+from core.options import check_at_least, check_positive, option, options_from
 from core.preprocessing import decode_rgb
 from core.video import Sampling, VideoLimits, VideoReader
 
@@ -142,6 +142,10 @@ class VideoBenchConfig(ResultsConfig):
         DEFAULT_FACE, "face photo (or folder: its first .jpg) the clip shows", Path
     )
     note: str = option("", "conditions of the run, stored in the JSON")
+
+    def __post_init__(self) -> None:
+        check_positive(self, "seconds", "fps")
+        check_at_least(self, 1, "frames", "width", "height", "repeats")
 
 
 def add_parser(commands) -> argparse.ArgumentParser:

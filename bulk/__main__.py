@@ -21,6 +21,8 @@ from bulk.outputs import ResultWriter, check_resumable, done_paths
 from bulk.scorer import ModelChoice
 from core.options import (
     add_options,
+    check_at_least,
+    check_positive,
     option,
     options_from,
     parse_bool,
@@ -84,6 +86,10 @@ class BulkConfig:
     choice: ModelChoice = field(default_factory=ModelChoice)
     inputs: tuple[str, ...] = ()  # files, folders, globs or path lists
 
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "batch_size", "concurrency", "video_max_frames")
+        check_at_least(self, 0, "workers")
+
 
 @dataclass(frozen=True)
 class VideoSampling:
@@ -93,6 +99,10 @@ class VideoSampling:
         None, f"frames per video, evenly (default {DEFAULT_FRAMES})", int
     )
     video_fps: float | None = option(None, "or: frames sampled per second of video", float)
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "video_frames")
+        check_positive(self, "video_fps")
 
 
 def build_parser() -> argparse.ArgumentParser:

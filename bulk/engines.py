@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bulk.scorer import ModelChoice, Scorer, is_video
+from core.options import check_at_least, check_positive
 from core.video import Sampling
 
 _WORKER_SCORER: Scorer | None = None  # one per worker process, made by the pool initializer
@@ -61,6 +62,10 @@ class HttpSettings:
     model: str | None = None
     version: int | None = None
     video_sampling: Sampling = Sampling()
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "concurrency", "max_retries")
+        check_positive(self, "timeout_s")
 
 
 def post_file(settings: HttpSettings, path: str) -> dict:

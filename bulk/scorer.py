@@ -15,7 +15,7 @@ import numpy as np
 
 from core.decision import calibrate, decide
 from core.modelrepo import ModelEntry, ModelRepository
-from core.options import option, parse_optional_int, parse_optional_str
+from core.options import check_at_least, option, parse_optional_int, parse_optional_str
 from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, preprocess_bytes
 from core.provenance import EvidenceConfig, EvidenceReader
 from core.video import (
@@ -43,6 +43,11 @@ class ModelChoice:
     evidence: EvidenceConfig | None = EvidenceConfig()
     video_sampling: Sampling = Sampling()
     video_limits: VideoLimits = VideoLimits()
+
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 0, "intra_op_threads")
+        check_at_least(self, 1, "version", "max_pixels")
 
     def entry(self) -> ModelEntry:
         from serving.models import preferred_default

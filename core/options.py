@@ -88,6 +88,35 @@ def option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def check_at_least(config: object, bound: float, *names: str) -> None:
+    """ValueError naming the config, the field, its value and ``bound`` for the first of
+    ``names`` that is (or, for a tuple, holds) a number under ``bound``; ``None`` passes."""
+    for name in names:
+        value = getattr(config, name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(item is not None and item < bound for item in values):
+            raise ValueError(
+                f"{type(config).__name__}.{name} must be at least {bound:g}, got {value}"
+            )
+
+
+def check_positive(config: object, *names: str) -> None:
+    """ValueError naming the config, the field and its value for the first of ``names`` that
+    is not above 0 (``None`` passes)."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be positive, got {value}")
+
+
+def check_choice(config: object, name: str, choices: Sequence[str]) -> None:
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(
+            f"{type(config).__name__}.{name} must be one of {', '.join(choices)}, got {value!r}"
+        )
+
+
 def same_option(config: type, name: str) -> Any:
     """The option ``name`` of ``config`` declared again, unchanged (default, help, parser),
     where a larger config carries it: the server's flags for its batcher's settings."""

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.facecrop import FACE_MARGIN, MIN_FACE_FRACTION
+from core.options import check_at_least
 
 try:  # libjpeg-turbo's decoder without Pillow's overhead; optional, same pixels
     import simplejpeg as _simplejpeg
@@ -103,6 +104,9 @@ class PreprocessConfig:
     size: int = INPUT_SIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
     face_crop: bool = False
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "size", "max_pixels")
 
 
 def contract(config: PreprocessConfig | None = None) -> dict:

@@ -34,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from core.options import option
+from core.options import check_at_least, check_positive, option
 
 logger = logging.getLogger("serving.batcher")
 
@@ -86,20 +86,9 @@ class BatcherConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_queue_size", "bulk_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"BatcherConfig.{name} must be at least 1, got {getattr(self, name)}"
-                )
-        if self.max_queue_delay_ms < 0:
-            raise ValueError(
-                "BatcherConfig.max_queue_delay_ms must not be negative, "
-                f"got {self.max_queue_delay_ms}"
-            )
-        if self.request_timeout_s <= 0:
-            raise ValueError(
-                f"BatcherConfig.request_timeout_s must be positive, got {self.request_timeout_s}"
-            )
+        check_at_least(self, 1, "max_batch_size", "max_queue_size", "bulk_batch_size")
+        check_at_least(self, 0, "max_queue_delay_ms")
+        check_positive(self, "request_timeout_s")
         if self.max_queue_size < self.max_batch_size:
             raise ValueError(
                 f"BatcherConfig.max_queue_size ({self.max_queue_size}) must be at least "

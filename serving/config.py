@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from core import options
 from core.options import (
+    check_at_least,
+    check_positive,
     option,
     parse_bool,
     parse_ints,
@@ -196,26 +198,19 @@ class ServerConfig:
             "decode_threads", "lime_concurrency", "lime_max_samples", "explain_max_features",
             "retry_after_s",
         )  # fmt: skip
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("intra_op_threads", "graceful_timeout_s", "keep_warm_s", "rate_limit",
-                     "max_connections"):  # fmt: skip
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        check_at_least(self, 1, *positive)
+        check_at_least(self, 0, "intra_op_threads", "graceful_timeout_s", "keep_warm_s",
+                       "rate_limit", "max_connections")  # fmt: skip
         if not 0 <= self.background_nice <= 19:
             raise ValueError(f"background_nice must be 0 to 19, got {self.background_nice}")
-        if any(size < 1 for size in self.warmup_batch_sizes):
-            raise ValueError("warmup batch sizes must be positive")
+        check_at_least(self, 1, "warmup_batch_sizes")
         self.pick(BatcherConfig)  # the batcher's and the sessions' settings check themselves
         self.runtime_config()
         self._check_video()
         self._check_access_settings()
 
     def _check_video(self) -> None:
-        for name in ("video_max_bytes", "video_concurrency"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_at_least(self, 1, "video_max_bytes", "video_concurrency")
         self.video_limits  # noqa: B018 (VideoLimits checks its own fields)
 
     @property
@@ -227,12 +222,8 @@ class ServerConfig:
         )
 
     def _check_access_settings(self) -> None:
-        for name in ("rate_burst", "rate_lime_cost", "max_header_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        check_at_least(self, 1, "rate_burst", "rate_lime_cost", "max_header_bytes")
+        check_positive(self, "header_timeout_s", "body_timeout_s", "keep_alive_timeout_s")
 
     @property
     def warmup_sizes(self) -> tuple[int, ...]:

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from core.modelrepo import ModelEntry
-from core.options import option, parse_bool, parse_names
+from core.options import check_at_least, check_choice, option, parse_bool, parse_names
 
 logger = logging.getLogger("serving.runtime")
 
@@ -63,15 +63,10 @@ class RuntimeConfig:
         unknown = [p for p in self.providers if p not in PROVIDER_NAMES]
         if unknown or not self.providers:
             raise ValueError(f"providers must be some of {', '.join(PROVIDER_NAMES)}")
-        for name in ("intra_op_threads", "device_id"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
-        if self.graph_optimization not in GRAPH_LEVELS:
-            raise ValueError(f"graph_optimization must be one of {', '.join(GRAPH_LEVELS)}")
-        if self.precision not in PRECISION_FILE_KEYS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISION_FILE_KEYS)}")
+        check_at_least(self, 0, "intra_op_threads", "device_id")
+        check_at_least(self, 1, "max_batch_size")
+        check_choice(self, "graph_optimization", tuple(GRAPH_LEVELS))
+        check_choice(self, "precision", tuple(PRECISION_FILE_KEYS))
 
 
 def choose_providers(preference: tuple[str, ...], available: list[str]) -> list[str]:

@@ -130,8 +130,8 @@ def test_session_options_follow_the_server_config():
     [
         ({"providers": ("tpu",)}, "providers must be some of tensorrt, cuda, cpu"),
         ({"providers": ()}, "providers must be some of"),
-        ({"intra_op_threads": -1}, "intra_op_threads must not be negative, got -1"),
-        ({"device_id": -2}, "device_id must not be negative, got -2"),
+        ({"intra_op_threads": -1}, "RuntimeConfig.intra_op_threads must be at least 0, got -1"),
+        ({"device_id": -2}, "RuntimeConfig.device_id must be at least 0, got -2"),
         ({"max_batch_size": 0}, "max_batch_size must be at least 1, got 0"),
         ({"graph_optimization": "max"}, "graph_optimization must be one of"),
         ({"precision": "fp8"}, "precision must be one of fp32, fp16, int8"),

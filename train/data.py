@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from core.options import check_at_least, check_choice
 from core.preprocessing import (
     PreprocessConfig,
     decode_rgb,
@@ -34,6 +35,10 @@ class PipelineConfig:
     seed: int = 0
     shuffle_buffer: int = 2048
     cache: str = "memory"  # memory (decoded uint8 images, about 150 kB each at 224) | none
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "image_size", "batch_size", "shuffle_buffer")
+        check_choice(self, "cache", ("memory", "none"))
 
 
 def load_image(path: str, config: PreprocessConfig, transform: Transform | None = None):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.options import check_at_least, check_choice
 from core.preprocessing import encode_jpeg, encode_png
 
 CLASS_FOLDERS = ("real", "fake")
@@ -34,6 +35,10 @@ class SyntheticConfig:
     images_per_identity: int = 2
     fmt: str = "png"  # png | jpg
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "per_class", "size", "images_per_identity")
+        check_choice(self, "fmt", ("png", "jpg"))
 
 
 def make_image(fake: bool, rng: np.random.Generator, size: int, colours: np.ndarray) -> np.ndarray:

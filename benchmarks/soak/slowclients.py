@@ -18,6 +18,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from core.options import check_at_least, check_positive
+
 HEAD = b"GET /v1/models HTTP/1.1\r\nHost: slowloris\r\nX-Slow: "
 RAMP_S = 2.0  # the first connections are spread over this long
 
@@ -28,6 +30,10 @@ class SlowClientSettings:
     port: int
     connections: int
     drip_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 1, "connections")
+        check_positive(self, "drip_s")
 
 
 def _running(stop_at: float, shared) -> bool:
