@@ -35,6 +35,7 @@
     resultsEmpty: document.getElementById("results-empty"),
     clearResults: document.getElementById("clear-results"),
     cardTemplate: document.getElementById("card-template"),
+    verdictTemplate: document.getElementById("verdict-template"),
   };
 
   const maxBytes = readMaxBytes();
@@ -340,8 +341,15 @@
     return card.root.querySelector(selector);
   }
 
+  // A new card from its template, with the verdict block (shared by image and video cards).
+  function cardRoot(template) {
+    const root = template.content.firstElementChild.cloneNode(true);
+    root.querySelector(".verdict-slot").replaceWith(el.verdictTemplate.content.cloneNode(true));
+    return root;
+  }
+
   function createCard(file, model) {
-    const root = el.cardTemplate.content.firstElementChild.cloneNode(true);
+    const root = cardRoot(el.cardTemplate);
     const card = { root, file, model, previewUrl: null, overlays: new Map(), explainToken: 0 };
     part(card, ".card-title").textContent = file.name || "(unnamed file)";
     root.classList.add("no-preview");
@@ -552,6 +560,7 @@
         modelQuery,
         formatBytes,
         schedule,
+        cardRoot,
         adopt(card) {
           cards.add(card);
           el.results.append(card.root);

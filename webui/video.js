@@ -195,7 +195,7 @@ window.DeepfakeVideo = (() => {
     }
 
     function add(file, model) {
-      const root = template.content.firstElementChild.cloneNode(true);
+      const root = page.cardRoot(template);
       const card = { root, file, model, previewUrl: null, explainToken: 0 };
       part(card, ".card-title").textContent = file.name || "(unnamed video)";
       part(card, ".retry").addEventListener("click", () => page.schedule(() => score(card)));
