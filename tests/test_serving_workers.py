@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -49,6 +51,18 @@ def per_worker_counts(folder: Path, scratch: Path) -> dict[str, float]:
     return counts
 
 
+def counted(folder: Path, scratch: Path, sent: int, wait_s: float = 5.0) -> dict[str, float]:
+    """Per-worker counts once they add up to ``sent``: a request is counted by the metrics
+    middleware just after its answer went out, so the last few may lag the client a little."""
+    deadline = time.monotonic() + wait_s
+    for attempt in itertools.count():
+        workers = per_worker_counts(folder, scratch / str(attempt))
+        if sum(workers.values()) >= sent or time.monotonic() > deadline:
+            return workers
+        time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
 def post(url: str, body: bytes) -> int:
     request = urllib.request.Request(url, body, {"Content-Type": "image/jpeg"}, method="POST")
     with urllib.request.urlopen(request, timeout=30) as answer:  # a new connection each time
@@ -74,7 +88,7 @@ def test_every_worker_serves_and_metrics_sum_all_of_them(tiny_repo: Path, tmp_pa
             statuses = list(pool.map(lambda _: post(url, body), range(24)))
             assert statuses == [200] * 24
             sent += 24
-            workers = per_worker_counts(folder, tmp_path / f"scratch{sent}")
+            workers = counted(folder, tmp_path / f"scratch{sent}", sent)
             if len(workers) == WORKERS and all(count > 0 for count in workers.values()):
                 break
         with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as answer:
