@@ -236,11 +236,11 @@ async def test_interactive_rows_overtake_queued_bulk_rows():
     model = RecordingModel(delay_s=0.03)
     batcher = await started(model, max_batch_size=8, max_queue_delay_ms=0)
     bulk = asyncio.create_task(batcher.submit(rows(1000, 40), bulk=True))
-    await asyncio.sleep(0.01)  # the first bulk batch is running; 32 bulk rows wait
+    await asyncio.sleep(0.01)  # the first bulk batch (4 rows) is running; 36 bulk rows wait
     single = await batcher.submit(rows(7, 1))
     assert single["id"].tolist() == [7]
     assert not bulk.done(), "the interactive row must not wait for the bulk rows to drain"
     bulk_result = await bulk
     assert bulk_result["id"].tolist() == list(range(1000, 1040))
-    assert model.batch_sizes[:2] == [8, 1], "the interactive row runs next, on its own"
+    assert model.batch_sizes[:2] == [4, 1], "the interactive row runs next, on its own"
     await batcher.stop()
