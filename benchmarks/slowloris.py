@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
     with tempfile.TemporaryDirectory(prefix="slowloris-") as scratch:
         soak_config = SoakConfig(models=args.models, model=args.model)
         repo, entry, source = _resolve_model(soak_config, Path(scratch))
-        server_args = ("--log-level", "warning", "--webui", "", *args.server_arg)
+        server_args = ("--log-level", "warning", "--webui", "", "--default-model", entry.name,
+                       *args.server_arg)  # fmt: skip
         with RunningServer(our_server_spec("slowloris", repo, server_args)) as server:
             before = _level(server.base_url, args, images)
             settings = SlowClientSettings("127.0.0.1", server.port, args.connections)

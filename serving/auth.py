@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import Counter
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -125,7 +126,7 @@ class AuthMiddleware:
     """401 ``missing_api_key`` / ``invalid_api_key`` (with ``WWW-Authenticate``) for API routes
     without a valid key; the key's name goes to ``scope["state"]["dfd_client"]``."""
 
-    def __init__(self, app: ASGIApp, keys: KeyStore, failures=None) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyStore, failures: Counter | None = None) -> None:
         self.app = app
         self.keys = keys
         self.failures = failures  # Counter labelled by reason (serving.metrics), or None

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.auth import CLIENT_STATE, is_open_path
@@ -118,7 +119,7 @@ def rate_limited(wait_s: float, cost: int, limit: RateLimit) -> APIError:
 class RateLimitMiddleware:
     """429 + ``Retry-After`` once a client's bucket cannot pay for its request."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, counter=None) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, counter: Counter | None = None) -> None:
         self.app = app
         self.limiter = limiter
         self.counter = counter  # Counter labelled by cost kind (serving.metrics), or None

@@ -39,10 +39,8 @@ class Reference:
     def __init__(self, entry) -> None:
         import onnxruntime as ort
 
-        from core.preprocessing import PreprocessConfig
-
         self.entry = entry
-        self.config = PreprocessConfig(size=entry.input_size)
+        self.config = entry.preprocess_config()  # the model's own contract (face crop too)
         self.session = ort.InferenceSession(
             str(entry.onnx_path), providers=["CPUExecutionProvider"]
         )

@@ -66,7 +66,9 @@ def run_soak(config: SoakConfig, progress: Callable[[str], None] = print) -> tup
         kinds = build_traffic(entry, reference, "cam" in entry.output_names(), config.seed)
         keys, access_args = _access_setup(config, Path(scratch))
         kinds += access_kinds() if config.access else []
-        args = ("--log-level", "warning", "--webui", "", *access_args, *config.server_args)
+        # requests name no model: make the one the expected answers are computed for the default
+        args = ("--log-level", "warning", "--webui", "", "--default-model", entry.name,
+                *access_args, *config.server_args)  # fmt: skip
         tally = Tally()
         with RunningServer(our_server_spec("soak", repo, args)) as server:
             run = _drive(server, kinds, config, tally, keys, progress)

@@ -16,6 +16,8 @@ SHORT = {"duration_s": 6.0, "warmup_s": 2.0, "concurrency": 4, "sample_every_s":
 def test_short_soak_loses_nothing_and_stays_within_the_memory_bound(tmp_path):
     root = tmp_path / "models"
     write_model_entry(root, "cnn", 1, TinyModelSpec(size=32), threshold=0.45, temperature=1.3)
+    # the server would prefer lite0 as its default; the soak's answers are computed for cnn
+    write_model_entry(root, "lite0", 1, TinyModelSpec(size=32), threshold=0.5, temperature=0.4)
     config = soak.SoakConfig(models=root, out_dir=tmp_path / "results", readme=None, **SHORT)
     results, path = soak.run_soak(config, progress=lambda _: None)
 
