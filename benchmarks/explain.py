@@ -99,12 +99,12 @@ class ExplainBenchConfig:
         flag="--machine",
     )  # fmt: skip
 
-
-# --- models ---------------------------------------------------------------------------------
-
     def __post_init__(self) -> None:
         check_at_least(self, 1, "model_rows")
         check_at_least(self, 0, "intra_op_threads")
+
+
+# --- models ---------------------------------------------------------------------------------
 
 
 def find_or_export(name: str, config: ExplainBenchConfig) -> tuple[Path, dict]:

@@ -112,7 +112,6 @@ class SuiteConfig(LoadLevels):
     startup_timeout_s: float = 180.0
     write_plots: bool = option(True, "draw the PNG plots", parse_bool, flag="--plots")
 
-
     def __post_init__(self) -> None:
         check_at_least(self, 1, "limit_concurrency")
         check_positive(self, "startup_timeout_s")

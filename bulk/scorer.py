@@ -44,7 +44,6 @@ class ModelChoice:
     video_sampling: Sampling = Sampling()
     video_limits: VideoLimits = VideoLimits()
 
-
     def __post_init__(self) -> None:
         check_at_least(self, 0, "intra_op_threads")
         check_at_least(self, 1, "version", "max_pixels")

@@ -33,6 +33,7 @@ class ServingMetrics:
             "dfd_http_requests", "HTTP requests answered", ["route", "method", "status"],
             registry=self.registry,
         )  # fmt: skip
+
         def histogram(name: str, documentation: str, labels: list[str], buckets) -> Histogram:
             return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
 

@@ -171,4 +171,3 @@ class Lite0Config:
             raise ValueError(
                 f"weights must be {' | '.join(LITE0_WEIGHTS)} or a .pth file: {self.weights!r}"
             )
-
