@@ -33,7 +33,8 @@ def soak_line(soak: dict | None) -> str:
     verdict = "passed" if soak["passed"] else "FAILED"
     model = soak["model"]["source"].split(" (")[0]
     return (
-        f"Soak ({verdict}; `python -m benchmarks soak --duration {soak['duration_s']:g}` on "
+        f"Soak ({verdict}; `python -m benchmarks soak{' --access' if soak.get('access') else ''} "
+        f"--duration {soak['duration_s']:g}` on "
         f"{soak['machine_name']}, {soak['started_at'][:10]}, model {model}): "
         f"{requests['total']} requests in {soak['duration_s'] + soak['warmup_s']:g} s "
         f"({requests['good']} good, {requests['bad']} hostile; by status {by_status}); "
@@ -55,8 +56,9 @@ def _access_text(soak: dict) -> str:
     held = slow.get("held_s", {})
     return (
         f" With `--access`: {access['keys']} API keys (401s above: requests without or with a "
-        f"wrong key), `--rate {access['rate']:g} --burst {access['burst']}`, good clients paced "
-        f"at {access['client_rate']:g} requests/s each; a client flooding at "
+        f"wrong key), `--rate {access['rate']:g} --burst {access['burst']}`, "
+        f"{soak['config']['concurrency']} good clients paced at {access['client_rate']:g} "
+        f"requests/s each; a client flooding at "
         f"{access['flood_rate']:g}/s got {flood.get('200', 0)} × 200 (bound "
         f"{access['flood_ok_bound']:g}) and {flood.get('429', 0)} × 429; "
         f"{slow.get('connections', 0)} slow-header connections held open throughout, "
