@@ -48,7 +48,7 @@ def clip_or_skip(path: Path, **options) -> Path:
     try:
         return write_clip(path, **options)
     except RuntimeError as exc:  # e.g. a build without the VP9 encoder
-        pytest.skip(str(exc))
+        pytest.skip(reason=f"this OpenCV build cannot write the clip: {exc}")
 
 
 @pytest.fixture
