@@ -67,7 +67,8 @@ train: $(VENV)/.all  ## Train MODEL=cnn|xception on DATA into RUN, then evaluate
 
 export: $(VENV)/.all  ## Export RUN's model to the model repository
 	$(PY) -m export --model $(RUN)/model.keras --name $(MODEL) --repo $(MODELS) \
-	  --report $(RUN)/report.json --parity-images $(DATA)/test --fp16 --int8
+	  --report $(RUN)/report.json --parity-images $(DATA)/test --parity-count 5000 \
+	  --fp16 --int8 --calib-images $(DATA)/train
 
 bench: $(VENV)/.all  ## Run the benchmark suite, write benchmarks/results/ and README's section
 	$(PY) -m benchmarks run

@@ -40,10 +40,12 @@ class PipelineConfig:
     )  # fmt: skip
     min_images: int = 32
     latency_runs: int = 64
-    precision: str = "fp32"
-    # onnxruntime session options tried at the best setting: (graph optimisation, memory arena)
-    session_variants: tuple[tuple[str, bool], ...] = (
-        ("extended", True), ("basic", True), ("all", False),
+    precision: str = "auto"  # as the server: the entry's serve_precision, else fp32
+    # onnxruntime session options tried at the best setting:
+    # (graph optimisation, memory arena, spin-waiting intra-op threads)
+    session_variants: tuple[tuple[str, bool, bool], ...] = (
+        ("extended", True, False), ("basic", True, False), ("all", False, False),
+        ("all", True, True),
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -115,6 +117,7 @@ def make_runtime(
     intra_op_threads: int,
     graph_optimization: str = "all",
     memory_arena: bool = True,
+    spin_wait: bool = False,
 ) -> ModelRuntime:
     """A CPU session as the server builds it, warmed up at every swept batch size."""
     runtime = ModelRuntime(
@@ -124,6 +127,7 @@ def make_runtime(
             intra_op_threads=intra_op_threads,
             graph_optimization=graph_optimization,
             memory_arena=memory_arena,
+            spin_wait=spin_wait,
             max_batch_size=max(config.batch_sizes),
             precision=config.precision,
         ),
@@ -148,17 +152,17 @@ def measure_pipeline(entry: ModelEntry, images: ImageSet, config: PipelineConfig
             config.seconds_per_setting, config.min_images,
         )  # fmt: skip
         settings.append({"intra_op_threads": intra, "graph_optimization": "all",
-                         "memory_arena": True, **row})  # fmt: skip
+                         "memory_arena": True, "spin_wait": False, **row})  # fmt: skip
         progress.set_postfix_str(f"{row['images_per_s']:.1f} img/s", refresh=False)
     best = max(settings, key=lambda row: row["images_per_s"])
-    for graph, arena in config.session_variants:
-        runtime = make_runtime(entry, config, best["intra_op_threads"], graph, arena)
+    for graph, arena, spin in config.session_variants:
+        runtime = make_runtime(entry, config, best["intra_op_threads"], graph, arena, spin)
         row = run_setting(
             runtime, images.payloads, contract, best["batch_size"], best["decode_threads"],
             config.seconds_per_setting, config.min_images,
         )  # fmt: skip
-        settings.append({"intra_op_threads": best["intra_op_threads"],
-                         "graph_optimization": graph, "memory_arena": arena, **row})  # fmt: skip
+        settings.append({"intra_op_threads": best["intra_op_threads"], "graph_optimization": graph,
+                         "memory_arena": arena, "spin_wait": spin, **row})  # fmt: skip
     best = max(settings, key=lambda row: row["images_per_s"])
     latencies = [
         {"intra_op_threads": intra, **latency_batch1(runtime, images.payloads, contract,
@@ -170,6 +174,7 @@ def measure_pipeline(entry: ModelEntry, images: ImageSet, config: PipelineConfig
         "model": entry.name,
         "version": entry.version,
         "precision": config.precision,
+        "model_file": runtimes[config.intra_op_threads[0]].path.name,
         "face_crop": entry.face_crop,
         "settings": settings,
         "limit": best,

@@ -121,8 +121,11 @@ class SuiteConfig(LoadLevels):
         return json.loads(json.dumps(data, default=str))
 
 
-def system_specs(config: SuiteConfig, entry_path: Path, variants: list[str]) -> list[ServerSpec]:
-    """The HTTP systems to measure, in order, per ``config.systems``."""
+def system_specs(
+    config: SuiteConfig, entry_path: Path, variants: list[str], served: str = "fp32"
+) -> list[ServerSpec]:
+    """The HTTP systems to measure, in order, per ``config.systems``; ``served`` is the
+    variant the server picks by default (the entry's ``serve_precision``)."""
     wanted = set(config.systems)
     providers = available_providers(config.providers)
     main_provider = _label(providers[0]) if providers else "cpu"
@@ -132,14 +135,15 @@ def system_specs(config: SuiteConfig, entry_path: Path, variants: list[str]) -> 
     candidates = [
         ("ours-off", "ours-batching-off", (*ours, "--max-batch-size", "1"),
          f"our server, max_batch_size=1, {main_provider}"),
-        ("ours-on", "ours-batching-on", ours, f"our server, default batching, {main_provider}"),
+        ("ours-on", "ours-batching-on", ours,
+         f"our server, default batching, {served} model, {main_provider}"),
         ("workers", f"ours-workers-{WORKERS}", (*ours, "--workers", str(WORKERS)),
          f"our server, {WORKERS} worker processes sharing the port, {main_provider}"),
     ]  # fmt: skip
     candidates += [
         ("variants", f"ours-batching-on-{variant}", (*ours, "--precision", variant),
          f"our server, default batching, {variant} model, {main_provider}")
-        for variant in variants if variant != "fp32"
+        for variant in variants if variant != served
     ]  # fmt: skip
     candidates += [
         ("providers", f"ours-batching-on-{_label(provider)}",
@@ -197,6 +201,7 @@ def model_summary(entry) -> dict:
         "version": entry.version,
         "entry": str(entry.path),
         "variants": sorted(variant_files(entry.path, metadata)),
+        "serve_precision": metadata.get("serve_precision", "fp32"),
         "test_metrics": metrics,
         "trained": trained,
         "training_data": metadata.get("training_data"),
@@ -391,7 +396,8 @@ def run_suite(config: SuiteConfig) -> tuple[dict, Path]:
     results["raw"] = measure_raw(config, entry, images)
     if "limits" in config.systems:
         results["limits"] = measure_limits(config, repository, images)
-    specs = system_specs(config, entry.path, results["model"]["variants"])
+    model = results["model"]
+    specs = system_specs(config, entry.path, model["variants"], model["serve_precision"])
     progress = tqdm(total=len(specs) * len(config.concurrency), desc="HTTP systems", unit="level")
     with progress:
         results["systems"] = [measure_system(spec, config, images, progress) for spec in specs]

@@ -158,10 +158,13 @@ def _limits_table(results: dict) -> list[str]:
                 f"{fmt(hey['images_per_s'])} ({fmt(ratios.get('hey_over_limit'), 2)}), "
                 f"{fmt(hey['latency_ms']['p50'], 2)} / {fmt(hey['latency_ms']['p99'], 2)}"
             )
+        served = f" (`{pipeline['model_file']}`)" if pipeline.get("model_file") else ""
+        spin = ", spin-wait" if best.get("spin_wait") else ""
         lines.append(
-            f"| {item['model']['name']} | {fmt(item['model']['test_metrics'].get('roc_auc'), 3)} "
+            f"| {item['model']['name']}{served} "
+            f"| {fmt(item['model']['test_metrics'].get('roc_auc'), 3)} "
             f"| {fmt(best['images_per_s'])} | batch {best['batch_size']}, "
-            f"{best['decode_threads']} decode, {best['intra_op_threads']} intra-op "
+            f"{best['decode_threads']} decode, {best['intra_op_threads']} intra-op{spin} "
             f"| {fmt(latency['ms_p50'], 2)} "
             f"| {fmt(single['latency_ms']['p50'] if single else None, 2)} "
             f"({fmt(ratios.get('c1_overhead_ms_p50'), 2)}) | {hey_text} | {first_text} |"

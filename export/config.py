@@ -16,6 +16,7 @@ C = TypeVar("C")
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
+GATE_MIN_IMAGES = 1000  # labelled parity images before an INT8 AUC delta can be trusted
 OPTIMIZATION_LEVELS = ("basic", "extended", "all")
 
 
@@ -42,7 +43,23 @@ class ExportConfig:
     )
     force: bool = option(False, "replace an existing version", parse_bool)
     fp16: bool = option(False, "also write model.fp16.onnx", parse_bool)
-    int8: bool = option(False, "also write model.int8.onnx", parse_bool)
+    int8: bool = option(
+        False, "also write model.int8.onnx (static INT8, scales calibrated on images)", parse_bool
+    )
+    calib_images: Path | None = option(
+        None,
+        "folder the INT8 scales are calibrated on, e.g. the training split; default: the "
+        "parity images",
+        Path,
+        metavar="DIR",
+    )
+    calib_count: int = option(384, "calibration images for --int8 (balanced real/fake)", int)
+    int8_max_auc_drop: float = option(
+        0.005,
+        f"serve model.int8.onnx by default (metadata serve_precision) when its ROC-AUC on at "
+        f"least {GATE_MIN_IMAGES} labelled parity images is at most this much below FP32's",
+        float,
+    )
     parity_images: Path | None = option(
         None,
         "folder of images for the parity check (labelled if in real/ and fake/); "
@@ -75,6 +92,10 @@ class ExportConfig:
             )
         if self.parity_count < 1:
             raise ValueError(f"--parity-count must be >= 1, got {self.parity_count}")
+        if self.calib_count < 1:
+            raise ValueError(f"--calib-count must be >= 1, got {self.calib_count}")
+        if not self.int8_max_auc_drop >= 0:
+            raise ValueError(f"--int8-max-auc-drop must be >= 0, got {self.int8_max_auc_drop}")
         if self.parity_batch < 2:
             raise ValueError(f"--parity-batch must be >= 2, got {self.parity_batch}")
         if not self.tolerance > 0:

@@ -100,6 +100,7 @@ class EntryFacts:
     optimization: str
     parity: dict
     converter_versions: dict
+    serve_precision: str | None = None  # the file the server serves by default, if not FP32
 
 
 def build_metadata(facts: EntryFacts, calibration: Calibration) -> dict:
@@ -140,6 +141,8 @@ def build_metadata(facts: EntryFacts, calibration: Calibration) -> dict:
         },
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if facts.serve_precision:
+        metadata["serve_precision"] = facts.serve_precision
     if notes:
         metadata["notes"] = notes
     return metadata

@@ -103,11 +103,21 @@ def to_fp16(source: Path, destination: Path) -> None:
     check_model(destination)
 
 
-def to_qdq_int8(source: Path, destination: Path, images: np.ndarray, batch_size: int = 8) -> None:
-    """Static INT8 with explicit QuantizeLinear/DequantizeLinear pairs (for TensorRT >= 11).
+def to_int8(
+    source: Path,
+    destination: Path,
+    images: np.ndarray,
+    *,
+    for_tensorrt: bool = False,
+    batch_size: int = 8,
+) -> None:
+    """Static INT8 in QDQ form: per-channel int8 weights, activation scales fixed by
+    calibration on ``images`` (model inputs, preprocessed as the contract says).
 
-    Scales come from entropy calibration on ``images``; weights per channel; both symmetric
-    (zero point 0), which is the form TensorRT's explicit quantization accepts.
+    For onnxruntime's CPU provider (the default): uint8 activations with zero points and
+    MinMax scales, the U8S8 form its x86 integer kernels (VNNI, AMX) run. For TensorRT >= 11
+    (``for_tensorrt``): int8 activations, symmetric (zero point 0, the only form its explicit
+    quantization accepts), entropy-calibrated scales.
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -126,37 +136,23 @@ def to_qdq_int8(source: Path, destination: Path, images: np.ndarray, batch_size:
         def get_next(self) -> dict | None:
             return next(self.batches, None)
 
+    symmetric = {"ActivationSymmetric": True, "WeightSymmetric": True}
     prepared = destination.with_name(f".{destination.name}.prepared")
-    try:
+    try:  # the recommended pre-processing: ONNX shape inference + graph clean-up
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
             str(destination),
             Batches(),
             quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
+            activation_type=QuantType.QInt8 if for_tensorrt else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            calibrate_method=CalibrationMethod.Entropy,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            calibrate_method=(
+                CalibrationMethod.Entropy if for_tensorrt else CalibrationMethod.MinMax
+            ),
+            extra_options=symmetric if for_tensorrt else {},
         )
-    finally:
-        prepared.unlink(missing_ok=True)
-    check_model(destination)
-
-
-def to_int8(source: Path, destination: Path) -> None:
-    """Dynamic INT8 quantisation of weights (activations quantised on the fly).
-
-    Unsigned 8-bit weights: every ONNX Runtime CPU build has ``ConvInteger`` for them.
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    prepared = destination.with_name(f".{destination.name}.prepared")
-    try:  # the recommended pre-processing: ONNX shape inference + graph clean-up
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(str(prepared), str(destination), weight_type=QuantType.QUInt8)
     finally:
         prepared.unlink(missing_ok=True)
     check_model(destination)

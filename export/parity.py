@@ -58,10 +58,11 @@ def _interleave(first: list[Path], second: list[Path]) -> list[Path]:
     return paired + first[shorter:] + second[shorter:]
 
 
-def folder_images(root: Path, count: int, size: int) -> ParityImages:
-    """Up to ``count`` images under ``root`` (sorted, balanced over real/ and fake/ if present)."""
+def folder_images(root: Path, count: int, preprocess: PreprocessConfig) -> ParityImages:
+    """Up to ``count`` images under ``root`` (sorted, balanced over real/ and fake/ if present),
+    read through ``preprocess`` (the model's contract, face crop included)."""
     if not root.is_dir():
-        raise ExportError(f"--parity-images folder {root} does not exist")
+        raise ExportError(f"image folder {root} does not exist")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     labels = [_label_of(path, root) for path in files]
     if files and all(label is not None for label in labels):
@@ -74,12 +75,12 @@ def folder_images(root: Path, count: int, size: int) -> ParityImages:
     images, kept = [], []
     for index, path in enumerate(files):
         try:
-            images.append(preprocess_bytes(path.read_bytes(), PreprocessConfig(size=size)))
+            images.append(preprocess_bytes(path.read_bytes(), preprocess))
             kept.append(index)
         except ImageError:
             continue  # unreadable files are skipped, not fatal
     if not images:
-        raise ExportError(f"no readable images found under --parity-images {root}")
+        raise ExportError(f"no readable images found under {root}")
     label_array = None if labels is None else np.array([labels[i] for i in kept])
     return ParityImages(np.stack(images), label_array, str(root))
 
@@ -172,11 +173,8 @@ def compare_variant(
     temperature: float,
     batch_sizes: list[int],
 ) -> dict:
-    """Max |Δp| of a reduced-precision model vs the FP32 ONNX model (+ accuracy delta).
-
-    Measured at every batch size: dynamic INT8 quantises activations with one scale per
-    batch, so its outputs depend (slightly) on which images share the batch.
-    """
+    """Max |Δp| of a reduced-precision model vs the FP32 ONNX model, at every batch size
+    (+ accuracy and ROC-AUC deltas where the images are labelled)."""
     reference_probability, _ = run_batches(plain_cpu_session(fp32_path), images.images, 1)
     session = plain_cpu_session(variant_path)
     worst, probability = 0.0, None
@@ -185,16 +183,30 @@ def compare_variant(
         worst = max(worst, float(np.abs(probability - reference_probability).max()))
     result = {
         "max_abs_diff_vs_fp32": worst,
+        "mean_abs_diff_vs_fp32": float(np.abs(probability - reference_probability).mean()),
         "images": len(images.images),
         "batch_sizes": list(batch_sizes),
     }
     if images.labels is not None:
+        result.update(_labelled_deltas(images.labels, reference_probability[:, 0],
+                                       probability[:, 0], threshold, temperature))  # fmt: skip
+    return result
 
-        def accuracy(p: np.ndarray) -> float:
-            predicted = calibrate(p[:, 0], temperature) >= threshold
-            return float(np.mean(predicted.astype(int) == images.labels))
 
-        result["accuracy_fp32"] = accuracy(reference_probability)
-        result["accuracy"] = accuracy(probability)  # at the largest batch size
-        result["accuracy_delta"] = result["accuracy"] - result["accuracy_fp32"]
+def _labelled_deltas(
+    labels: np.ndarray, fp32: np.ndarray, variant: np.ndarray, threshold: float, temperature: float
+) -> dict:
+    """Accuracy at the entry's threshold and ROC-AUC (both classes present) of the variant
+    against FP32 on the same labelled images."""
+    from sklearn.metrics import roc_auc_score
+
+    def accuracy(p: np.ndarray) -> float:
+        return float(np.mean((calibrate(p, temperature) >= threshold).astype(int) == labels))
+
+    result = {"accuracy_fp32": accuracy(fp32), "accuracy": accuracy(variant)}
+    result["accuracy_delta"] = result["accuracy"] - result["accuracy_fp32"]
+    if len(set(labels.tolist())) == 2:
+        result["roc_auc_fp32"] = float(roc_auc_score(labels, fp32))
+        result["roc_auc"] = float(roc_auc_score(labels, variant))
+        result["roc_auc_delta"] = result["roc_auc"] - result["roc_auc_fp32"]
     return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +12,9 @@ import numpy as np
 from tqdm import tqdm
 
 from core.decision import to_logit
+from core.preprocessing import PreprocessConfig
 
-from .config import ExportConfig, ExportError
+from .config import GATE_MIN_IMAGES, ExportConfig, ExportError
 from .metadata import FILES, Calibration, EntryFacts, build_metadata, read_report, sha256_of
 from .onnx_tools import check_model, optimize, to_fp16, to_int8
 from .parity import ParityImages, check_parity, compare_variant, folder_images, synthetic_images
@@ -52,10 +53,30 @@ def cam_logit_gap(probability: np.ndarray, cam: np.ndarray) -> float:
     return float(np.max(np.abs(mean - logit) / np.maximum(1.0, np.abs(logit))))
 
 
-def _parity_images(config: ExportConfig, size: int) -> ParityImages:
+def _parity_images(config: ExportConfig, preprocess: PreprocessConfig) -> ParityImages:
     if config.parity_images is not None:
-        return folder_images(Path(config.parity_images), config.parity_count, size)
-    return synthetic_images(config.parity_count, size, config.seed)
+        return folder_images(Path(config.parity_images), config.parity_count, preprocess)
+    return synthetic_images(config.parity_count, preprocess.size, config.seed)
+
+
+def _calibration_images(
+    config: ExportConfig, reference: KerasReference, preprocess: PreprocessConfig
+) -> np.ndarray:
+    """INT8 calibration inputs: ``--calib-images`` through the contract, else the parity
+    images."""
+    if config.calib_images is None:
+        return reference.images.images[: config.calib_count]
+    return folder_images(Path(config.calib_images), config.calib_count, preprocess).images
+
+
+def serve_precision(parity: dict, config: ExportConfig) -> str | None:
+    """``int8`` when the INT8 file's ROC-AUC on enough labelled parity images is within
+    ``--int8-max-auc-drop`` of FP32's; otherwise None (the server then serves FP32)."""
+    int8 = parity.get("int8") or {}
+    delta = int8.get("roc_auc_delta")
+    if delta is None or int8.get("images", 0) < GATE_MIN_IMAGES:
+        return None
+    return "int8" if delta >= -config.int8_max_auc_drop else None
 
 
 @dataclass(frozen=True)
@@ -64,7 +85,7 @@ class KerasReference:
 
     model: Any  # keras.Model (TensorFlow is imported only once the cheap checks passed)
     export_graph: Any
-    size: int
+    preprocess: PreprocessConfig  # the contract the parity images were read with
     images: ParityImages
     probability: np.ndarray
     cam: np.ndarray
@@ -78,7 +99,7 @@ def export_model(config: ExportConfig) -> ExportResult:
     target, version = resolve_target(config.repo, config.name, config.version, config.force)
     with tqdm(total=PROGRESS_STEPS, desc="export", unit="step", disable=not config.progress) as bar:
         with _step(bar, "load and Keras reference", count=2):
-            reference = keras_reference(config)
+            reference = keras_reference(config, calibration.face_crop)
         with _step(bar, "convert"):
             proto = to_onnx_proto(reference, config)
         with staged_entry(target, config.force) as staging:
@@ -105,15 +126,17 @@ def _step(progress: tqdm, name: str, count: int = 1) -> Iterator[None]:
     progress.update(count)
 
 
-def keras_reference(config: ExportConfig) -> KerasReference:
+def keras_reference(config: ExportConfig, face_crop: bool = False) -> KerasReference:
     """Load the Keras model, build its export graph (probability + CAM) and run it on the
-    parity images; the CAM must average to the logit, or it is not an exact CAM."""
+    parity images (read as the contract says); the CAM must average to the logit, or it is
+    not an exact CAM."""
     from . import graph  # TensorFlow is imported here, after the cheap checks
 
     model = graph.load_keras_model(Path(config.model_path))
     size = graph.input_size_of(model)
     export_graph = graph.build_export_model(model)
-    images = _parity_images(config, size)
+    preprocess = PreprocessConfig(size=size, face_crop=face_crop)
+    images = _parity_images(config, preprocess)
     probability, cam = graph.keras_outputs(export_graph, images.images)
     gap = cam_logit_gap(probability, cam)
     if gap > CAM_LOGIT_RELATIVE_TOLERANCE:
@@ -121,13 +144,13 @@ def keras_reference(config: ExportConfig) -> KerasReference:
             f"the CAM's spatial mean differs from the logit by {gap:.3g} (relative): the head "
             "between 'features' and 'classifier' is not GAP -> Dense, so the CAM is not exact"
         )
-    return KerasReference(model, export_graph, size, images, probability, cam, gap)
+    return KerasReference(model, export_graph, preprocess, images, probability, cam, gap)
 
 
 def to_onnx_proto(reference: KerasReference, config: ExportConfig) -> Any:
     from . import graph
 
-    return graph.to_onnx(reference.export_graph, reference.size, config.opset)
+    return graph.to_onnx(reference.export_graph, reference.preprocess.size, config.opset)
 
 
 def write_onnx_files(proto: Any, portable: Path, optimised: Path, config: ExportConfig) -> None:
@@ -164,7 +187,10 @@ def write_variants(
     """FP16 / INT8 files where asked, each compared with FP32 (added to ``parity``);
     returns every ONNX file of the entry."""
     files = {"onnx": FILES["onnx"], "onnx_portable": FILES["onnx_portable"]}
-    variants = [("fp16", to_fp16)] * config.fp16 + [("int8", to_int8)] * config.int8
+    variants: list[tuple[str, Callable[[Path, Path], None]]] = [("fp16", to_fp16)] * config.fp16
+    if config.int8:
+        images = _calibration_images(config, reference, reference.preprocess)
+        variants.append(("int8", lambda source, path: to_int8(source, path, images)))
     for key, convert in variants:
         path = staging / FILES[f"onnx_{key}"]
         convert(portable, path)
@@ -185,7 +211,7 @@ def entry_facts(
         name=config.name,
         version=version,
         model_kind=reference.model.name,
-        input_size=reference.size,
+        input_size=reference.preprocess.size,
         cam_shape=tuple(int(v) for v in reference.cam.shape[1:]),
         files=files,
         keras_model=str(config.model_path),
@@ -196,6 +222,7 @@ def entry_facts(
         optimization=config.optimization,
         parity=parity,
         converter_versions=graph.tool_versions(),
+        serve_precision=serve_precision(parity, config),
     )
 
 

@@ -45,7 +45,7 @@ from core.options import option, options_parser, parse_bool, parse_optional_path
 
 from .config import ExportError, run_export_command
 from .metadata import FILES
-from .onnx_tools import to_qdq_int8
+from .onnx_tools import to_int8
 from .repository import update_metadata
 
 EXIT_UNAVAILABLE = 2
@@ -145,11 +145,12 @@ def onnx_source(entry: ModelEntry, config: TensorRTConfig, fp16_by_flag: bool) -
     return path
 
 
-def calibration_images(config: TensorRTConfig, size: int) -> np.ndarray:
-    """Calibration inputs from ``--calib-dir`` through ``core.preprocessing``."""
+def calibration_images(config: TensorRTConfig, entry: ModelEntry) -> np.ndarray:
+    """Calibration inputs from ``--calib-dir`` through the entry's preprocessing contract."""
     from .parity import folder_images
 
-    images = folder_images(Path(config.calib_dir), config.calib_count, size).images
+    folder = Path(config.calib_dir)
+    images = folder_images(folder, config.calib_count, entry.preprocess_config()).images
     if len(images) < config.calib_batch:
         raise ExportError(
             f"--calib-dir has {len(images)} readable images, fewer than --calib-batch "
@@ -262,14 +263,15 @@ def build_with_python(
     fp16_by_flag = hasattr(trt.BuilderFlag, "FP16")
     int8_by_flag = hasattr(trt.BuilderFlag, "INT8") and hasattr(trt, "IInt8EntropyCalibrator2")
     source = onnx_source(entry, config, fp16_by_flag)
-    images = calibration_images(config, size) if config.int8 else None
+    images = calibration_images(config, entry) if config.int8 else None
     if not (config.int8 and not int8_by_flag):
         return _build_engine(trt, builder, logger, source, config, size, plan, images)
     # TensorRT >= 11: explicit quantization only; the Q/DQ model is kept if the build works
     qdq = entry.path / FILES["onnx_qdq"]
     staging = qdq.with_name(f".{qdq.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        to_qdq_int8(onnx_source(entry, config, True), staging, images, config.calib_batch)
+        source = onnx_source(entry, config, True)
+        to_int8(source, staging, images, for_tensorrt=True, batch_size=config.calib_batch)
         result = _build_engine(trt, builder, logger, staging, config, size, plan, images)
         os.replace(staging, qdq)
     finally:

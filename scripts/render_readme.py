@@ -6,7 +6,8 @@
 Reads ``reports/NAME/report.json`` (``python -m train.evaluate``; required) and, when they
 exist, ``reports/NAME/robustness.json`` (``python -m train.robustness``),
 ``reports/NAME/per_source.json`` (``scripts/per_source_report.py``) and
-``reports/data/probes.json`` (``python -m dataprep probes``). A missing optional file only
+``reports/data/probes.json`` (``python -m dataprep probes``), and the latest
+``models/NAME/<version>/metadata.json`` for the file the server runs. A missing optional file only
 leaves its table out. The section sits between the two markers below; its first line names
 the model and the command, which is how ``tests/test_readme.py`` finds what to re-render.
 """
@@ -110,6 +111,28 @@ def _intro(name: str, report: dict, reports: Path) -> list[str]:
         f"Test split{where}: {images}{created}. Threshold {report['threshold']:.3f} and "
         f"temperature {report['temperature']:.2f} fitted on validation only"
         + ("; brackets are 95 % bootstrap intervals." if report.get("ci") else "."),
+    ]
+
+
+def _served_file(name: str, models: Path) -> list[str]:
+    """What the server runs when it is not the FP32 file: the latest entry's
+    ``serve_precision`` and the export's measurement of that file on labelled test images."""
+    versions = sorted(int(p.name) for p in (models / name).glob("*") if p.name.isdigit())
+    metadata = _read(models / name / str(versions[-1]) / "metadata.json") if versions else None
+    precision = (metadata or {}).get("serve_precision")
+    measured = ((metadata or {}).get("parity") or {}).get(precision or "") or {}
+    if not precision or "roc_auc" not in measured:
+        return []
+    entry = f"{_shown(models / name / str(versions[-1]))}/{metadata['files'][f'onnx_{precision}']}"
+    return [
+        f"The server runs `{entry}` ({precision.upper()}: `serve_precision` in its "
+        f"`metadata.json`, written by the export's accuracy gate). On {measured['images']:,} "
+        f"labelled test images in the export's parity step: ROC-AUC {measured['roc_auc']:.4f} "
+        f"against {measured['roc_auc_fp32']:.4f} for the FP32 file "
+        f"({measured['roc_auc'] - measured['roc_auc_fp32']:+.4f}), accuracy "
+        f"{measured['accuracy'] * 100:.2f} % against {measured['accuracy_fp32'] * 100:.2f} % "
+        f"at the same threshold; |Δp| against FP32 mean {measured['mean_abs_diff_vs_fp32']:.3f}, "
+        f"max {measured['max_abs_diff_vs_fp32']:.3f}. The tables below are the Keras model's.",
     ]
 
 
@@ -238,14 +261,16 @@ def _probes_table(probes: dict, path: Path, report: dict) -> list[str]:
     return lines
 
 
-def render_section(name: str, reports: Path) -> str:
-    """The generated README section (markers included) for model ``name`` under ``reports``."""
+def render_section(name: str, reports: Path, models: Path = REPO_ROOT / "models") -> str:
+    """The generated README section (markers included) for model ``name`` under ``reports``
+    (and the file the server runs, from its entry under ``models``)."""
     report_path = reports / name / "report.json"
     report = _read(report_path)
     if report is None:
         raise FileNotFoundError(f"{report_path} not found (run `python -m train.evaluate`)")
     others = _same_test_set(name, report, reports)
-    blocks = [_intro(name, report, reports), _metrics_table(name, report, others)]
+    blocks = [_intro(name, report, reports), _served_file(name, models)]
+    blocks.append(_metrics_table(name, report, others))
     optional = (
         (reports / name / "robustness.json", _robustness_table),
         (reports / name / "per_source.json", _per_source_table),
@@ -297,9 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reports", type=Path, default=REPO_ROOT / "reports", help="reports folder"
     )
+    parser.add_argument("--models", type=Path, default=REPO_ROOT / "models", help="repository")
     args = parser.parse_args(argv)
     try:
-        section = render_section(args.model, args.reports)
+        section = render_section(args.model, args.reports, args.models)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

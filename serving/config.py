@@ -76,6 +76,7 @@ class ServerConfig:
     )
     graph_optimization: str = same_option(RuntimeConfig, "graph_optimization")
     memory_arena: bool = same_option(RuntimeConfig, "memory_arena")
+    spin_wait: bool = same_option(RuntimeConfig, "spin_wait")
     providers: tuple[str, ...] = same_option(RuntimeConfig, "providers")
     device_id: int = same_option(RuntimeConfig, "device_id")
     trt_fp16: bool = same_option(RuntimeConfig, "trt_fp16")
@@ -86,7 +87,7 @@ class ServerConfig:
     latest_only: bool = option(False, "load only the latest version of each model", parse_bool)
     default_model: str | None = option(
         None,
-        "model used when a request names none (default: cnn, else the first)",
+        "model used when a request names none (default: lite0, else cnn, else the first)",
         parse_optional_str,
     )
     warmup_batch_sizes: tuple[int, ...] = option(

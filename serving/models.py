@@ -15,7 +15,7 @@ from core.modelrepo import (
 )
 from core.preprocessing import PreprocessConfig
 from serving.batcher import DynamicBatcher
-from serving.runtime import ModelRuntime
+from serving.runtime import ModelRuntime, served_metrics
 
 logger = logging.getLogger("serving.models")
 
@@ -58,6 +58,9 @@ class LoadedModel:
         return {
             **self.entry.summary(),
             "providers": self.runtime.providers,
+            "model_file": self.runtime.path.name,
+            "precision": self.runtime.precision,
+            "precision_metrics": served_metrics(self.entry, self.runtime.precision),
             "batching": asdict(self.batcher.config),
             "ready": ready,
         }

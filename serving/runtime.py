@@ -31,6 +31,7 @@ GRAPH_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 PRECISION_FILE_KEYS = {"fp32": "onnx", "fp16": "onnx_fp16", "int8": "onnx_int8"}
+PRECISIONS = ("auto", *PRECISION_FILE_KEYS)
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,22 @@ class RuntimeConfig:
     memory_arena: bool = option(
         True, "onnxruntime's CPU memory arena (buffers reused across runs)", parse_bool
     )
+    spin_wait: bool = option(
+        False,
+        "onnxruntime's intra-op threads spin while they wait for work: a little lower latency "
+        "on an idle machine, but the spinning takes the cores that decode uploads",
+        parse_bool,
+    )
     device_id: int = option(0, "GPU index for the CUDA and TensorRT providers", int)
     trt_fp16: bool = option(True, "let TensorRT use fp16 kernels", parse_bool)
     trt_cache_dir: Path = Path("models/.trt_cache")
     max_batch_size: int = 32
     precision: str = option(
-        "fp32",
-        "which ONNX file of each entry to serve (falls back to fp32 if absent)",
-        choices=tuple(PRECISION_FILE_KEYS),
+        "auto",
+        "which ONNX file of each entry to serve: auto is the entry's serve_precision (set by "
+        "the export when its INT8 file passed the accuracy gate), else fp32; a missing "
+        "variant falls back to fp32",
+        choices=PRECISIONS,
     )
 
     def __post_init__(self) -> None:
@@ -66,7 +75,7 @@ class RuntimeConfig:
         check_at_least(self, 0, "intra_op_threads", "device_id")
         check_at_least(self, 1, "max_batch_size")
         check_choice(self, "graph_optimization", tuple(GRAPH_LEVELS))
-        check_choice(self, "precision", tuple(PRECISION_FILE_KEYS))
+        check_choice(self, "precision", PRECISIONS)
 
 
 def choose_providers(preference: tuple[str, ...], available: list[str]) -> list[str]:
@@ -100,10 +109,13 @@ def provider_options(provider: str, config: RuntimeConfig, entry: ModelEntry) ->
 
 
 def session_options(config: RuntimeConfig) -> ort.SessionOptions:
-    """Graph level, memory arena and thread counts; one inter-op thread, sequential."""
+    """Graph level, memory arena, spinning and thread counts; one inter-op thread,
+    sequential."""
     options = ort.SessionOptions()
     options.graph_optimization_level = GRAPH_LEVELS[config.graph_optimization]
     options.enable_cpu_mem_arena = config.memory_arena
+    spin = "1" if config.spin_wait else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
     if config.intra_op_threads:
         options.intra_op_num_threads = config.intra_op_threads
     options.inter_op_num_threads = 1
@@ -112,12 +124,17 @@ def session_options(config: RuntimeConfig) -> ort.SessionOptions:
 
 
 def model_file(entry: ModelEntry, precision: str, on_gpu: bool = False) -> Path:
-    """The ONNX file for ``precision``, or the fp32 one when the entry has no such variant.
+    """The ONNX file for ``precision`` (``auto``: the entry's ``serve_precision``), or the
+    fp32 one when the entry has no such variant.
 
     On a GPU provider the fp32 model comes from ``files.onnx_portable`` when present: the
     default ``model.onnx`` is ONNX Runtime's CPU-optimised graph, whose fused CPU-only
     operators TensorRT cannot parse.
     """
+    if precision == "auto":  # the GPU providers build their own reduced precision
+        precision = "fp32" if on_gpu else entry.metadata.get("serve_precision", "fp32")
+        if precision not in PRECISION_FILE_KEYS:
+            raise ValueError(f"{entry.name}:{entry.version}: unknown serve_precision {precision!r}")
     portable = entry.metadata.get("files", {}).get("onnx_portable")
     if on_gpu and precision == "fp32" and portable and (entry.path / portable).is_file():
         return entry.path / portable
@@ -128,6 +145,24 @@ def model_file(entry: ModelEntry, precision: str, on_gpu: bool = False) -> Path:
     if precision != "fp32":
         logger.warning("%s:%s has no %s model; serving fp32", entry.name, entry.version, precision)
     return entry.onnx_path
+
+
+def precision_of(entry: ModelEntry, path: Path) -> str:
+    """Which variant ``path`` is (``fp32`` for the portable and optimised FP32 files)."""
+    files = entry.metadata.get("files", {})
+    return next(
+        (p for p, key in PRECISION_FILE_KEYS.items() if files.get(key) == path.name), "fp32"
+    )
+
+
+def served_metrics(entry: ModelEntry, precision: str) -> dict | None:
+    """What the export measured for a reduced-precision variant on labelled test images
+    (ROC-AUC and accuracy beside FP32's), or None for FP32 / not measured."""
+    measured = (entry.metadata.get("parity") or {}).get(precision) or {}
+    keys = ("images", "roc_auc", "roc_auc_fp32", "accuracy", "accuracy_fp32")
+    if precision == "fp32" or "roc_auc" not in measured:
+        return None
+    return {key: measured[key] for key in keys if key in measured}
 
 
 class ModelRuntime:
@@ -144,6 +179,7 @@ class ModelRuntime:
             providers=[(name, provider_options(name, config, entry)) for name in wanted],
         )
         self.providers = self.session.get_providers()
+        self.precision = precision_of(entry, self.path)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [output.name for output in self.session.get_outputs()]
         self.input_size = entry.input_size

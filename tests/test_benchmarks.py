@@ -62,7 +62,7 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
             seconds_per_setting=0.05,
             min_images=4,
             latency_runs=4,
-            session_variants=(("basic", False),),
+            session_variants=(("basic", False, True),),
         ),
         limit_concurrency=(1, 3),
         hey=HeyConfig(concurrency=3, requests=12),
@@ -98,7 +98,12 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
     settings = limits["pipeline"]["settings"]
     swept = [(s["batch_size"], s["decode_threads"]) for s in settings[:4]]
     assert swept == [(1, 1), (1, 2), (4, 1), (4, 2)]
-    assert (settings[4]["graph_optimization"], settings[4]["memory_arena"]) == ("basic", False)
+    variant = settings[4]
+    assert (variant["graph_optimization"], variant["memory_arena"], variant["spin_wait"]) == (
+        "basic",
+        False,
+        True,
+    )
     assert all(s["images_per_s"] > 0 and s["images"] >= 4 for s in settings)
     assert [lv["concurrency"] for lv in limits["server"]["levels"]] == [1, 3]
     assert all(lv["ok"] == 15 for lv in limits["server"]["levels"])

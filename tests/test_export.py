@@ -188,11 +188,11 @@ def test_qdq_int8_for_tensorrt_is_symmetric_and_close(cnn_export, workdir, tmp_p
     """The explicit-quantization model that TensorRT >= 11 builds INT8 engines from."""
     import onnx
 
-    from export.onnx_tools import to_qdq_int8
+    from export.onnx_tools import to_int8
 
     images = _folder_inputs(workdir / "parity", 224)
     qdq = tmp_path / "model.qdq.onnx"
-    to_qdq_int8(cnn_export.path / "model.portable.onnx", qdq, images, batch_size=4)
+    to_int8(cnn_export.path / "model.portable.onnx", qdq, images, for_tensorrt=True, batch_size=4)
     model = onnx.load(str(qdq))
     pairs = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     assert len(pairs) >= 6 and [p.name for p in tmp_path.iterdir()] == ["model.qdq.onnx"]
@@ -202,6 +202,49 @@ def test_qdq_int8_for_tensorrt_is_symmetric_and_close(cnn_export, workdir, tmp_p
     fp32 = _session(cnn_export.path / "model.onnx").run(["probability_fake"], {"image": images})[0]
     got = _session(qdq).run(["probability_fake"], {"image": images})[0]
     assert np.abs(got - fp32).max() < 0.05
+
+
+def test_cpu_int8_is_static_uint8_activations_and_batch_independent(cnn_export, workdir):
+    """The CPU INT8 file: uint8 activations with zero points (the U8S8 kernels), int8
+    per-channel weights, scales fixed at export, so an image's answer does not depend on
+    which images share its batch (dynamic quantisation's did)."""
+    import onnx
+
+    model = onnx.load(str(cnn_export.path / "model.int8.onnx"))
+    initialisers = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert quantize and all(initialisers[n.input[2]].dtype == np.uint8 for n in quantize)
+    weights = [a for name, a in initialisers.items() if a.dtype == np.int8 and a.ndim == 4]
+    assert weights  # conv weights stored as int8
+    assert not [
+        n for n in model.graph.node if n.op_type in ("DynamicQuantizeLinear", "ConvInteger")
+    ]
+    images = _folder_inputs(workdir / "parity", 224)
+    session = _session(cnn_export.path / "model.int8.onnx")
+    together = session.run(["probability_fake"], {"image": images})[0]
+    alone = np.concatenate(
+        [session.run(["probability_fake"], {"image": i[None]})[0] for i in images]
+    )
+    np.testing.assert_allclose(alone, together, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("int8", "expected"),
+    [
+        ({"images": 3115, "roc_auc_delta": -0.0004}, "int8"),
+        ({"images": 3115, "roc_auc_delta": 0.002}, "int8"),
+        ({"images": 3115, "roc_auc_delta": -0.0051}, None),  # lost too much
+        ({"images": 16, "roc_auc_delta": 0.0}, None),  # too few images to trust
+        ({"images": 3115}, None),  # unlabelled parity images: no AUC, no gate
+        (None, None),  # no INT8 file
+    ],
+)
+def test_int8_is_served_by_default_only_when_it_passes_the_auc_gate(int8, expected):
+    from export.pipeline import serve_precision
+
+    parity = {} if int8 is None else {"int8": int8}
+    config = ExportConfig(model_path=Path("m.keras"), name="m")
+    assert serve_precision(parity, config) == expected
 
 
 def test_exported_model_runs_without_tensorflow(cnn_export, workdir):
@@ -411,10 +454,11 @@ def test_parity_folder_without_labels_and_with_broken_files(tmp_path):
         (tmp_path / f"{index}.png").write_bytes(encode_png(rgb))
     (tmp_path / "5.png").write_bytes(b"not a png")  # skipped, not fatal
     (tmp_path / "notes.txt").write_text("ignored")
-    found = folder_images(tmp_path, count=16, size=24)
+    found = folder_images(tmp_path, count=16, preprocess=PreprocessConfig(size=24))
     assert found.images.shape == (5, 24, 24, 3) and found.labels is None
-    labelled = folder_images(_labelled_folder(tmp_path / "l", per_class=3), count=4, size=24)
+    labelled_folder = _labelled_folder(tmp_path / "l", per_class=3)
+    labelled = folder_images(labelled_folder, count=4, preprocess=PreprocessConfig(size=24))
     assert labelled.labels.tolist() == [0, 1, 0, 1]
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExportError, match="no readable images"):
-        folder_images(tmp_path / "empty", 4, 24)
+        folder_images(tmp_path / "empty", 4, PreprocessConfig(size=24))

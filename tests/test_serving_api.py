@@ -571,3 +571,28 @@ async def test_idle_models_are_kept_warm_and_busy_ones_are_not(tiny_repo):
     async with serving_client(test_config(tiny_repo, keep_warm_s=0)) as (client, app):
         await asyncio.sleep(0.2)
         assert app.state.serving.keep_warm_runs == 0
+
+
+async def test_entry_served_from_its_int8_file_by_default(tiny_repo):
+    """``--precision auto``: the entry's ``serve_precision`` file answers, ``/v1/models``
+    names it with the export's measurements, and ``--precision fp32`` still picks FP32."""
+    from helpers import add_int8_variant
+
+    measured = {"images": 3000, "roc_auc": 0.98, "roc_auc_fp32": 0.99, "accuracy": 0.9}
+    int8_path = add_int8_variant(tiny_repo / "cnn" / "1", measured)
+    image = png_image(3, mean=170.0)
+    rows = preprocess_bytes(image, PreprocessConfig(size=32))[None]
+    int8 = ort.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
+    expected_int8 = float(int8.run(["probability_fake"], {"image": rows})[0][0, 0])
+    async with serving_client(test_config(tiny_repo)) as (client, _):
+        [model] = (await client.get("/v1/models")).json()["models"]
+        body = (await client.post("/v1/predict", files={"file": ("f.png", image)})).json()
+    assert (model["model_file"], model["precision"]) == ("model.int8.onnx", "int8")
+    assert model["precision_metrics"] == measured
+    assert body["probability_fake"] == pytest.approx(expected_int8, abs=1e-6)
+    async with serving_client(test_config(tiny_repo, precision="fp32")) as (client, _):
+        [model] = (await client.get("/v1/models")).json()["models"]
+        body = (await client.post("/v1/predict", files={"file": ("f.png", image)})).json()
+    assert (model["model_file"], model["precision"]) == ("model.onnx", "fp32")
+    assert model["precision_metrics"] is None
+    assert body["probability_fake"] == pytest.approx(expected(image)[1], abs=1e-6)

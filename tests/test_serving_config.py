@@ -108,6 +108,29 @@ def test_gpu_providers_load_the_portable_onnx_file(tmp_path):
     assert model_file(entry, "fp32", on_gpu=True).name == "model.onnx"
 
 
+def test_auto_precision_serves_what_the_entry_names(tmp_path):
+    """``auto`` (the default) serves the entry's ``serve_precision`` on the CPU, fp32 where
+    that file is missing and on GPU providers (they build their own reduced precision)."""
+    from core.modelrepo import ModelEntry
+    from serving.runtime import RuntimeConfig, model_file
+
+    assert RuntimeConfig().precision == "auto"
+    for name in ("model.onnx", "model.int8.onnx"):
+        (tmp_path / name).write_bytes(b"onnx")
+    files = {"onnx": "model.onnx", "onnx_int8": "model.int8.onnx"}
+    entry = ModelEntry("m", 1, tmp_path, {"files": files, "serve_precision": "int8"})
+    assert model_file(entry, "auto").name == "model.int8.onnx"
+    assert model_file(entry, "fp32").name == "model.onnx"  # an explicit choice wins
+    assert model_file(entry, "auto", on_gpu=True).name == "model.onnx"
+    plain = ModelEntry("m", 1, tmp_path, {"files": files})
+    assert model_file(plain, "auto").name == "model.onnx"
+    (tmp_path / "model.int8.onnx").unlink()
+    assert model_file(entry, "auto").name == "model.onnx"
+    odd = ModelEntry("m", 1, tmp_path, {"files": files, "serve_precision": "fp8"})
+    with pytest.raises(ValueError, match="unknown serve_precision 'fp8'"):
+        model_file(odd, "auto")
+
+
 def test_session_options_follow_the_server_config():
     import onnxruntime as ort
 
@@ -123,6 +146,11 @@ def test_session_options_follow_the_server_config():
     assert options.enable_cpu_mem_arena is False
     assert session_options(ServerConfig().runtime_config()).enable_cpu_mem_arena is True
     assert parse_args(["--no-memory-arena"]).memory_arena is False
+    spinning = "session.intra_op.allow_spinning"
+    assert options.get_session_config_entry(spinning) == "0"  # spinning took decode's cores
+    spin = ServerConfig(spin_wait=True).runtime_config()
+    assert session_options(spin).get_session_config_entry(spinning) == "1"
+    assert parse_args(["--spin-wait"]).spin_wait is True
 
 
 @pytest.mark.parametrize(
@@ -134,7 +162,7 @@ def test_session_options_follow_the_server_config():
         ({"device_id": -2}, "RuntimeConfig.device_id must be at least 0, got -2"),
         ({"max_batch_size": 0}, "max_batch_size must be at least 1, got 0"),
         ({"graph_optimization": "max"}, "graph_optimization must be one of"),
-        ({"precision": "fp8"}, "precision must be one of fp32, fp16, int8"),
+        ({"precision": "fp8"}, "precision must be one of auto, fp32, fp16, int8"),
     ],
 )
 def test_runtime_settings_are_checked_where_built(values, message):

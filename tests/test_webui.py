@@ -22,6 +22,7 @@ import pytest
 from helpers import (
     ServerProcess,
     TinyModelSpec,
+    add_int8_variant,
     expected_probability,
     pixel_bomb_png,
     png_image,
@@ -88,10 +89,14 @@ if CHROMIUM is None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A real server with three tiny models: ``cnn`` (threshold 0.5), ``strict`` (0.9) and
-    ``nocam`` (no ``cam`` output, so its fast explanation map is refused with 501)."""
+    """A real server with four tiny models: ``cnn`` (threshold 0.5), ``strict`` (0.9),
+    ``nocam`` (no ``cam`` output, so its fast explanation map is refused with 501) and
+    ``quant`` (served from its INT8 file, as the shipped detector is)."""
     root = tmp_path_factory.mktemp("webui") / "models"
     write_model_entry(root, "cnn", 1, TinyModelSpec(size=MODEL_SIZE))
+    quant = write_model_entry(root, "quant", 1, TinyModelSpec(size=MODEL_SIZE))
+    add_int8_variant(quant, {"images": 3000, "roc_auc": 0.9871, "roc_auc_fp32": 0.9876,
+                             "accuracy": 0.938, "accuracy_fp32": 0.935})  # fmt: skip
     write_model_entry(root, "strict", 1, TinyModelSpec(size=MODEL_SIZE), STRICT_THRESHOLD)
     write_model_entry(root, "nocam", 1, TinyModelSpec(size=MODEL_SIZE, with_cam=False))
     with ServerProcess(root, *SERVER_FLAGS) as process:
@@ -230,7 +235,7 @@ def test_index_has_security_headers_and_page_runs_under_csp(ui: Session, server:
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.IGNORECASE)
     page = ui.page
     options = page.locator("#model-select option")
-    expect(options).to_have_text(["cnn v1", "nocam v1", "strict v1"])
+    expect(options).to_have_text(["cnn v1", "nocam v1", "quant v1", "strict v1"])
     expect(page.locator("#model-select option:checked")).to_have_text("cnn v1")
     expect(page.locator("#model-info")).to_contain_text("Threshold 0.50")
     # the tiny model's metadata states test ROC-AUC 0: the model card says not to rely on it
@@ -326,6 +331,15 @@ def test_text_contrast_meets_wcag_aa(ui: Session):
     ui.page.keyboard.press("Enter")  # a toggle operated from the keyboard
     expect(card(ui.page, 0).locator(".overlay-box")).to_be_visible()
     assert ui.page.evaluate(CONTRAST_FAILURES_JS) == []  # pressed-toggle colours too
+    ui.assert_clean()
+
+
+def test_model_card_names_the_reduced_precision_file_it_serves(ui: Session):
+    expect(ui.page.locator("#model-info")).not_to_contain_text("served as")
+    ui.page.select_option("#model-select", label="quant v1")
+    expect(ui.page.locator("#model-info")).to_contain_text(
+        "served as INT8: test ROC AUC 0.987, accuracy 93.8%"
+    )
     ui.assert_clean()
 
 

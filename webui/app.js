@@ -235,6 +235,14 @@
     if (test && typeof test.accuracy === "number") {
       parts.push(`accuracy ${(test.accuracy * 100).toFixed(1)}%`);
     }
+    const served = entry.precision_metrics;
+    if (served && typeof served.roc_auc === "number") {
+      // A reduced-precision file is served: its own numbers on the same test images.
+      const label = String(entry.precision || "").toUpperCase();
+      const accuracy = typeof served.accuracy === "number"
+        ? `, accuracy ${(served.accuracy * 100).toFixed(1)}%` : "";
+      parts.push(`served as ${label}: test ROC AUC ${served.roc_auc.toFixed(3)}${accuracy}`);
+    }
     if (test && typeof test.roc_auc === "number" && test.roc_auc < WEAK_MODEL_AUC) {
       parts.push("weak on its own test set: do not rely on its verdicts");
     }

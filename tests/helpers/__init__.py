@@ -18,6 +18,7 @@ from helpers.images import (
 )
 from helpers.onnx_models import (
     TinyModelSpec,
+    add_int8_variant,
     build_tiny_model,
     expected_probability,
     write_model_entry,
@@ -35,6 +36,7 @@ __all__ = [
     "CODECS",
     "ServerProcess",
     "TinyModelSpec",
+    "add_int8_variant",
     "avi_with_frames_zeroed",
     "build_tiny_model",
     "clip_frames",

@@ -153,3 +153,22 @@ def write_model_entry(
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2))
     return folder
+
+
+def add_int8_variant(folder: Path, measured: dict, *, serve: bool = True) -> Path:
+    """Quantise ``folder/model.onnx`` as the export does (static INT8, calibrated on random
+    images) into ``model.int8.onnx``; record ``measured`` as its ``parity.int8`` and, with
+    ``serve``, name it the entry's ``serve_precision``."""
+    from export.onnx_tools import to_int8
+
+    metadata_path = Path(folder) / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    size = metadata["inputs"][0]["shape"][1]
+    images = np.random.default_rng(0).uniform(0, 255, (16, size, size, 3)).astype(np.float32)
+    to_int8(Path(folder) / "model.onnx", Path(folder) / "model.int8.onnx", images)
+    metadata["files"]["onnx_int8"] = "model.int8.onnx"
+    metadata.setdefault("parity", {})["int8"] = measured
+    if serve:
+        metadata["serve_precision"] = "int8"
+    metadata_path.write_text(json.dumps(metadata, indent=2))
+    return Path(folder) / "model.int8.onnx"
