@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 QUICK_RAW = {"batch_sizes": (1, 8), "seconds_per_batch_size": 0.3, "max_runs": 20}
 QUICK_PIPELINE = {
     "batch_sizes": (1, 8), "decode_threads": (1, 2), "intra_op_threads": (1,),
-    "seconds_per_setting": 0.3, "min_images": 8, "latency_runs": 8, "session_variants": (),
+    "seconds_per_setting": 0.3, "confirm_seconds": 0.3, "min_images": 8, "latency_runs": 8,
+    "session_variants": (),
 }  # fmt: skip
 
 

@@ -60,6 +60,7 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
             decode_threads=(1, 2),
             intra_op_threads=(1,),
             seconds_per_setting=0.05,
+            confirm_seconds=0.05,
             min_images=4,
             latency_runs=4,
             session_variants=(("basic", False, True),),
@@ -105,6 +106,9 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
         True,
     )
     assert all(s["images_per_s"] > 0 and s["images"] >= 4 for s in settings)
+    limit = limits["pipeline"]["limit"]  # the best setting, measured again
+    assert limit["swept_images_per_s"] == max(s["images_per_s"] for s in settings)
+    assert limit["images"] >= 4 and limit["images_per_s"] > 0
     assert [lv["concurrency"] for lv in limits["server"]["levels"]] == [1, 3]
     assert all(lv["ok"] == 15 for lv in limits["server"]["levels"])
     assert set(limits["ratios"]["server_over_limit"]) == {"1", "3"}
@@ -169,6 +173,8 @@ def test_pipeline_settings_are_checked_where_built():
         PipelineConfig(decode_threads=(0,))
     with pytest.raises(ValueError, match="seconds_per_setting"):
         PipelineConfig(seconds_per_setting=0)
+    with pytest.raises(ValueError, match="confirm_seconds"):
+        PipelineConfig(confirm_seconds=-1)
     with pytest.raises(ValueError, match="concurrency"):
         HeyConfig(concurrency=8, requests=4)
 
