@@ -3,9 +3,10 @@
 For each model (default ``lite0`` and ``cnn``) the real server app runs in this process
 (ASGI, no network) on a one-model repository; requests go one at a time:
 
-* ``/v1/predict`` and ``/v1/explain?method=cam`` alternate (so machine noise hits both
-  alike); target: CAM median <= 2x predict median (the map comes from the same forward pass,
-  the extra cost is drawing and PNG-encoding the overlay at the upload's size);
+* ``/v1/predict``, ``/v1/explain?method=cam`` and the same with ``overlay=jpeg`` (what the
+  web page asks for) alternate (so machine noise hits all alike); target: CAM median <= 1.5x
+  predict median (the map comes from the same forward pass, the extra cost is drawing and
+  encoding the overlay at the upload's size);
 * ``/v1/explain?method=lime`` at ``--num-samples`` (default 1000) for each segmentation;
   target: CNN median <= 1 s. The server's own breakdown (segmentation, sampling + scoring
   through the batcher, ridge fit, overlay) is kept, and the model alone is timed on full
@@ -230,6 +231,7 @@ async def measure_model(name: str, repo: Path, images, config: ExplainBenchConfi
         ),
         **alternating,
         "cam_over_predict": round(cam["median"] / predict["median"], 2),
+        "cam_jpeg_over_predict": round(alternating["cam_jpeg_ms"]["median"] / predict["median"], 2),
         "lime": {
             segmentation: lime_summary(runs, config.num_samples)
             for segmentation, runs in lime_runs.items()
@@ -240,21 +242,27 @@ async def measure_model(name: str, repo: Path, images, config: ExplainBenchConfi
     }
 
 
+CAM_ROUTES = (
+    ("predict", "/v1/predict"),
+    ("cam", "/v1/explain?method=cam"),  # PNG overlay, the API's default
+    ("cam_jpeg", "/v1/explain?method=cam&overlay=jpeg"),  # what the web page asks for
+)
+
+
 async def predict_and_cam(client, images, repeats: int, bar) -> dict:
-    """``repeats`` predict and CAM requests, alternating: client and server times of each."""
-    times: dict[str, list[float]] = {key: [] for key in ("predict", "cam", "predict_s", "cam_s")}
+    """``repeats`` predict and CAM (PNG, JPEG overlay) requests, alternating: client and
+    server times of each."""
+    times: dict[str, list[float]] = {}
     for index in range(repeats):
         payload = images.payloads[index % len(images.payloads)]
-        for key, path in (("predict", "/v1/predict"), ("cam", "/v1/explain?method=cam")):
+        for key, path in CAM_ROUTES:
             wall, body = await timed_post(client, path, payload, images.content_type)
-            times[key].append(wall)
-            times[f"{key}_s"].append(body["latency_ms"])
-        bar.update(2)
+            times.setdefault(key, []).append(wall)
+            times.setdefault(f"{key}_s", []).append(body["latency_ms"])
+        bar.update(len(CAM_ROUTES))
     return {
-        "predict_ms": summary(times["predict"]),
-        "predict_server_ms": summary(times["predict_s"]),
-        "cam_ms": summary(times["cam"]),
-        "cam_server_ms": summary(times["cam_s"]),
+        **{f"{key}_ms": summary(times[key]) for key, _ in CAM_ROUTES},
+        **{f"{key}_server_ms": summary(times[f"{key}_s"]) for key, _ in CAM_ROUTES},
     }
 
 
@@ -319,14 +327,18 @@ def bare_model_ms_per_row(model, payloads: Sequence[bytes], rows: int) -> tuple[
 def evaluate_targets(models: list[dict], num_samples: int) -> list[dict]:
     checks = []
     for result in models:
-        checks.append(
-            {
-                "target": f"{result['name']}: CAM <= {CAM_TARGET_RATIO:g}x predict (median)",
-                "measured": f"{result['cam_over_predict']}x "
-                f"({result['cam_ms']['median']} vs {result['predict_ms']['median']} ms)",
-                "status": "pass" if result["cam_over_predict"] <= CAM_TARGET_RATIO else "fail",
-            }
-        )
+        for key, overlay in (("cam", "PNG overlay, the API default"),
+                             ("cam_jpeg", "JPEG overlay, as the web page asks")):  # fmt: skip
+            ratio = result[f"{key}_over_predict"]
+            checks.append(
+                {
+                    "target": f"{result['name']}: CAM ({overlay}) <= {CAM_TARGET_RATIO:g}x "
+                    "predict (median)",
+                    "measured": f"{ratio}x ({result[f'{key}_ms']['median']} vs "
+                    f"{result['predict_ms']['median']} ms)",
+                    "status": "pass" if ratio <= CAM_TARGET_RATIO else "fail",
+                }
+            )
         for segmentation, lime in result["lime"].items():
             overhead = lime["wall_ms"]["median"] / result["bare_model_ms_for_lime_samples"] - 1
             checks.append(
@@ -358,7 +370,7 @@ def evaluate_targets(models: list[dict], num_samples: int) -> list[dict]:
 
 
 def render_table(models: list[dict], segmentations: Sequence[str]) -> str:
-    header = ["model", "predict ms", "CAM ms", "CAM/predict"]
+    header = ["model", "predict ms", "CAM ms", "CAM/predict", "CAM jpeg/predict"]
     header += [f"LIME {s} ms" for s in segmentations] + ["model-only ms / LIME samples"]
     rows = [header]
     for result in models:
@@ -367,6 +379,7 @@ def render_table(models: list[dict], segmentations: Sequence[str]) -> str:
             str(result["predict_ms"]["median"]),
             str(result["cam_ms"]["median"]),
             f"{result['cam_over_predict']}x",
+            f"{result['cam_jpeg_over_predict']}x",
         ]
         row += [str(result["lime"][s]["wall_ms"]["median"]) for s in segmentations]
         row.append(str(result["bare_model_ms_for_lime_samples"]))
@@ -407,7 +420,8 @@ def run_benchmark(config: ExplainBenchConfig) -> tuple[dict, Path]:
         "models": [],
         "targets": [],
     }
-    per_model = 2 * config.predict_repeats + config.lime_repeats * len(config.segmentations)
+    per_model = len(CAM_ROUTES) * config.predict_repeats
+    per_model += config.lime_repeats * len(config.segmentations)
     located = [(name, *find_or_export(name, config)) for name in config.names]
     config.export_dir.mkdir(parents=True, exist_ok=True)
     with tqdm(total=per_model * len(located), desc="explain bench", unit="req") as bar:

@@ -36,7 +36,7 @@ from serving.explain import ExplainRequest, find_explainer, parse_params
 from serving.inference import infer, prediction, preprocess, preprocess_with_box, probabilities
 from serving.metrics import RequestMetricsMiddleware
 from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from serving.overlay import png_base64
+from serving.overlay import OVERLAY_ENCODERS
 from serving.params import face_crop_flag
 from serving.state import ServingState
 from serving.uploads import media_type, read_image, read_images
@@ -166,7 +166,9 @@ async def explain(request: Request) -> JSONResponse:
     body = {
         "prediction": context.prediction,
         "method": params.method,
-        "overlay_png_base64": await state.run_blocking(png_base64, result.overlay_rgb),
+        f"overlay_{params.overlay}_base64": await state.run_blocking(
+            OVERLAY_ENCODERS[params.overlay], result.overlay_rgb
+        ),
         "width": int(rgb.shape[1]),
         "height": int(rgb.shape[0]),
         **result.extra,

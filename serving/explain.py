@@ -24,6 +24,7 @@ from serving.params import query_int
 
 METHODS = ("cam", "lime")
 SEGMENTATIONS = ("quickshift", "slic")
+OVERLAY_FORMATS = ("png", "jpeg")  # png: lossless; jpeg: a tenth of the bytes, faster
 LIME_MODULE = "serving.explain_lime"
 
 
@@ -34,6 +35,7 @@ class ExplainParams:
     num_features: int = 10
     segmentation: str = "quickshift"
     random_state: int = 0
+    overlay: str = "png"
 
 
 def parse_params(query: QueryParams, config: ServerConfig) -> ExplainParams:
@@ -46,6 +48,9 @@ def parse_params(query: QueryParams, config: ServerConfig) -> ExplainParams:
         raise bad_parameter(
             f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}"
         )
+    overlay = (query.get("overlay") or "png").lower()
+    if overlay not in OVERLAY_FORMATS:
+        raise bad_parameter(f"overlay must be one of {', '.join(OVERLAY_FORMATS)}, got {overlay!r}")
     max_samples = min(config.lime_max_samples, config.max_queue_size)
     return ExplainParams(
         method=method,
@@ -53,6 +58,7 @@ def parse_params(query: QueryParams, config: ServerConfig) -> ExplainParams:
         num_features=query_int(query, "num_features", 10, 1, config.explain_max_features),
         segmentation=segmentation,
         random_state=query_int(query, "random_state", 0, 0, 2**32 - 1),
+        overlay=overlay,
     )
 
 

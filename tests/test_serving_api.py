@@ -208,7 +208,30 @@ async def test_explain_parameters_are_validated(tiny_repo):
         assert_error(await client.post("/v1/explain?num_samples=many", files=image), 400)
         assert_error(await client.post("/v1/explain?num_features=0", files=image), 422)
         assert_error(await client.post("/v1/explain?segmentation=watershed", files=image), 400)
+        bmp = assert_error(await client.post("/v1/explain?overlay=bmp", files=image), 400)
+        assert "overlay must be one of png, jpeg" in bmp["message"]
         assert_error(await client.post("/v1/explain?face_crop=true", files=image), 400)
+
+
+async def test_explain_overlay_as_jpeg_is_the_same_picture_smaller(tiny_repo):
+    """``overlay=jpeg`` (what the web page asks for): the PNG's picture within JPEG's loss,
+    under the ``overlay_jpeg_base64`` key, in fewer bytes."""
+    rng = np.random.default_rng(5)
+    rgb = np.clip(rng.normal(128, 20, (120, 160, 3)), 0, 255).astype(np.uint8)
+    rgb[:, 80:] = 230
+    image = {"file": ("a.png", encode_png(rgb))}
+    async with serving_client(test_config(tiny_repo)) as (client, _):
+        png = (await client.post("/v1/explain", files=image)).json()
+        jpeg = (await client.post("/v1/explain?overlay=JPEG", files=image)).json()
+    assert "overlay_png_base64" not in jpeg and "overlay_jpeg_base64" not in png
+    encoded = base64.b64decode(jpeg["overlay_jpeg_base64"])
+    assert encoded[:3] == b"\xff\xd8\xff"  # a JPEG stream
+    lossless = np.asarray(Image.open(io.BytesIO(base64.b64decode(png["overlay_png_base64"]))))
+    lossy = np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))
+    assert lossy.shape == lossless.shape == (120, 160, 3)
+    assert np.abs(lossy.astype(int) - lossless.astype(int)).mean() < 4.0
+    assert len(jpeg["overlay_jpeg_base64"]) < len(png["overlay_png_base64"]) / 2
+    assert jpeg["prediction"] == png["prediction"]
 
 
 async def test_explain_cam_needs_a_cam_output(model_entry_writer):

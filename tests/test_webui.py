@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -401,7 +402,7 @@ def test_explain_toggle_shows_cam_overlay(ui: Session):
     size = overlay.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
     assert size == [48, 40]  # the overlay has the uploaded image's size
     cam_src = overlay.get_attribute("src")
-    assert cam_src.startswith("data:image/png;base64,")
+    assert cam_src.startswith("data:image/jpeg;base64,")  # the page asks for overlay=jpeg
     screenshot(ui.page, "desktop-explain-cam.png")
 
     toggle.click()
@@ -409,7 +410,8 @@ def test_explain_toggle_shows_cam_overlay(ui: Session):
     expect(overlay_box).to_be_hidden()
     toggle.click()  # shown again from the cached answer, no second request
     expect(overlay_box).to_be_visible()
-    assert sum("/v1/explain" in url for url in ui.api_requests) == 1
+    explains = [url for url in ui.api_requests if "/v1/explain" in url]
+    assert len(explains) == 1 and "overlay=jpeg" in explains[0]
     ui.assert_clean()
 
 
@@ -431,7 +433,8 @@ def test_explain_lime_option_replaces_the_map(ui: Session):
     expect(caption).to_contain_text("Fast map (CAM)")
     assert overlay.get_attribute("src") == cam_src
     explains = [url for url in ui.api_requests if "/v1/explain" in url]
-    assert [url.rsplit("method=", 1)[1] for url in explains] == ["cam", "lime"]
+    methods = [parse_qs(urlsplit(url).query)["method"] for url in explains]
+    assert methods == [["cam"], ["lime"]]
     ui.assert_clean()
 
 

@@ -529,16 +529,17 @@
       try {
         const params = modelQuery(card.model);
         params.set("method", method);
+        params.set("overlay", "jpeg"); // a tenth of the PNG's bytes, faster to encode
         const answer = await apiFetch(
           `/v1/explain?${params}`,
           { method: "POST", body: uploadBody(card.file) },
           EXPLAIN_TIMEOUT_MS[method],
         );
-        const png = String(answer.overlay_png_base64 || "");
-        if (!/^[A-Za-z0-9+/]+=*$/.test(png)) {
+        const jpeg = String(answer.overlay_jpeg_base64 || "");
+        if (!/^[A-Za-z0-9+/]+=*$/.test(jpeg)) {
           throw new ApiError(200, "bad_response", "The server sent no explanation image.");
         }
-        card.overlays.set(method, { src: `data:image/png;base64,${png}`, latency: answer.latency_ms });
+        card.overlays.set(method, { src: `data:image/jpeg;base64,${jpeg}`, latency: answer.latency_ms });
       } catch (error) {
         if (token !== card.explainToken) return;
         status.textContent = `Explanation failed. ${describeError(error)}`;
