@@ -619,3 +619,15 @@ async def test_entry_served_from_its_int8_file_by_default(tiny_repo):
     assert (model["model_file"], model["precision"]) == ("model.onnx", "fp32")
     assert model["precision_metrics"] is None
     assert body["probability_fake"] == pytest.approx(expected(image)[1], abs=1e-6)
+
+
+def test_warm_sample_is_a_face_the_face_search_finds():
+    """Keep-warm must run the face search through its later cascade stages, as a real face
+    does (a flat grey image left them cold): the drawn face is found, at upload size."""
+    from core.facecrop import find_faces
+    from serving.state import WARM_SAMPLE_SIDE, warm_sample
+
+    rgb = np.asarray(Image.open(io.BytesIO(warm_sample())).convert("RGB"))
+    assert rgb.shape == (WARM_SAMPLE_SIDE, WARM_SAMPLE_SIDE, 3)
+    [(x, y, width, height)] = find_faces(rgb)
+    assert width > WARM_SAMPLE_SIDE / 2 and abs(x + width / 2 - WARM_SAMPLE_SIDE / 2) < 20
