@@ -6,7 +6,9 @@
 Reads ``reports/NAME/report.json`` (``python -m train.evaluate``; required) and, when they
 exist, ``reports/NAME/robustness.json`` (``python -m train.robustness``),
 ``reports/NAME/per_source.json`` (``scripts/per_source_report.py``) and
-``reports/data/probes.json`` (``python -m dataprep probes``), and the latest
+``reports/data/probes.json`` (``python -m dataprep probes``),
+``reports/NAME/int8/robustness.json`` (``python -m train.robustness --onnx`` on the served
+INT8 file) and the latest
 ``models/NAME/<version>/metadata.json`` for the file the server runs. A missing optional file only
 leaves its table out. The section sits between the two markers below; its first line names
 the model and the command, which is how ``tests/test_readme.py`` finds what to re-render.
@@ -132,7 +134,8 @@ def _served_file(name: str, models: Path) -> list[str]:
         f"({measured['roc_auc'] - measured['roc_auc_fp32']:+.4f}), accuracy "
         f"{measured['accuracy'] * 100:.2f} % against {measured['accuracy_fp32'] * 100:.2f} % "
         f"at the same threshold; |Δp| against FP32 mean {measured['mean_abs_diff_vs_fp32']:.3f}, "
-        f"max {measured['max_abs_diff_vs_fp32']:.3f}. The tables below are the Keras model's.",
+        f"max {measured['max_abs_diff_vs_fp32']:.3f}. The tables below are the Keras "
+        "model's, except the robustness table's INT8 row.",
     ]
 
 
@@ -187,6 +190,11 @@ def _robustness_table(robustness: dict, path: Path) -> list[str]:
     names = list(conditions)
     detail = path.with_suffix(".md")
     more = f"; details in `{_shown(detail)}`" if detail.is_file() else ""
+    served = _read(path.parent / "int8" / path.name) or {}
+    served_rows = []
+    if list(served.get("conditions") or {}) == names:
+        auc = " | ".join(f"{served['conditions'][k]['roc_auc']:.3f}" for k in names)
+        served_rows = [f"| ROC-AUC, served INT8 file (`{_shown(path.parent / 'int8')}/`) | {auc} |"]
     return [
         f"Robustness (`{_shown(path)}`: each test image degraded before preprocessing, same "
         f"threshold and temperature{more}):",
@@ -200,6 +208,7 @@ def _robustness_table(robustness: dict, path: Path) -> list[str]:
         "| accuracy | "
         + " | ".join(f"{100 * conditions[k]['accuracy']:.1f} %" for k in names)
         + " |",
+        *served_rows,
     ]
 
 

@@ -110,8 +110,28 @@ def test_renderer_uses_every_optional_file_and_the_cli_writes_and_checks(tmp_pat
     (reports / "data" / "probes.json").write_text(json.dumps(probes))
     (reports / "tiny" / "plots").mkdir()
     (reports / "tiny" / "plots" / "roc.png").write_bytes(b"png")
+    (reports / "tiny" / "int8").mkdir()
+    served = {"conditions": {"clean": clean, "jpeg_q75": jpeg, "downscale_x0.5": jpeg}}
+    (reports / "tiny" / "int8" / "robustness.json").write_text(json.dumps(served))
+    models = tmp_path / "models"
+    (models / "tiny" / "3").mkdir(parents=True)
+    int8 = {
+        "images": 1200,
+        "roc_auc": 0.805,
+        "roc_auc_fp32": 0.81,
+        "accuracy": 0.76,
+        "accuracy_fp32": 0.75,
+        "mean_abs_diff_vs_fp32": 0.01,
+        "max_abs_diff_vs_fp32": 0.2,
+    }
+    metadata = {"files": {"onnx_int8": "model.int8.onnx"}, "serve_precision": "int8",
+                "parity": {"int8": int8}}  # fmt: skip
+    (models / "tiny" / "3" / "metadata.json").write_text(json.dumps(metadata))
 
-    section = render_readme.render_section("tiny", reports)
+    section = render_readme.render_section("tiny", reports, models)
+    assert "The server runs `" in section and "/tiny/3/model.int8.onnx` (INT8" in section
+    assert "ROC-AUC 0.8050 against 0.8100 for the FP32 file (-0.0050)" in section
+    assert "| ROC-AUC, served INT8 file (`" in section and "| 0.812 | 0.790 | 0.790 |" in section
     assert "| accuracy | 75.00 % [65.00, 85.00] | 81.87 % |" in section
     assert "| | clean | JPEG q75 | downscale x0.5 |" in section
     assert "| AUC lost (points) | +0.00 | +2.25 | +0.00 |" in section
@@ -124,6 +144,7 @@ def test_renderer_uses_every_optional_file_and_the_cli_writes_and_checks(tmp_pat
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{render_readme.START}\nold\n{render_readme.END}\noutro\n")
     args = ["--model", "tiny", "--reports", str(reports), "--readme", str(readme)]
+    args += ["--models", str(models)]
     assert render_readme.main([*args, "--check"]) == 1
     assert render_readme.main(args) == 0
     assert readme.read_text() == f"intro\n{section}\noutro\n"

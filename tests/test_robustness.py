@@ -107,3 +107,26 @@ def test_cli_writes_json_and_markdown_matching_independent_predictions(tiny_run,
 
     text = (out / "robustness.md").read_text()
     assert "| jpeg_q75 |" in text and "test: a" in text and "test: b" in text
+
+
+def test_onnx_file_is_scored_instead_of_the_keras_model(tiny_run, tmp_path):
+    """``--onnx``: the same data, threshold and temperature, the ONNX file's answers (here a
+    tiny ONNX model that differs from the run's Keras model, computed independently)."""
+    import onnx
+    from helpers import TinyModelSpec, build_tiny_model, expected_probability
+
+    data, run, _ = tiny_run
+    model_file = tmp_path / "model.int8.onnx"
+    onnx.save(build_tiny_model(TinyModelSpec(size=SIZE)), model_file)
+    out = tmp_path / "out"
+    args = ["--run", str(run), "--out", str(out), "--onnx", str(model_file), "--no-progress"]
+    assert robustness.main(args) == 0
+    result = json.loads((out / "robustness.json").read_text())
+    assert result["model_file"] == str(model_file)
+    paths = sorted(str(p) for p in (data / "test").rglob("*.png"))
+    labels = [int(Path(p).parent.name == "fake") for p in paths]
+    config = PreprocessConfig(size=SIZE)
+    raw = [expected_probability(preprocess_bytes(Path(p).read_bytes(), config)) for p in paths]
+    auc = skm.roc_auc_score(labels, calibrate(np.asarray(raw), TEMPERATURE))
+    assert result["conditions"]["clean"]["roc_auc"] == pytest.approx(auc, abs=1e-6)
+    assert (out / "robustness.md").read_text().startswith(f"# Robustness of `{model_file}`")

@@ -41,6 +41,12 @@ class RobustnessConfig:
     data: str | None = option(None, "dataset folder (default: the run's data)", metavar="DIR")
     split: str = option("test", "which split to degrade", choices=("train", "val", "test"))
     out: str | None = option(None, "folder for the results (default: RUN)", metavar="DIR")
+    onnx: str | None = option(
+        None,
+        "score this ONNX file of the run's model instead of RUN/model.keras (e.g. the INT8 file "
+        "the server runs), same data, threshold and temperature",
+        metavar="FILE",
+    )
     batch_size: int = option(64, "images per batch", int)
     by_source: bool = option(
         False, "also one table per source (file-name prefix before '__')", parse_bool
@@ -127,6 +133,20 @@ def markdown(rows: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+class OnnxModel:
+    """An ONNX file behind the one Keras method :func:`train.predict.predict` calls."""
+
+    def __init__(self, path: str) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict_on_batch(self, images) -> np.ndarray:
+        batch = np.asarray(images, dtype=np.float32)
+        return self.session.run(["probability_fake"], {self.input_name: batch})[0]
+
+
 def predict_all(
     model, files: SplitFiles, size: int, config: RobustnessConfig
 ) -> dict[str, np.ndarray]:
@@ -147,6 +167,8 @@ def run_robustness(config: RobustnessConfig) -> dict:
     run = Path(config.run)
     report = read_report(run)
     model, run_config = load_run(run)
+    if config.onnx:
+        model = OnnxModel(config.onnx)
     data = config.data or run_config["data"]["folder"]
     size = int(run_config["args"]["image_size"])
     files = load_split(data, config.split, workers=config.workers)
@@ -155,6 +177,7 @@ def run_robustness(config: RobustnessConfig) -> dict:
     threshold, temperature = float(report["threshold"]), float(report["temperature"])
     result = {
         "run": str(run),
+        "model_file": config.onnx or str(run / "model.keras"),
         "data": str(Path(data).resolve()),
         "split": config.split,
         "threshold": threshold,
@@ -182,7 +205,7 @@ def run_robustness(config: RobustnessConfig) -> dict:
         for name, rows in result.get("by_source", {}).items()
     ]
     header = (
-        f"# Robustness of `{run}`\n\nThreshold {threshold:.4f} and temperature "
+        f"# Robustness of `{result['model_file']}`\n\nThreshold {threshold:.4f} and temperature "
         f"{temperature:.4f} from validation; {result['note']}.\n\n"
     )
     (out / "robustness.md").write_text(header + "\n".join(parts))
