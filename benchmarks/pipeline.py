@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from benchmarks.images import ImageSet
 from core.modelrepo import ModelEntry
-from core.options import option
+from core.options import check_positive, option
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 from serving.runtime import ModelRuntime, RuntimeConfig
 
@@ -57,9 +57,7 @@ class PipelineConfig:
             values = getattr(self, name)
             if not values or min(values) < 1:
                 raise ValueError(f"{name} must be a non-empty tuple of integers >= 1, got {values}")
-        for name in ("seconds_per_setting", "confirm_seconds"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_positive(self, "seconds_per_setting", "confirm_seconds")
 
 
 def run_setting(

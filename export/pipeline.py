@@ -59,14 +59,13 @@ def _parity_images(config: ExportConfig, preprocess: PreprocessConfig) -> Parity
     return synthetic_images(config.parity_count, preprocess.size, config.seed)
 
 
-def _calibration_images(
-    config: ExportConfig, reference: KerasReference, preprocess: PreprocessConfig
-) -> np.ndarray:
+def _calibration_images(config: ExportConfig, reference: KerasReference) -> np.ndarray:
     """INT8 calibration inputs: ``--calib-images`` through the contract, else the parity
     images."""
     if config.calib_images is None:
         return reference.images.images[: config.calib_count]
-    return folder_images(Path(config.calib_images), config.calib_count, preprocess).images
+    folder = Path(config.calib_images)
+    return folder_images(folder, config.calib_count, reference.preprocess).images
 
 
 def serve_precision(parity: dict, config: ExportConfig) -> str | None:
@@ -189,7 +188,7 @@ def write_variants(
     files = {"onnx": FILES["onnx"], "onnx_portable": FILES["onnx_portable"]}
     variants: list[tuple[str, Callable[[Path, Path], None]]] = [("fp16", to_fp16)] * config.fp16
     if config.int8:
-        images = _calibration_images(config, reference, reference.preprocess)
+        images = _calibration_images(config, reference)
         variants.append(("int8", lambda source, path: to_int8(source, path, images)))
     for key, convert in variants:
         path = staging / FILES[f"onnx_{key}"]

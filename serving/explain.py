@@ -17,10 +17,10 @@ import numpy as np
 from starlette.datastructures import QueryParams
 
 from serving.config import ServerConfig
-from serving.errors import APIError, bad_parameter
+from serving.errors import APIError
 from serving.models import LoadedModel
 from serving.overlay import cam_overlay
-from serving.params import query_int
+from serving.params import query_choice, query_int
 
 METHODS = ("cam", "lime")
 SEGMENTATIONS = ("quickshift", "slic")
@@ -40,25 +40,14 @@ class ExplainParams:
 
 def parse_params(query: QueryParams, config: ServerConfig) -> ExplainParams:
     """Explain parameters from the query string; 400 when malformed, 422 when out of bounds."""
-    method = (query.get("method") or "cam").lower()
-    if method not in METHODS:
-        raise bad_parameter(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    segmentation = (query.get("segmentation") or "quickshift").lower()
-    if segmentation not in SEGMENTATIONS:
-        raise bad_parameter(
-            f"segmentation must be one of {', '.join(SEGMENTATIONS)}, got {segmentation!r}"
-        )
-    overlay = (query.get("overlay") or "png").lower()
-    if overlay not in OVERLAY_FORMATS:
-        raise bad_parameter(f"overlay must be one of {', '.join(OVERLAY_FORMATS)}, got {overlay!r}")
     max_samples = min(config.lime_max_samples, config.max_queue_size)
     return ExplainParams(
-        method=method,
+        method=query_choice(query, "method", "cam", METHODS),
         num_samples=query_int(query, "num_samples", min(1000, max_samples), 1, max_samples),
         num_features=query_int(query, "num_features", 10, 1, config.explain_max_features),
-        segmentation=segmentation,
+        segmentation=query_choice(query, "segmentation", "quickshift", SEGMENTATIONS),
         random_state=query_int(query, "random_state", 0, 0, 2**32 - 1),
-        overlay=overlay,
+        overlay=query_choice(query, "overlay", "png", OVERLAY_FORMATS),
     )
 
 

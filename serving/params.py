@@ -26,6 +26,14 @@ def query_bool(query: QueryParams, name: str, default: bool | None = False) -> b
     raise bad_parameter(f"{name} must be true or false, got {text!r}")
 
 
+def query_choice(query: QueryParams, name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive); ``default`` when absent or empty."""
+    value = (query.get(name) or default).lower()
+    if value not in choices:
+        raise bad_parameter(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def face_crop_flag(query: QueryParams) -> bool | None:
     """The ``face_crop`` query flag; None (absent) means the model's own contract."""
     return query_bool(query, "face_crop", None)

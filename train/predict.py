@@ -20,15 +20,25 @@ if TYPE_CHECKING:
     import keras
 
 
+def _run_file(run: Path, name: str) -> Path:
+    path = run / name
+    if not path.is_file():
+        raise DatasetError(f"{path} not found: is {run} a folder written by python -m train?")
+    return path
+
+
+def read_run_config(run: Path) -> dict:
+    """The run's ``config.json``; :class:`DatasetError` if it is missing."""
+    return json.loads(_run_file(run, "config.json").read_text())
+
+
 def load_run(run: Path) -> tuple[keras.Model, dict]:
     """The run's model and its ``config.json``; :class:`DatasetError` if either is missing."""
     import keras
 
-    model_path, config_path = run / "model.keras", run / "config.json"
-    for path in (model_path, config_path):
-        if not path.is_file():
-            raise DatasetError(f"{path} not found: is {run} a folder written by python -m train?")
-    return keras.saving.load_model(model_path, compile=False), json.loads(config_path.read_text())
+    model_path = _run_file(run, "model.keras")
+    config = read_run_config(run)
+    return keras.saving.load_model(model_path, compile=False), config
 
 
 def predict(

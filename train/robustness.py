@@ -162,13 +162,14 @@ def predict_all(
 
 def run_robustness(config: RobustnessConfig) -> dict:
     """Score the run under every degradation; write and return ``robustness.json``."""
-    from train.predict import load_run
+    from train.predict import load_run, read_run_config
 
     run = Path(config.run)
     report = read_report(run)
-    model, run_config = load_run(run)
-    if config.onnx:
-        model = OnnxModel(config.onnx)
+    if config.onnx:  # the run's Keras file is not loaded at all
+        model, run_config = OnnxModel(config.onnx), read_run_config(run)
+    else:
+        model, run_config = load_run(run)
     data = config.data or run_config["data"]["folder"]
     size = int(run_config["args"]["image_size"])
     files = load_split(data, config.split, workers=config.workers)
