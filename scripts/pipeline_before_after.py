@@ -1,8 +1,9 @@
 """The in-process pipeline limit before and after the decode and face-search changes.
 
 "Before" replays the old path with today's code: Pillow's JPEG decoder (simplejpeg switched
-off) and faces searched down to a tenth of the shorter side, on the model entry of a given
-commit; "after" is the shipped path and model. Same images, same sweep (benchmarks.pipeline).
+off) and one full search for faces down to a tenth of the shorter side, on the model entry of
+a given commit; "after" is the shipped path and model. Same images, same sweep
+(benchmarks.pipeline).
 
     git archive 5a2c416 models/lite0 | tar -x -C /tmp/before
     python scripts/pipeline_before_after.py --before-models /tmp/before/models
@@ -11,6 +12,7 @@ commit; "after" is the shipped path and model. Same images, same sweep (benchmar
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import asdict
@@ -29,13 +31,16 @@ OLD_MIN_FACE_FRACTION = 0.1
 
 def run(models: Path, name: str, images, config: PipelineConfig, legacy: bool) -> dict:
     """The pipeline limit of ``name`` in ``models``; ``legacy`` restores the old decode/search."""
-    turbo, fraction = preprocessing._simplejpeg, facecrop.MIN_FACE_FRACTION
+    turbo, face_region = preprocessing._simplejpeg, facecrop.face_region
     if legacy:
-        preprocessing._simplejpeg, facecrop.MIN_FACE_FRACTION = None, OLD_MIN_FACE_FRACTION
+        preprocessing._simplejpeg = None
+        facecrop.face_region = functools.partial(
+            face_region, exhaustive=True, min_fraction=OLD_MIN_FACE_FRACTION
+        )
     try:
         return measure_pipeline(ModelRepository(models).entry(name), images, config)
     finally:
-        preprocessing._simplejpeg, facecrop.MIN_FACE_FRACTION = turbo, fraction
+        preprocessing._simplejpeg, facecrop.face_region = turbo, face_region
 
 
 def decode_ms(payloads: tuple[bytes, ...], size: int, rounds: int = 5) -> dict:
@@ -78,10 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "images": images.describe(),
         "config": asdict(config),
-        "before": {"decode": "Pillow", "min_face_fraction": OLD_MIN_FACE_FRACTION, **before},
+        "before": {
+            "decode": "Pillow",
+            "face_search": f"full, >= {OLD_MIN_FACE_FRACTION:g}",
+            **before,
+        },
         "after": {
             "decode": "simplejpeg (libjpeg-turbo)",
-            "min_face_fraction": facecrop.MIN_FACE_FRACTION,
+            "face_search": f"two-pass: >= {facecrop.FIRST_PASS_FRACTION:g} kept when >= "
+            f"{facecrop.ACCEPT_FRACTION:g}, else full, >= {facecrop.MIN_FACE_FRACTION:g}",
             **after,
         },  # fmt: skip
         "limit_gain": round(gain, 3),

@@ -116,6 +116,30 @@ def test_model_versions_must_be_ascii_positive_integers(version):
         check_version(version)
 
 
+@pytest.mark.parametrize(
+    ("rows", "cols", "searches"),
+    [
+        ((60, 220), (160, 320), 1),  # the face is 0.58 of the side: the first search keeps it
+        ((0, 300), (100, 400), 2),  # 0.33 of the side: below 0.35, the full search finds it
+    ],
+)
+def test_face_search_looks_for_large_faces_first(monkeypatch, rows, cols, searches):
+    """One search for a large face, two for a smaller one; the box is the full search's."""
+    data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
+    from core import facecrop
+
+    rgb = data.astronaut()[slice(*rows), slice(*cols)]
+    exhaustive = facecrop.largest_face(rgb, exhaustive=True)
+    calls = []
+    search = facecrop._search
+    monkeypatch.setattr(facecrop, "_search", lambda *args: calls.append(args[2]) or search(*args))
+    assert exhaustive is not None
+    assert facecrop.largest_face(rgb) == exhaustive
+    shorter = min(rgb.shape[:2])
+    smallest = [facecrop.FIRST_PASS_FRACTION * shorter, facecrop.MIN_FACE_FRACTION * shorter]
+    assert calls == smallest[:searches]
+
+
 def test_face_crop_is_thread_safe():
     """The server crops in a thread pool; one shared OpenCV cascade failed assertions there."""
     from concurrent.futures import ThreadPoolExecutor
