@@ -1,4 +1,6 @@
-"""How the face search's shortcuts change the crops, and what they save. Two comparisons:
+"""How the face search's shortcuts change the crops, and what they save.
+
+Two comparisons:
 
 * ``min_face_fraction``: the full search down to a tenth of the shorter side against the full
   search down to a quarter (the contract's smallest face);
@@ -134,12 +136,16 @@ def roc_auc_each(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--test", type=Path, default=Path("data/detector/test"))
+    parser.add_argument(
+        "--test", type=Path, default=Path("data/detector/test"), help="labelled test split"
+    )
     parser.add_argument("--originals", type=int, default=400, help="sampled original photos")
     parser.add_argument(
         "--reference", type=float, default=0.1, help="smallest-face fraction to compare with"
     )
-    parser.add_argument("--out", type=Path, default=Path("reports/facecrop/face_search.json"))
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports/facecrop/face_search.json"), help="report"
+    )
     args = parser.parse_args(argv)
     rng = random.Random(0)
     originals = sorted(ORIGINALS.rglob("*.jpg")) + sorted(GENERATED.glob("*.jpg"))
