@@ -30,6 +30,7 @@ from tqdm import tqdm
 from core import facecrop
 from core.modelrepo import ModelRepository
 from core.preprocessing import FACE_DRAFT_FACTOR, INPUT_SIZE, open_image, resize_rgb, to_rgb
+from train.files import list_split
 
 ORIGINALS = Path("../shared/data/real-faces")
 GENERATED = Path("data/gan/images")
@@ -124,10 +125,9 @@ def compare(images: list[np.ndarray], before: dict, after: dict, scorer: Scorer)
 
 
 def roc_auc_each(
-    paths: list[Path], images: list[np.ndarray], regions: dict[str, list[Region]], scorer: Scorer
+    labels: list[int], images: list[np.ndarray], regions: dict[str, list[Region]], scorer: Scorer
 ) -> dict:
-    """The served model's test ROC-AUC with each search's regions (labels from the folder)."""
-    labels = np.array([path.parent.name == "fake" for path in paths], dtype=int)
+    """The served model's test ROC-AUC with each search's regions."""
     return {
         name: round(float(roc_auc_score(labels, scorer(images, cut))), 5)
         for name, cut in regions.items()
@@ -137,7 +137,7 @@ def roc_auc_each(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--test", type=Path, default=Path("data/detector/test"), help="labelled test split"
+        "--data", type=Path, default=Path("data/detector"), help="dataset whose test split is used"
     )
     parser.add_argument("--originals", type=int, default=400, help="sampled original photos")
     parser.add_argument(
@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(0)
     originals = sorted(ORIGINALS.rglob("*.jpg")) + sorted(GENERATED.glob("*.jpg"))
+    test = list_split(args.data, "test")
     sets = {
-        "test_split": sorted(args.test.rglob("*.jpg")),
+        "test_split": [Path(path) for path in test.paths],
         "originals": rng.sample(originals, min(args.originals, len(originals))),
     }
     named = searches(args.reference)
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if label == "test_split":
             regions = {name: found[name]["regions"] for name in (contract, served)}
-            report[label]["roc_auc"] = roc_auc_each(paths, images, regions, scorer)
+            report[label]["roc_auc"] = roc_auc_each(test.labels, images, regions, scorer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
