@@ -33,7 +33,14 @@ from serving.errors import (
 )
 from serving.evidence import alongside
 from serving.explain import ExplainRequest, find_explainer, parse_params
-from serving.inference import infer, prediction, preprocess, preprocess_with_box, probabilities
+from serving.inference import (
+    infer,
+    prediction,
+    preprocess,
+    preprocess_and_infer,
+    preprocess_with_box,
+    probabilities,
+)
 from serving.metrics import RequestMetricsMiddleware
 from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from serving.overlay import OVERLAY_ENCODERS
@@ -65,12 +72,13 @@ async def predict(request: Request) -> JSONResponse:
     state = _state(request)
     model = _requested_model(request, state)
     config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
-    with model.batcher.incoming():
+    with model.batcher.incoming() as announcement:
         upload = await read_image(request)
-        row, [evidence] = await alongside(
-            state, [upload.data], preprocess(state, upload.data, config)
+        outputs, [evidence] = await alongside(
+            state,
+            [upload.data],
+            preprocess_and_infer(state, model, upload.data, config, announcement),
         )
-    outputs = await infer(state, model, row[None])
     body = prediction(state, model, probabilities(outputs)[0])
     return JSONResponse({**body, **evidence, "latency_ms": _elapsed_ms(started)})
 

@@ -11,6 +11,13 @@ and decode its upload (:meth:`DynamicBatcher.incoming`). With nothing announced,
 rows run at once, so a lone request never pays the queue delay; under load the delay lets
 rows whose uploads are still being decoded join the batch.
 
+A lone request skips the queue altogether (:meth:`DynamicBatcher.run_alone`): when nothing
+waits, nothing runs and no other request is on its way, its decode and its model run share
+one hop to the inference thread instead of two hops and a wake-up of the batching task. On
+this project's 2-core VM, in three alternating rounds each, the c=1 p50 went from 5.7-6.5 to
+5.3-5.7 ms for the CNN and from 15.4-17.3 to 13.4-14.8 ms for lite0; at c=4 and c=64 requests
+overlap, the batcher is seldom idle and throughput stayed within noise.
+
 Bulk submissions (LIME's hundreds of perturbed images) queue behind every interactive
 one: a prediction that arrives while an explanation is being scored joins the very next
 batch instead of waiting for the explanation's rows to drain. That batch carries no bulk
@@ -31,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -40,6 +47,7 @@ from core.options import check_at_least, check_positive, option
 logger = logging.getLogger("serving.batcher")
 
 RunBatch = Callable[[np.ndarray], dict[str, np.ndarray]]
+T = TypeVar("T")
 
 
 class QueueFull(Exception):
@@ -137,6 +145,19 @@ class _Submission:
         return len(self.rows) - self.taken
 
 
+class Announcement:
+    """One request announced to a batcher (:meth:`DynamicBatcher.incoming`)."""
+
+    def __init__(self, batcher: DynamicBatcher) -> None:
+        self._batcher: DynamicBatcher | None = batcher
+
+    def end(self) -> None:
+        """The request's rows are ready (or it gave up): stop waiting for them. Idempotent."""
+        if self._batcher is not None:
+            self._batcher._announcement_ended()
+            self._batcher = None
+
+
 @dataclass
 class BatcherStats:
     batches: int = 0
@@ -161,6 +182,7 @@ class DynamicBatcher:
         self._pending: deque[_Submission] = deque()
         self._pending_rows = 0
         self._incoming = 0  # requests announced but not yet submitted (reading, decoding)
+        self._runs = 0  # model runs in flight on the inference thread (batches, lone runs)
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task | None = None
@@ -176,19 +198,29 @@ class DynamicBatcher:
     def accepting(self) -> bool:
         return self._task is not None and not self._stopping
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting, nothing running and at most one request (the caller) announced."""
+        return self.accepting and not self._pending and not self._runs and self._incoming <= 1
+
     @contextlib.contextmanager
-    def incoming(self) -> Iterator[None]:
+    def incoming(self) -> Iterator[Announcement]:
         """Announce one request whose rows are on their way (upload read, image decoding).
 
         While any request is announced, a partial batch waits (at most
-        ``max_queue_delay_ms``) for it; the announcement ends when the block exits.
+        ``max_queue_delay_ms``) for it; the announcement ends when the block exits, or
+        earlier with :meth:`Announcement.end` (before the request submits its own rows).
         """
+        announcement = Announcement(self)
         self._incoming += 1
         try:
-            yield
+            yield announcement
         finally:
-            self._incoming -= 1
-            self._wakeup.set()
+            announcement.end()
+
+    def _announcement_ended(self) -> None:
+        self._incoming -= 1
+        self._wakeup.set()
 
     def start(self) -> None:
         """Start the batching task on the running event loop."""
@@ -197,6 +229,54 @@ class DynamicBatcher:
             self._task = asyncio.get_running_loop().create_task(
                 self._loop(), name=f"batcher-{self.name}"
             )
+
+    async def run_alone(self, prepare: Callable[[], np.ndarray]) -> dict[str, np.ndarray]:
+        """``prepare()`` (decoding an upload into rows) and the model run on those rows, in one
+        hop to the inference thread; for callers that found the batcher :attr:`idle`.
+
+        Exceptions from ``prepare`` (an undecodable image) reach the caller as they are; a
+        failing model run is a :class:`ModelRunError`, as in a batch. Rows submitted meanwhile
+        are batched as usual and run after this.
+        """
+        if not self.accepting:
+            self._observer.rejected("stopping")
+            raise BatcherStopped(f"{self.name} is not accepting requests (shutting down)")
+        loop = asyncio.get_running_loop()
+        self._runs += 1
+        try:
+            async with asyncio.timeout(self.config.request_timeout_s):
+                rows, outputs, seconds = await loop.run_in_executor(
+                    self._executor, self._prepare_and_execute, prepare
+                )
+        except TimeoutError:
+            self._observer.rejected("timeout")
+            raise RequestTimeout(
+                f"no model run within {self.config.request_timeout_s:g} s"
+            ) from None
+        finally:
+            self._runs -= 1
+            self._wakeup.set()
+        self._observer.queue_delay(0.0)
+        self._count_batch(rows, seconds)
+        return outputs
+
+    async def on_inference_thread(self, function: Callable[[], T]) -> T:
+        """``function()`` on the inference thread, counted as no batch (warm-up runs)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    def _prepare_and_execute(
+        self, prepare: Callable[[], np.ndarray]
+    ) -> tuple[int, dict[str, np.ndarray], float]:
+        """Runs on the inference thread: the caller's rows, then the model run on them."""
+        rows = prepare()
+        if rows.ndim < 1 or len(rows) == 0:
+            raise ValueError("a submission needs at least one row")
+        try:
+            outputs, seconds = self._execute([rows])
+        except Exception as exc:
+            logger.error("model run for %s failed: %s", self.name, exc)
+            raise ModelRunError(f"model {self.name} failed: {exc}") from exc
+        return len(rows), outputs, seconds
 
     async def submit(self, rows: np.ndarray, bulk: bool = False) -> dict[str, np.ndarray]:
         """Outputs for the ``k`` rows of ``rows`` (each output's first axis has length ``k``).
@@ -338,6 +418,7 @@ class DynamicBatcher:
             if start == 0:
                 self._observer.queue_delay(started - item.enqueued)
         arrays = [item.rows[start:stop] for item, start, stop in slices]
+        self._runs += 1
         try:
             outputs, seconds = await loop.run_in_executor(self._executor, self._execute, arrays)
         except Exception as exc:
@@ -347,11 +428,9 @@ class DynamicBatcher:
                 if not item.future.done():
                     item.future.set_exception(error)
             return
-        rows = sum(len(array) for array in arrays)
-        self.stats.batches += 1
-        self.stats.rows += rows
-        self.stats.largest_batch = max(self.stats.largest_batch, rows)
-        self._observer.batch_done(rows, seconds)
+        finally:
+            self._runs -= 1
+        self._count_batch(sum(len(array) for array in arrays), seconds)
         offset = 0
         for item, start, stop in slices:
             count = stop - start
@@ -360,6 +439,12 @@ class DynamicBatcher:
                 if stop == len(item.rows):
                     item.future.set_result(_join(item.parts))
             offset += count
+
+    def _count_batch(self, rows: int, seconds: float) -> None:
+        self.stats.batches += 1
+        self.stats.rows += rows
+        self.stats.largest_batch = max(self.stats.largest_batch, rows)
+        self._observer.batch_done(rows, seconds)
 
     def _execute(self, arrays: list[np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
         """Runs on the inference thread: concatenate, run, check every output has N rows."""

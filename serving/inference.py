@@ -7,8 +7,15 @@ import logging
 import numpy as np
 
 from core.decision import calibrate, decide
-from core.preprocessing import FaceBox, ImageError, PreprocessConfig, preprocess_bytes_and_box
+from core.preprocessing import (
+    FaceBox,
+    ImageError,
+    PreprocessConfig,
+    preprocess_bytes,
+    preprocess_bytes_and_box,
+)
 from serving.batcher import (
+    Announcement,
     BatcherStopped,
     ModelRunError,
     QueueFull,
@@ -42,24 +49,55 @@ async def preprocess_with_box(
         raise APIError(500, "preprocessing_failed", f"preprocessing failed: {exc}") from None
 
 
+async def preprocess_and_infer(
+    state: ServingState,
+    model: LoadedModel,
+    data: bytes,
+    config: PreprocessConfig,
+    announcement: Announcement,
+) -> dict[str, np.ndarray]:
+    """One upload's model outputs. With the batcher idle, its decode and model run share one
+    hop to the inference thread (:meth:`~serving.batcher.DynamicBatcher.run_alone`); else it
+    is decoded on the thread pool, its ``announcement`` ends and its row joins a batch."""
+    if not model.batcher.idle:
+        row = await preprocess(state, data, config)
+        announcement.end()
+        return await infer(state, model, row[None])
+    state.touch()
+    try:
+        return await model.batcher.run_alone(lambda: preprocess_bytes(data, config)[None])
+    except ImageError as exc:
+        raise from_image_error(exc) from None
+    except (BatcherStopped, RequestTimeout, ModelRunError) as exc:
+        raise batcher_error(state, exc) from None
+    except Exception as exc:  # as in preprocess_with_box: answer, keep serving
+        logger.exception("preprocessing failed")
+        raise APIError(500, "preprocessing_failed", f"preprocessing failed: {exc}") from None
+
+
+def batcher_error(state: ServingState, exc: Exception) -> APIError:
+    """The HTTP error for a batcher failure."""
+    retry = state.config.retry_after_s
+    if isinstance(exc, QueueFull):
+        return unavailable("queue_full", str(exc), retry)
+    if isinstance(exc, BatcherStopped):
+        return unavailable("shutting_down", str(exc), retry)
+    if isinstance(exc, RequestTimeout):
+        return APIError(504, "timeout", str(exc))
+    if isinstance(exc, TooManyRows):
+        return out_of_range(str(exc))
+    return APIError(500, "inference_failed", str(exc))
+
+
 async def infer(
     state: ServingState, model: LoadedModel, rows: np.ndarray, bulk: bool = False
 ) -> dict[str, np.ndarray]:
     """Submit ``rows`` to the model's batcher (``bulk`` yields to interactive requests);
     batcher failures become HTTP errors."""
-    retry = state.config.retry_after_s
     try:
         return await model.batcher.submit(rows, bulk=bulk)
-    except QueueFull as exc:
-        raise unavailable("queue_full", str(exc), retry) from None
-    except BatcherStopped as exc:
-        raise unavailable("shutting_down", str(exc), retry) from None
-    except RequestTimeout as exc:
-        raise APIError(504, "timeout", str(exc)) from None
-    except TooManyRows as exc:
-        raise out_of_range(str(exc)) from None
-    except ModelRunError as exc:
-        raise APIError(500, "inference_failed", str(exc)) from None
+    except (QueueFull, BatcherStopped, RequestTimeout, TooManyRows, ModelRunError) as exc:
+        raise batcher_error(state, exc) from None
 
 
 def prediction(state: ServingState, model: LoadedModel, probability_raw: float) -> dict:

@@ -170,10 +170,17 @@ class ServingState:
         logger.info("ready: %s (default %s)", names, self.pool.default_name)
 
     async def warm_decode_threads(self) -> None:
-        """Every model's preprocessing once on every decode thread before ready: OpenCV's import
-        (about 0.3 s) and each thread's face cascade are paid here, not by the first uploads."""
+        """Every model's preprocessing once on every decode thread and on its own inference
+        thread (which decodes lone requests, ``DynamicBatcher.run_alone``) before ready:
+        OpenCV's import (about 0.3 s) and each thread's face cascade are paid here, not by
+        the first uploads."""
         configs = {model.preprocess_config(self.config.max_pixels) for model in self.pool}
         sample = warm_sample()
+        for model in self.pool:
+            config = model.preprocess_config(self.config.max_pixels)
+            await model.batcher.on_inference_thread(
+                functools.partial(_warm_run, model, sample, config)
+            )
         threads = self.config.worker_decode_threads
         barrier = threading.Barrier(threads)  # each task holds its thread until all have one
 
@@ -204,8 +211,10 @@ class ServingState:
                 continue
             for model in self.pool:
                 config = model.preprocess_config(self.config.max_pixels)
-                try:
-                    await loop.run_in_executor(self._cpu_pool, _warm_run, model, sample, config)
+                try:  # on the model's inference thread: lone requests decode there too
+                    await model.batcher.on_inference_thread(
+                        functools.partial(_warm_run, model, sample, config)
+                    )
                 except Exception as exc:  # never let keeping warm hurt serving
                     logger.warning("keep-warm run of %s failed: %s", model.name, exc)
             self.keep_warm_runs += 1
@@ -246,10 +255,14 @@ class ServingState:
         self.require_serving()
         return self.pool.resolve(name, version)
 
+    def touch(self) -> None:
+        """Note that a request's CPU work starts now (keep-warm runs only while none comes)."""
+        self._last_work = asyncio.get_running_loop().time()
+
     async def run_blocking(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run CPU work (decode, resize, overlays) on the app's thread pool, off the loop."""
         loop = asyncio.get_running_loop()
-        self._last_work = loop.time()
+        self.touch()
         return await loop.run_in_executor(
             self._cpu_pool, functools.partial(function, *args, **kwargs)
         )

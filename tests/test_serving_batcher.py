@@ -244,3 +244,71 @@ async def test_interactive_rows_overtake_queued_bulk_rows():
     assert bulk_result["id"].tolist() == list(range(1000, 1040))
     assert model.batch_sizes[:2] == [4, 1], "the interactive row runs next, on its own"
     await batcher.stop()
+
+
+async def test_lone_request_decodes_and_runs_in_one_hop_on_the_inference_thread():
+    model = RecordingModel()
+    batcher = await started(model, max_batch_size=8, max_queue_delay_ms=2000)
+    prepared_on: list[str] = []
+
+    def prepare() -> np.ndarray:
+        prepared_on.append(threading.current_thread().name)
+        return rows(7, 1)
+
+    with batcher.incoming():
+        assert batcher.idle  # the caller's own announcement does not count
+        result = await batcher.run_alone(prepare)
+    await batcher.stop()
+    assert result["id"].tolist() == [7]
+    assert prepared_on == ["infer-test_0"] and model.threads == {"infer-test_0"}
+    assert (batcher.stats.batches, batcher.stats.rows) == (1, 1)
+
+
+async def test_batcher_is_not_idle_while_rows_wait_run_or_are_announced():
+    model = RecordingModel(delay_s=0.1)
+    batcher = await started(model, max_batch_size=8, max_queue_delay_ms=0)
+    assert batcher.idle
+    with batcher.incoming(), batcher.incoming():
+        assert not batcher.idle  # another request is on its way
+    running = asyncio.create_task(batcher.submit(rows(0, 1)))
+    await asyncio.sleep(0.03)
+    assert not batcher.idle  # its batch is running
+    await running
+    lone = asyncio.create_task(batcher.run_alone(lambda: rows(1, 1)))
+    await asyncio.sleep(0.03)
+    assert not batcher.idle  # a lone run is in flight
+    late = batcher.submit(rows(2, 1))  # rows arriving meanwhile are batched after it
+    assert [r["id"].tolist() for r in await asyncio.gather(lone, late)] == [[1], [2]]
+    assert batcher.idle
+    await batcher.stop()
+    assert model.batch_sizes == [1, 1, 1]
+
+
+async def test_lone_run_passes_prepare_errors_through_and_wraps_model_errors():
+    model = RecordingModel(fail_on=3)
+    batcher = await started(model)
+
+    def undecodable() -> np.ndarray:
+        raise OSError("not an image")
+
+    with pytest.raises(OSError, match="not an image"):
+        await batcher.run_alone(undecodable)
+    with pytest.raises(ModelRunError, match="poisoned row"):
+        await batcher.run_alone(lambda: rows(3, 1))
+    assert (await batcher.run_alone(lambda: rows(4, 1)))["id"].tolist() == [4]  # still serving
+    await batcher.stop()
+    with pytest.raises(BatcherStopped):
+        await batcher.run_alone(lambda: rows(5, 1))
+
+
+async def test_announcement_ended_early_stops_the_wait_for_its_rows():
+    model = RecordingModel()
+    batcher = await started(model, max_batch_size=32, max_queue_delay_ms=2000)
+    start = time.perf_counter()
+    with batcher.incoming() as announcement:
+        announcement.end()
+        announcement.end()  # idempotent
+        await batcher.submit(rows(0, 1))
+    assert time.perf_counter() - start < 1.0, "did not wait for its own announced rows"
+    assert batcher.idle
+    await batcher.stop()

@@ -60,6 +60,39 @@ async def test_32_concurrent_requests_share_model_runs_and_each_gets_its_own_ans
     assert labels == {"REAL", "FAKE"}
 
 
+async def test_one_request_at_a_time_skips_the_queue_with_the_same_answers(tiny_repo, monkeypatch):
+    """Sequential requests take the lone path (decode and model run in one hop on the
+    inference thread) with the batched path's answers, and bad uploads still get 400."""
+    import threading
+
+    import serving.inference
+
+    decoded_on: list[str] = []
+    real = serving.inference.preprocess_bytes
+
+    def recording(data, config):
+        decoded_on.append(threading.current_thread().name)
+        return real(data, config)
+
+    monkeypatch.setattr(serving.inference, "preprocess_bytes", recording)
+    images = distinct_pngs(6)
+    config = test_config(tiny_repo, max_batch_size=8, max_queue_delay_ms=2000)
+    async with serving_client(config) as (client, app):
+        batcher = app.state.serving.pool.resolve("cnn").batcher
+        lone = [(await post_image(client, data)).json() for data in images]
+        assert batcher.stats.batches == len(images)  # no 2 s queue delay was paid either
+        assert decoded_on == ["infer-cnn:1_0"] * len(images)
+        bad = await post_image(client, b"not an image")
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_image"
+        batched = [r.json() for r in await asyncio.gather(*(post_image(client, d) for d in images))]
+        text = (await client.get("/metrics")).text
+    assert batcher.stats.largest_batch > 1
+    assert metric(text, 'dfd_batch_size_sum{model="cnn",version="1"}') == 2 * len(images)
+    for alone, together in zip(lone, batched, strict=True):
+        assert alone["probability_fake"] == pytest.approx(together["probability_fake"], abs=1e-6)
+        assert alone["label"] == together["label"]
+
+
 async def test_large_submission_is_split_over_batches(tiny_repo):
     batch = np.stack([noise_rgb(i, mean=30.0 + 2.5 * i) for i in range(70)]).astype(np.float32)
     request = {
