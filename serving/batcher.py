@@ -242,6 +242,7 @@ class DynamicBatcher:
             self._observer.rejected("stopping")
             raise BatcherStopped(f"{self.name} is not accepting requests (shutting down)")
         loop = asyncio.get_running_loop()
+        self._observer.queue_delay(0.0)  # it waits for no batch
         self._runs += 1
         try:
             async with asyncio.timeout(self.config.request_timeout_s):
@@ -256,7 +257,6 @@ class DynamicBatcher:
         finally:
             self._runs -= 1
             self._wakeup.set()
-        self._observer.queue_delay(0.0)
         self._count_batch(rows, seconds)
         return outputs
 
