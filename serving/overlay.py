@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import struct
+import zlib
 
 import numpy as np
 
@@ -44,23 +46,47 @@ def cam_overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = DEFAULT_ALPHA) 
     return colour_blend(rgb, upsample(normalise(cam), width, height), alpha)
 
 
-def png_base64(rgb: np.ndarray) -> str:
-    """Base64 PNG of a uint8 RGB overlay, encoded for speed (it dominates the CAM's cost).
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_FILTER_UP = 2  # each byte minus the one above it
 
-    zlib level 1, Huffman-only, "sub" row filter: on a 600x600 photo about 12 ms and 500 kB,
-    against about 225 ms and 440 kB with Pillow's defaults. Lossless all the same.
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(body, zlib.crc32(kind))
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """PNG of a uint8 RGB image, encoded for speed (it dominates the CAM's cost).
+
+    The PNG container is a few chunks around one deflate stream; the work is the row filter
+    ("up", done in numpy) and deflate, here Intel's ISA-L (``isal``, level 1). On this
+    project's 2-core VM: about 0.75 ms and 130 kB for a 272 x 275 test face, 2.7 ms and
+    325 kB for a 600 x 600 one, against 2.0 ms / 139 kB and 9.0 ms / 373 kB with OpenCV's
+    libpng at its fastest settings (zlib level 1, Huffman only, "sub" filter). Lossless.
     """
-    import cv2
+    from isal import isal_zlib
 
-    options = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    options += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10
-        options += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
-    bgr = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".png", bgr, options)
-    if not ok:
-        raise RuntimeError("OpenCV could not encode the overlay as PNG")
-    return base64.b64encode(encoded.tobytes()).decode("ascii")
+    pixels = np.ascontiguousarray(rgb, dtype=np.uint8)
+    height, width = pixels.shape[:2]
+    rows = pixels.reshape(height, width * 3)
+    filtered = np.empty((height, width * 3 + 1), np.uint8)
+    filtered[:, 0] = PNG_FILTER_UP
+    filtered[0, 1:] = rows[0]  # the row above the first is zeros
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG wants
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return b"".join(
+        (
+            PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", isal_zlib.compress(filtered.data, 1)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def png_base64(rgb: np.ndarray) -> str:
+    """Base64 PNG of a uint8 RGB overlay (:func:`png_bytes`)."""
+    return base64.b64encode(png_bytes(rgb)).decode("ascii")
 
 
 def jpeg_base64(rgb: np.ndarray, quality: int = 90) -> str:

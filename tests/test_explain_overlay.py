@@ -173,7 +173,8 @@ def test_serving_with_lime_never_imports_tensorflow():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_overlay_png_is_lossless_at_the_fast_compression_level():
+@pytest.mark.parametrize("shape", [(37, 53), (1, 1), (1, 9), (9, 1), (64, 64)])
+def test_overlay_png_is_lossless(shape):
     import base64
     import io
 
@@ -181,9 +182,22 @@ def test_overlay_png_is_lossless_at_the_fast_compression_level():
 
     from serving.overlay import png_base64
 
-    rgb = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    decoded = Image.open(io.BytesIO(base64.b64decode(png_base64(rgb))))
-    assert decoded.format == "PNG" and np.array_equal(np.asarray(decoded), rgb)
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    smooth = np.broadcast_to(np.arange(shape[1], dtype=np.uint8)[None, :, None], noise.shape)
+    for rgb in (noise, smooth, np.asfortranarray(noise)):
+        decoded = Image.open(io.BytesIO(base64.b64decode(png_base64(rgb))))
+        decoded.load()  # checks every chunk's CRC and the deflate stream's checksum
+        assert decoded.format == "PNG" and decoded.mode == "RGB"
+        assert np.array_equal(np.asarray(decoded), rgb)
+
+
+def test_overlay_png_compresses_a_smooth_overlay():
+    from serving.overlay import cam_overlay, png_bytes
+
+    rgb = np.full((200, 300, 3), 120, np.uint8)
+    overlay = cam_overlay(rgb, np.arange(49, dtype=np.float32).reshape(7, 7))
+    assert len(png_bytes(overlay)) < overlay.nbytes / 4
 
 
 def test_large_jpeg_overlay_keeps_every_pixel_while_the_model_input_is_drafted():
