@@ -299,15 +299,49 @@ def preprocess_bytes_and_box(
     """:func:`preprocess_bytes`, plus the face crop as fractions of the upright image
     (``top, bottom, left, right``; None without a face crop or when no face was found), so a
     full-size copy of the upload can be cropped the same way without a second detection."""
+    found = preprocess_upload(data, config)
+    return found.model_input, found.box
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """One upload through the contract (:func:`preprocess_upload`)."""
+
+    model_input: np.ndarray  # float32 size x size x 3
+    box: FaceBox | None  # the face crop it came from, None for the whole image
+    full_size: np.ndarray | None = None  # uint8 RGB, every pixel of the crop, when asked for
+
+
+def preprocess_upload(
+    data: bytes, config: PreprocessConfig | None = None, full_size: bool = False
+) -> Preprocessed:
+    """The model input and face box of :func:`preprocess_bytes_and_box`; with ``full_size``
+    also every pixel of the upright upload cut to that box, to draw an explanation over. That
+    is the decoded image itself when the decoder did not reduce it (most uploads), and a
+    second, full-size decode only when it did."""
     config = config or PreprocessConfig()
     draft = config.size * FACE_DRAFT_FACTOR if config.face_crop else config.size
     image = to_rgb(open_image(data, config.max_pixels, draft_size=draft))
+    decoded = image
     if not config.face_crop:
         if image.size != (config.size, config.size):
             image = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
-        return np.asarray(image, dtype=np.float32), None
-    crop, box = face_crop_and_box(np.asarray(image, dtype=np.uint8))
-    return resize_rgb(crop, config.size).astype(np.float32), box
+        model_input, box = np.asarray(image, dtype=np.float32), None
+    else:
+        crop, box = face_crop_and_box(np.asarray(image, dtype=np.uint8))
+        model_input = resize_rgb(crop, config.size).astype(np.float32)
+    if not full_size:
+        return Preprocessed(model_input, box)
+    if decoded.width * decoded.height != _header_pixels(data):  # reduced by the decoder
+        decoded = to_rgb(open_image(data, config.max_pixels, full_size=True))
+    rgb = np.asarray(decoded, dtype=np.uint8)
+    return Preprocessed(model_input, box, rgb if box is None else box.crop(rgb))
+
+
+def _header_pixels(data: bytes) -> int:
+    """The pixel count the image's header declares (already checked by :func:`open_image`)."""
+    width, height = Image.open(io.BytesIO(data)).size
+    return width * height
 
 
 def preprocess_file(path: str, config: PreprocessConfig | None = None) -> np.ndarray:

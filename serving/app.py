@@ -21,7 +21,6 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from core.preprocessing import FaceBox, ImageError, decode_rgb
 from serving import kserve, video
 from serving.access import access_middleware
 from serving.config import ServerConfig
@@ -29,7 +28,6 @@ from serving.errors import (
     EXCEPTION_HANDLERS,
     APIError,
     bad_parameter,
-    from_image_error,
 )
 from serving.evidence import alongside
 from serving.explain import ExplainRequest, find_explainer, parse_params
@@ -38,7 +36,6 @@ from serving.inference import (
     prediction,
     preprocess,
     preprocess_and_infer,
-    preprocess_with_box,
     probabilities,
 )
 from serving.metrics import RequestMetricsMiddleware
@@ -74,12 +71,12 @@ async def predict(request: Request) -> JSONResponse:
     config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
     with model.batcher.incoming() as announcement:
         upload = await read_image(request)
-        outputs, [evidence] = await alongside(
+        scored, [evidence] = await alongside(
             state,
             [upload.data],
             preprocess_and_infer(state, model, upload.data, config, announcement),
         )
-    body = prediction(state, model, probabilities(outputs)[0])
+    body = prediction(state, model, probabilities(scored.outputs)[0])
     return JSONResponse({**body, **evidence, "latency_ms": _elapsed_ms(started)})
 
 
@@ -122,15 +119,6 @@ async def predict_batch(request: Request) -> JSONResponse:
     )
 
 
-async def _full_size(state: ServingState, data: bytes, box: FaceBox | None) -> np.ndarray:
-    """Every pixel of the upload (no draft reduction), cut to the model's face crop if any."""
-    try:
-        rgb = await state.run_blocking(decode_rgb, data, state.config.max_pixels, True)
-    except ImageError as exc:
-        raise from_image_error(exc) from None
-    return rgb if box is None else box.crop(rgb)
-
-
 async def explain(request: Request) -> JSONResponse:
     """POST /v1/explain: prediction plus an overlay PNG of the uploaded image's size."""
     started = time.perf_counter()
@@ -143,20 +131,22 @@ async def explain(request: Request) -> JSONResponse:
         raise bad_parameter(
             f"/v1/explain follows the model's contract (face_crop={str(config.face_crop).lower()})"
         )
-    upload = await read_image(request)
     # The model input comes from the same path as /v1/predict (same answer for the same
     # upload); the overlay is drawn over every pixel of the upload (no JPEG draft reduction),
     # or of the face crop for models trained on face crops.
-    model_input, box = await preprocess_with_box(state, upload.data, config)
-    outputs, rgb = await asyncio.gather(
-        infer(state, model, model_input[None]), _full_size(state, upload.data, box)
-    )
+    with model.batcher.incoming() as announcement:
+        upload = await read_image(request)
+        scored = await preprocess_and_infer(
+            state, model, upload.data, config, announcement, full_size=True
+        )
+    assert scored.upload.full_size is not None
     context = ExplainRequest(
         model=model,
-        image_rgb=rgb,
-        model_input=model_input,
-        outputs={name: value[0] for name, value in outputs.items()},
-        prediction=prediction(state, model, probabilities(outputs)[0]),
+        image_rgb=scored.upload.full_size,
+        encode_overlay=OVERLAY_ENCODERS[params.overlay],
+        model_input=scored.upload.model_input,
+        outputs={name: value[0] for name, value in scored.outputs.items()},
+        prediction=prediction(state, model, probabilities(scored.outputs)[0]),
         params=params,
         infer=lambda rows: infer(state, model, rows, bulk=True),
         run_blocking=state.run_blocking,
@@ -169,16 +159,12 @@ async def explain(request: Request) -> JSONResponse:
         busy = f"{state.config.lime_concurrency} LIME explanations are already running"
         async with state.slot(state.lime_slots, "explain_busy", busy):
             result = await explainer(context)
-    if result.overlay_rgb.shape[:2] != rgb.shape[:2]:
-        raise APIError(500, "internal_error", "explainer returned an overlay of the wrong size")
     body = {
         "prediction": context.prediction,
         "method": params.method,
-        f"overlay_{params.overlay}_base64": await state.run_blocking(
-            OVERLAY_ENCODERS[params.overlay], result.overlay_rgb
-        ),
-        "width": int(rgb.shape[1]),
-        "height": int(rgb.shape[0]),
+        f"overlay_{params.overlay}_base64": result.overlay_base64,
+        "width": result.width,
+        "height": result.height,
         **result.extra,
     }
     if result.regions is not None:

@@ -56,7 +56,8 @@ class ExplainRequest:
     """What an explainer gets: the image, the model, its prediction and ways to run more."""
 
     model: LoadedModel
-    image_rgb: np.ndarray  # the uploaded image, upright, uint8 H x W x 3
+    image_rgb: np.ndarray  # the uploaded image, upright, uint8 H x W x 3 (cut to the face crop)
+    encode_overlay: Callable[[np.ndarray], str]  # blocking: uint8 RGB -> base64 PNG or JPEG
     model_input: np.ndarray  # what the model saw, float32 S x S x 3 (0..255)
     outputs: dict[str, np.ndarray]  # this image's model outputs, batch axis removed
     prediction: dict  # the /v1/predict fields for this image
@@ -73,9 +74,24 @@ class ExplainRequest:
 
 @dataclass
 class ExplainResult:
-    overlay_rgb: np.ndarray  # uint8, same height and width as ``image_rgb``
+    overlay_base64: str  # the encoded overlay, the full-size image's height and width
+    width: int
+    height: int
     regions: list[dict] | None = None  # lime: [{"id", "weight"}]
     extra: dict = field(default_factory=dict)  # method-specific fields merged into the answer
+
+
+def render_overlay(
+    request: ExplainRequest, draw: Callable[[np.ndarray], np.ndarray]
+) -> tuple[str, int, int]:
+    """Blocking, in one thread: ``draw`` over the upload and encode the result; the encoded
+    overlay, its width and its height."""
+    rgb = request.image_rgb
+    overlay = draw(rgb)
+    if overlay.shape[:2] != rgb.shape[:2]:
+        raise APIError(500, "internal_error", "explainer drew an overlay of the wrong size")
+    height, width = rgb.shape[:2]
+    return request.encode_overlay(overlay), int(width), int(height)
 
 
 async def explain_cam(request: ExplainRequest) -> ExplainResult:
@@ -85,9 +101,13 @@ async def explain_cam(request: ExplainRequest) -> ExplainResult:
             501, "cam_unavailable", f"model {request.model.name} has no 'cam' output; use lime"
         )
     cam = np.asarray(request.outputs["cam"], dtype=np.float32)
-    overlay = await request.run_blocking(cam_overlay, request.image_rgb, cam)
+    encoded, width, height = await request.run_blocking(
+        render_overlay, request, lambda rgb: cam_overlay(rgb, cam)
+    )
     return ExplainResult(
-        overlay_rgb=overlay,
+        encoded,
+        width,
+        height,
         extra={"cam": {"shape": list(cam.shape), "min": float(cam.min()), "max": float(cam.max())}},
     )
 

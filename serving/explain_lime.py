@@ -34,7 +34,7 @@ from lime import lime_image
 
 from core.decision import CLASS_NAMES, calibrate
 from serving.errors import APIError
-from serving.explain import ExplainParams, ExplainRequest, ExplainResult
+from serving.explain import ExplainParams, ExplainRequest, ExplainResult, render_overlay
 from serving.inference import probabilities
 from serving.lime_overlay import lime_overlay
 
@@ -279,11 +279,15 @@ def _explain_blocking(
     found = run_lime(request.model_input, classifier, request.params, settings)
     started = time.perf_counter()
     weights = {region["id"]: region["weight"] for region in found.regions}
-    overlay = lime_overlay(request.image_rgb, found.segments, weights)
+    encoded, width, height = render_overlay(
+        request, lambda rgb: lime_overlay(rgb, found.segments, weights)
+    )
     found.seconds["overlay"] = time.perf_counter() - started
     params = request.params
     return ExplainResult(
-        overlay_rgb=overlay,
+        encoded,
+        width,
+        height,
         regions=found.regions,
         extra={
             "lime": {

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
 from core.decision import calibrate, decide
-from core.preprocessing import (
-    FaceBox,
-    ImageError,
-    PreprocessConfig,
-    preprocess_bytes,
-    preprocess_bytes_and_box,
-)
+from core.preprocessing import ImageError, PreprocessConfig, Preprocessed, preprocess_upload
 from serving.batcher import (
     Announcement,
     BatcherStopped,
@@ -31,22 +26,35 @@ logger = logging.getLogger("serving")
 
 async def preprocess(state: ServingState, data: bytes, config: PreprocessConfig) -> np.ndarray:
     """``core.preprocessing.preprocess_bytes`` on the thread pool; image errors become 4xx."""
-    model_input, _ = await preprocess_with_box(state, data, config)
-    return model_input
+    return (await preprocess_off_loop(state, data, config)).model_input
 
 
-async def preprocess_with_box(
-    state: ServingState, data: bytes, config: PreprocessConfig
-) -> tuple[np.ndarray, FaceBox | None]:
-    """``core.preprocessing.preprocess_bytes_and_box`` on the thread pool: the model input and
-    the face crop it came from; image errors become 4xx, other failures a JSON 500."""
+async def preprocess_off_loop(
+    state: ServingState, data: bytes, config: PreprocessConfig, full_size: bool = False
+) -> Preprocessed:
+    """``core.preprocessing.preprocess_upload`` on the thread pool: the model input, the face
+    crop it came from (and the full-size crop); image errors become 4xx."""
     try:
-        return await state.run_blocking(preprocess_bytes_and_box, data, config)
-    except ImageError as exc:
-        raise from_image_error(exc) from None
-    except Exception as exc:  # e.g. the optional face detector failing: answer, keep serving
-        logger.exception("preprocessing failed")
-        raise APIError(500, "preprocessing_failed", f"preprocessing failed: {exc}") from None
+        return await state.run_blocking(preprocess_upload, data, config, full_size)
+    except Exception as exc:
+        raise preprocessing_error(exc) from None
+
+
+def preprocessing_error(exc: Exception) -> APIError:
+    """Image errors become 4xx, other failures (e.g. of the face detector) a JSON 500; call it
+    in the ``except`` block (it logs the traceback)."""
+    if isinstance(exc, ImageError):
+        return from_image_error(exc)
+    logger.exception("preprocessing failed")  # answer, keep serving
+    return APIError(500, "preprocessing_failed", f"preprocessing failed: {exc}")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One upload through the model."""
+
+    upload: Preprocessed  # what the model saw, the face box (and the full-size crop)
+    outputs: dict[str, np.ndarray]  # the model's outputs, batch axis of one kept
 
 
 async def preprocess_and_infer(
@@ -55,24 +63,30 @@ async def preprocess_and_infer(
     data: bytes,
     config: PreprocessConfig,
     announcement: Announcement,
-) -> dict[str, np.ndarray]:
-    """One upload's model outputs. With the batcher idle, its decode and model run share one
-    hop to the inference thread (:meth:`~serving.batcher.DynamicBatcher.run_alone`); else it
-    is decoded on the thread pool, its ``announcement`` ends and its row joins a batch."""
+    full_size: bool = False,
+) -> Scored:
+    """One upload through the model (``full_size``: keep every pixel of its crop, to draw
+    over). With the batcher idle, its decode and model run share one hop to the inference
+    thread (:meth:`~serving.batcher.DynamicBatcher.run_alone`); else it is decoded on the
+    thread pool, its ``announcement`` ends and its row is batched."""
     if not model.batcher.idle:
-        row = await preprocess(state, data, config)
+        upload = await preprocess_off_loop(state, data, config, full_size)
         announcement.end()
-        return await infer(state, model, row[None])
+        return Scored(upload, await infer(state, model, upload.model_input[None]))
     state.touch()
+    found: list[Preprocessed] = []
+
+    def prepare() -> np.ndarray:
+        found.append(preprocess_upload(data, config, full_size))
+        return found[0].model_input[None]
+
     try:
-        return await model.batcher.run_alone(lambda: preprocess_bytes(data, config)[None])
-    except ImageError as exc:
-        raise from_image_error(exc) from None
+        outputs = await model.batcher.run_alone(prepare)
     except (BatcherStopped, RequestTimeout, ModelRunError) as exc:
         raise batcher_error(state, exc) from None
-    except Exception as exc:  # as in preprocess_with_box: answer, keep serving
-        logger.exception("preprocessing failed")
-        raise APIError(500, "preprocessing_failed", f"preprocessing failed: {exc}") from None
+    except Exception as exc:  # from prepare: the upload's preprocessing
+        raise preprocessing_error(exc) from None
+    return Scored(found[0], outputs)
 
 
 def batcher_error(state: ServingState, exc: Exception) -> APIError:

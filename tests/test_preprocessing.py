@@ -192,3 +192,27 @@ def test_libjpeg_turbo_path_reports_truncated_files():
     with pytest.raises(ImageError, match="corrupt or truncated") as caught:
         decode_rgb(payload[: len(payload) // 2])
     assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("side", [300, 2000])  # kept by the decoder, then reduced by it
+def test_upload_keeps_every_pixel_of_its_face_crop_for_the_overlay(side):
+    """``preprocess_upload(full_size=True)``: the model input and box of the plain path, and
+    the full-size image cut to that box, whether or not the JPEG decoder reduced it."""
+    from core.preprocessing import preprocess_bytes_and_box, preprocess_upload
+    from serving.state import warm_sample
+
+    face = np.asarray(Image.open(io.BytesIO(warm_sample(side // 2))).convert("RGB"))
+    canvas = np.full((side, side, 3), 90, np.uint8)
+    canvas[side // 4 : side // 4 + side // 2, side // 4 : side // 4 + side // 2] = face
+    data = encode_jpeg(canvas, quality=95)
+    for config in (PreprocessConfig(size=224), PreprocessConfig(size=224, face_crop=True)):
+        model_input, box = preprocess_bytes_and_box(data, config)
+        found = preprocess_upload(data, config, full_size=True)
+        assert np.array_equal(found.model_input, model_input) and found.box == box
+        assert preprocess_upload(data, config).full_size is None
+        full = decode_rgb(data, full_size=True)
+        assert np.array_equal(found.full_size, full if box is None else box.crop(full))
+        if config.face_crop:
+            assert box is not None and found.full_size.shape[0] > side // 3
+    if side > 2 * 224 * 4:  # the draft decode really was reduced
+        assert decode_rgb(data, max_pixels=10**8).shape[0] < side

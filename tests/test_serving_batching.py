@@ -68,13 +68,13 @@ async def test_one_request_at_a_time_skips_the_queue_with_the_same_answers(tiny_
     import serving.inference
 
     decoded_on: list[str] = []
-    real = serving.inference.preprocess_bytes
+    real = serving.inference.preprocess_upload
 
-    def recording(data, config):
+    def recording(data, config, full_size=False):
         decoded_on.append(threading.current_thread().name)
-        return real(data, config)
+        return real(data, config, full_size)
 
-    monkeypatch.setattr(serving.inference, "preprocess_bytes", recording)
+    monkeypatch.setattr(serving.inference, "preprocess_upload", recording)
     images = distinct_pngs(6)
     config = test_config(tiny_repo, max_batch_size=8, max_queue_delay_ms=2000)
     async with serving_client(config) as (client, app):
