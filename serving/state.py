@@ -176,11 +176,6 @@ class ServingState:
         the first uploads."""
         configs = {model.preprocess_config(self.config.max_pixels) for model in self.pool}
         sample = warm_sample()
-        for model in self.pool:
-            config = model.preprocess_config(self.config.max_pixels)
-            await model.batcher.on_inference_thread(
-                functools.partial(_warm_run, model, sample, config)
-            )
         threads = self.config.worker_decode_threads
         barrier = threading.Barrier(threads)  # each task holds its thread until all have one
 
@@ -189,8 +184,18 @@ class ServingState:
                 preprocess_bytes(sample, config)
             barrier.wait(timeout=60)
 
+        inference_threads = (
+            model.batcher.on_inference_thread(
+                functools.partial(
+                    _warm_run, model, sample, model.preprocess_config(self.config.max_pixels)
+                )
+            )
+            for model in self.pool
+        )
         try:
-            await asyncio.gather(*(self.run_blocking(warm) for _ in range(threads)))
+            await asyncio.gather(
+                *(self.run_blocking(warm) for _ in range(threads)), *inference_threads
+            )
         except Exception as exc:  # a slow or broken warm-up costs the first uploads, no more
             logger.warning("decode threads not warmed up: %s", exc)
 
