@@ -322,19 +322,22 @@ def preprocess_upload(
     config = config or PreprocessConfig()
     draft = config.size * FACE_DRAFT_FACTOR if config.face_crop else config.size
     image = to_rgb(open_image(data, config.max_pixels, draft_size=draft))
-    decoded = image
+    rgb = None  # the decoded pixels, once they are needed as an array
     if not config.face_crop:
+        resized = image
         if image.size != (config.size, config.size):
-            image = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
-        model_input, box = np.asarray(image, dtype=np.float32), None
+            resized = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
+        model_input, box = np.asarray(resized, dtype=np.float32), None
     else:
-        crop, box = face_crop_and_box(np.asarray(image, dtype=np.uint8))
+        rgb = np.asarray(image, dtype=np.uint8)
+        crop, box = face_crop_and_box(rgb)
         model_input = resize_rgb(crop, config.size).astype(np.float32)
     if not full_size:
         return Preprocessed(model_input, box)
-    if decoded.width * decoded.height != _header_pixels(data):  # reduced by the decoder
-        decoded = to_rgb(open_image(data, config.max_pixels, full_size=True))
-    rgb = np.asarray(decoded, dtype=np.uint8)
+    if image.width * image.height != _header_pixels(data):  # reduced by the decoder
+        rgb = np.asarray(to_rgb(open_image(data, config.max_pixels, full_size=True)), np.uint8)
+    elif rgb is None:
+        rgb = np.asarray(image, dtype=np.uint8)
     return Preprocessed(model_input, box, rgb if box is None else box.crop(rgb))
 
 
