@@ -274,9 +274,13 @@ class DynamicBatcher:
         try:
             outputs, seconds = self._execute([rows])
         except Exception as exc:
-            logger.error("model run for %s failed: %s", self.name, exc)
-            raise ModelRunError(f"model {self.name} failed: {exc}") from exc
+            raise self._model_failed(exc) from exc
         return len(rows), outputs, seconds
+
+    def _model_failed(self, exc: Exception) -> ModelRunError:
+        """A failed model run, logged, as the error its submissions get."""
+        logger.error("model run for %s failed: %s", self.name, exc)
+        return ModelRunError(f"model {self.name} failed: {exc}")
 
     async def submit(self, rows: np.ndarray, bulk: bool = False) -> dict[str, np.ndarray]:
         """Outputs for the ``k`` rows of ``rows`` (each output's first axis has length ``k``).
@@ -422,8 +426,7 @@ class DynamicBatcher:
         try:
             outputs, seconds = await loop.run_in_executor(self._executor, self._execute, arrays)
         except Exception as exc:
-            logger.error("model run for %s failed: %s", self.name, exc)
-            error = ModelRunError(f"model {self.name} failed: {exc}")
+            error = self._model_failed(exc)
             for item, _, _ in slices:
                 if not item.future.done():
                     item.future.set_exception(error)
