@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmarks.summary import STATUS_MARK, fmt
+from benchmarks.summary import STATUS_MARK, fmt, limit_text
 from benchmarks.targets import BASELINE, OURS, TARGET_CONCURRENCY, evaluate_targets, level, system
 
 START = (
@@ -20,7 +20,8 @@ END = "<!-- benchmarks:end -->"
 
 def _limits_rows(results: dict) -> list[str]:
     rows = [
-        "| model (test ROC-AUC) | in-process limit img/s | server c=64 img/s (÷ limit) "
+        "| model (test ROC-AUC) | in-process limit img/s (before / after the server) "
+        "| server c=64 img/s (÷ limit) "
         "| `hey` c=64 img/s | c=1 p50 ms (over in-process) | first upload after idle ms |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -33,7 +34,7 @@ def _limits_rows(results: dict) -> list[str]:
         fraction = ratios.get("server_over_limit", {}).get(str(TARGET_CONCURRENCY))
         rows.append(
             f"| `{item['model']['name']}` ({fmt(item['model']['test_metrics'].get('roc_auc'), 3)}) "
-            f"| {fmt(item['pipeline']['limit']['images_per_s'])} "
+            f"| {limit_text(item['pipeline']['limit'])} "
             f"| {fmt(c64['images_per_s'] if c64 else None)} ({fmt(fraction, 2)}) "
             f"| {fmt(hey.get('images_per_s'))} "
             f"| {fmt(c1['latency_ms']['p50'] if c1 else None, 1)} "

@@ -27,7 +27,7 @@ from benchmarks.hey import HeyConfig, run_hey
 from benchmarks.images import ImageSet, load_images
 from benchmarks.loadgen import LoadConfig, LoadLevels, run_level_sync
 from benchmarks.mixed import MixedConfig, measure_mixed
-from benchmarks.pipeline import PipelineConfig, measure_pipeline
+from benchmarks.pipeline import PipelineConfig, measure_again, measure_pipeline
 from benchmarks.raw import (
     RawConfig,
     available_providers,
@@ -332,7 +332,8 @@ def limit_ratios(pipeline: dict, server: dict) -> dict:
 
 def measure_limits(config: SuiteConfig, repository: ModelRepository, images: ImageSet) -> list:
     """For every shipped model: the pipeline limit, our server against it at each level
-    (default batching, the model as default), ``hey`` beside our load generator, the ratios."""
+    (default batching, the model as default), ``hey`` beside our load generator, the limit
+    again, and the ratios to the mean of the two limit runs."""
     names = config.limit_models or tuple(repository.names())
     default = preferred_default(repository.names())
     results = []
@@ -348,6 +349,7 @@ def measure_limits(config: SuiteConfig, repository: ModelRepository, images: Ima
                 spec, config, images, progress, config.limit_concurrency, config.hey,
                 config.first_request, config.mixed if name == default else None,
             )  # fmt: skip
+        pipeline = measure_again(entry, images, config.pipeline, pipeline)
         results.append(
             {
                 "model": model_summary(entry),

@@ -131,9 +131,17 @@ def _raw_table(results: dict) -> list[str]:
     return lines
 
 
+def limit_text(limit: dict) -> str:
+    """The limit used for the ratios and, when it was measured twice, both runs."""
+    runs = limit.get("images_per_s_runs")
+    text = fmt(limit["images_per_s"])
+    return f"{text} ({fmt(runs[0])} / {fmt(runs[1])})" if runs else text
+
+
 def _limits_table(results: dict) -> list[str]:
     lines = [
-        "| model | test ROC-AUC | pipeline limit img/s | best setting | in-process batch-1 p50 ms "
+        "| model | test ROC-AUC | pipeline limit img/s (runs before / after the server) "
+        "| best setting | in-process batch-1 p50 ms "
         "| server c=1 p50 ms (overhead) | hey c=64 img/s (÷ limit), p50 / p99 ms "
         "| first upload after idle ms (next ones p50) |",
         "|---|---:|---:|---|---:|---:|---|---|",
@@ -163,7 +171,7 @@ def _limits_table(results: dict) -> list[str]:
         lines.append(
             f"| {item['model']['name']}{served} "
             f"| {fmt(item['model']['test_metrics'].get('roc_auc'), 3)} "
-            f"| {fmt(best['images_per_s'])} | batch {best['batch_size']}, "
+            f"| {limit_text(best)} | batch {best['batch_size']}, "
             f"{best['decode_threads']} decode, {best['intra_op_threads']} intra-op{spin} "
             f"| {fmt(latency['ms_p50'], 2)} "
             f"| {fmt(single['latency_ms']['p50'] if single else None, 2)} "

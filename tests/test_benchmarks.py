@@ -109,6 +109,9 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
     limit = limits["pipeline"]["limit"]  # the best setting, measured again
     assert limit["swept_images_per_s"] == max(s["images_per_s"] for s in settings)
     assert limit["images"] >= 4 and limit["images_per_s"] > 0
+    before, after = limit["images_per_s_runs"]  # measured again after the server
+    assert limit["images_per_s"] == pytest.approx((before + after) / 2, abs=0.01)
+    assert len(limits["pipeline"]["batch1_latency"]["ms_p50_runs"]) == 2
     assert [lv["concurrency"] for lv in limits["server"]["levels"]] == [1, 3]
     assert all(lv["ok"] == 15 for lv in limits["server"]["levels"])
     assert set(limits["ratios"]["server_over_limit"]) == {"1", "3"}

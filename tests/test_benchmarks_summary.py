@@ -139,6 +139,12 @@ def test_numbers_in_the_summary_come_from_the_json(results: dict):
     assert "| ours-batching-on | 64 | 123.4 |" in render_summary(changed, "x.json")
 
 
+def test_a_limit_measured_before_and_after_the_server_shows_both_runs(results: dict):
+    limit = results["limits"][0]["pipeline"]["limit"]
+    limit.update(images_per_s=100.0, images_per_s_runs=[95.0, 105.0])
+    assert "| 100.0 (95.0 / 105.0) | batch 16" in render_summary(results, "x.json")
+
+
 def test_targets_are_checked_with_the_margin_when_missed(results: dict):
     verdicts = {check["id"]: check for check in evaluate_targets(results)}
     assert verdicts["predictions_beside_explanations"]["status"] == "missed"  # 2.5x
