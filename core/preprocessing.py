@@ -12,11 +12,9 @@ Contract (also written into every model's ``metadata.json`` via :func:`contract`
   16-bit images are converted to 8-bit RGB.
 * **Face crop** (only for models whose contract says ``face_crop: true``): JPEGs are
   draft-decoded to no less than 4x the target size, then :func:`face_crop_and_box`
-  takes the largest Haar-cascade face plus a 25% margin (the whole image if none is found).
-  Only faces of at least a quarter of the shorter side are searched (portrait framing), and
-  large faces first (``core.facecrop``): on the test split the crop is the full search's for
-  3,101 of 3,115 images in 0.72 of the time, and the quarter kept 3,098 of the crops of a
-  search down to a tenth, 2.8x faster (``scripts/compare_face_search.py``).
+  takes the largest YuNet face of at least a quarter of the shorter side (portrait framing),
+  squared about its centre, plus a 25% margin; the whole image if none is found
+  (``core.facecrop``).
 * **Resize**: the whole image or crop (aspect ratio not kept) to ``size x size`` with
   Pillow's antialiased bilinear filter (``Image.Resampling.BILINEAR``). JPEGs far larger
   than the target are first reduced by the decoder's DCT scaling (``Image.draft``, by 1/2,
@@ -38,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.facecrop import FACE_MARGIN, MIN_FACE_FRACTION
+from core.facecrop import DETECT_MAX_SIDE, DETECTOR_NAME, FACE_MARGIN, MIN_FACE_FRACTION
 from core.options import check_at_least
 
 try:  # libjpeg-turbo's decoder without Pillow's overhead; optional, same pixels
@@ -129,8 +127,8 @@ def contract(config: PreprocessConfig | None = None) -> dict:
         "normalisation": "inside the model graph",
         "face_crop": config.face_crop,
         "face_detector": (
-            f"OpenCV Haar frontalface_default, faces >= {MIN_FACE_FRACTION:g} of the shorter "
-            f"side, {FACE_MARGIN:g} margin"
+            f"{DETECTOR_NAME} on a <= {DETECT_MAX_SIDE} px copy, largest face >= "
+            f"{MIN_FACE_FRACTION:g} of the shorter side, squared, {FACE_MARGIN:g} margin"
             if config.face_crop
             else None
         ),

@@ -1,8 +1,9 @@
 """The in-process pipeline limit before and after the decode and face-search changes.
 
 "Before" replays the old path with today's code: Pillow's JPEG decoder (simplejpeg switched
-off) and one full search for faces down to a tenth of the shorter side, on the model entry of
-a given commit; "after" is the shipped path and model. Same images, same sweep
+off) and one Haar-cascade search for faces down to a tenth of the shorter side (the cascade
+served before YuNet, kept in ``scripts/compare_face_search.py``), on the model entry of a
+given commit; "after" is the shipped path and model. Same images, same sweep
 (benchmarks.pipeline).
 
     git archive 5a2c416 models/lite0 | tar -x -C /tmp/before
@@ -12,8 +13,8 @@ a given commit; "after" is the shipped path and model. Same images, same sweep
 from __future__ import annotations
 
 import argparse
-import functools
 import json
+import threading
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -33,10 +34,19 @@ def run(models: Path, name: str, images, config: PipelineConfig, legacy: bool) -
     """The pipeline limit of ``name`` in ``models``; ``legacy`` restores the old decode/search."""
     turbo, face_region = preprocessing._simplejpeg, facecrop.face_region
     if legacy:
+        from compare_face_search import haar_region  # this folder: the Haar search kept there
+
+        cv2 = facecrop.import_cv2()
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        cascades = threading.local()  # a cascade is not thread-safe
+
+        def old_search(rgb):
+            if not hasattr(cascades, "one"):
+                cascades.one = cv2.CascadeClassifier(path)
+            return haar_region(rgb, cascades.one, False, OLD_MIN_FACE_FRACTION)
+
         preprocessing._simplejpeg = None
-        facecrop.face_region = functools.partial(
-            face_region, exhaustive=True, min_fraction=OLD_MIN_FACE_FRACTION
-        )
+        facecrop.face_region = old_search
     try:
         return measure_pipeline(ModelRepository(models).entry(name), images, config)
     finally:
@@ -90,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "after": {
             "decode": "simplejpeg (libjpeg-turbo)",
-            "face_search": f"two-pass: >= {facecrop.FIRST_PASS_FRACTION:g} kept when >= "
-            f"{facecrop.ACCEPT_FRACTION:g}, else full, >= {facecrop.MIN_FACE_FRACTION:g}",
+            "face_search": f"{facecrop.DETECTOR_NAME}, >= {facecrop.MIN_FACE_FRACTION:g}",
             **after,
         },  # fmt: skip
         "limit_gain": round(gain, 3),

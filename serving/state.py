@@ -55,10 +55,10 @@ WARM_SAMPLE_SIDE = 320  # about the size of a face upload
 @functools.cache
 def warm_sample(side: int = WARM_SAMPLE_SIDE) -> bytes:
     """The JPEG that warms decode threads and keeps idle models warm: a drawn face (skin
-    ellipse, dark eyes and brows, nose, mouth) that OpenCV's face cascade finds, so the
-    search runs through its later stages as a real face's does. A flat grey image left those
-    cold: after 30 s idle a real face's preprocessing took 26-28 ms against 17-18 ms with
-    this one (10 ms warm)."""
+    ellipse, dark eyes and brows, nose, mouth) that the face detector finds, so the crop
+    and resize run as for a real face. (With the Haar cascade used before YuNet, a flat
+    grey image left the cascade's later stages cold: after 30 s idle a real face's
+    preprocessing took 26-28 ms against 17-18 ms with this one, 10 ms warm.)"""
     from core.facecrop import import_cv2
 
     cv2 = import_cv2()
@@ -172,7 +172,7 @@ class ServingState:
     async def warm_decode_threads(self) -> None:
         """Every model's preprocessing once on every decode thread and on its own inference
         thread (which decodes lone requests, ``DynamicBatcher.run_alone``) before ready:
-        OpenCV's import (about 0.3 s) and each thread's face cascade are paid here, not by
+        OpenCV's import (about 0.3 s) and each thread's face detector are paid here, not by
         the first uploads."""
         configs = {model.preprocess_config(self.config.max_pixels) for model in self.pool}
         sample = warm_sample()

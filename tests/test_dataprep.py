@@ -201,7 +201,7 @@ def test_face_region_finds_the_astronaut():
     assert face_region(whole) is None  # smaller than the quarter of the side searched for
     rgb = whole[:300, 100:400]  # portrait framing: the face is about a third of the side
     top, bottom, left, right = face_region(rgb)
-    assert 50 <= left < right <= 240 and 20 <= top < bottom <= 260
+    assert 30 <= left < right <= 240 and 20 <= top < bottom <= 260
     crop, box = face_crop_and_box(rgb)
     assert crop.shape[:2] == (bottom - top, right - left)
     assert box.crop(rgb).shape == crop.shape  # the box cuts the same region

@@ -90,7 +90,7 @@ def test_pixel_bomb_over_pillows_own_limit_is_413():
     assert info.value.status == 413
 
 
-def test_face_crop_runs_with_bundled_cascade():
+def test_face_crop_without_a_face_keeps_the_whole_image():
     from core.preprocessing import face_crop_and_box
 
     rgb = np.full((120, 100, 3), 127, np.uint8)
@@ -116,32 +116,35 @@ def test_model_versions_must_be_ascii_positive_integers(version):
         check_version(version)
 
 
-@pytest.mark.parametrize(
-    ("rows", "cols", "searches"),
-    [
-        ((60, 220), (160, 320), 1),  # the face is 0.58 of the side: the first search keeps it
-        ((0, 300), (100, 400), 2),  # 0.33 of the side: below 0.35, the full search finds it
-    ],
-)
-def test_face_search_looks_for_large_faces_first(monkeypatch, rows, cols, searches):
-    """One search for a large face, two for a smaller one; the box is the full search's."""
+def test_face_boxes_are_square_and_the_smallest_face_is_kept_out():
+    """YuNet's box (taller than wide) is squared about its centre; faces below the smallest
+    size asked for are dropped, and the image's scale does not move the box."""
     data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
     from core import facecrop
 
-    rgb = data.astronaut()[slice(*rows), slice(*cols)]
-    exhaustive = facecrop.largest_face(rgb, exhaustive=True)
-    calls = []
-    search = facecrop._search
-    monkeypatch.setattr(facecrop, "_search", lambda *args: calls.append(args[2]) or search(*args))
-    assert exhaustive is not None
-    assert facecrop.largest_face(rgb) == exhaustive
-    shorter = min(rgb.shape[:2])
-    smallest = [facecrop.FIRST_PASS_FRACTION * shorter, facecrop.MIN_FACE_FRACTION * shorter]
-    assert calls == smallest[:searches]
+    rgb = data.astronaut()[60:220, 160:320]  # the face fills about two thirds of the side
+    [(x, y, width, height)] = facecrop.find_faces(rgb, min_size=1)
+    assert width == height and 80 <= width <= 160 and min(x, y) >= 0
+    assert facecrop.find_faces(rgb, min_size=width + 2) == []
+    assert facecrop.largest_face(rgb) == (x, y, width, height)
+    doubled = np.repeat(np.repeat(rgb, 2, axis=0), 2, axis=1)
+    (x2, y2, width2, _) = facecrop.largest_face(doubled)
+    assert abs(x2 / 2 - x) <= 4 and abs(y2 / 2 - y) <= 4 and abs(width2 / 2 - width) <= 4
+
+
+def test_face_detector_without_its_weights_says_which_file(monkeypatch, tmp_path):
+    import threading
+
+    from core import facecrop
+
+    monkeypatch.setattr(facecrop, "YUNET_PATH", tmp_path / "missing.onnx")
+    monkeypatch.setattr(facecrop, "_PER_THREAD", threading.local())
+    with pytest.raises(RuntimeError, match="missing.onnx"):
+        facecrop.face_region(np.zeros((64, 64, 3), np.uint8))
 
 
 def test_face_crop_is_thread_safe():
-    """The server crops in a thread pool; one shared OpenCV cascade failed assertions there."""
+    """The server crops in a thread pool (each thread has its own detector network)."""
     from concurrent.futures import ThreadPoolExecutor
 
     data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
@@ -216,3 +219,14 @@ def test_upload_keeps_every_pixel_of_its_face_crop_for_the_overlay(side):
             assert box is not None and found.full_size.shape[0] > side // 3
     if side > 2 * 224 * 4:  # the draft decode really was reduced
         assert decode_rgb(data, max_pixels=10**8).shape[0] < side
+
+
+def test_face_detector_weights_are_the_documented_file():
+    """core/assets/README.md names the YuNet file by its sha256: a swapped file changes every
+    face crop, so it must change the documentation too."""
+    import hashlib
+
+    from core import facecrop
+
+    digest = hashlib.sha256(facecrop.YUNET_PATH.read_bytes()).hexdigest()
+    assert digest in (facecrop.YUNET_PATH.parent / "README.md").read_text()

@@ -551,7 +551,7 @@ async def test_empty_repository_is_live_but_not_ready(tmp_path):
 
 
 async def test_every_decoding_thread_runs_each_contract_once_before_ready(tiny_repo, monkeypatch):
-    """OpenCV's import and each thread's face cascade are paid at start, not by first uploads."""
+    """OpenCV's import and each thread's face detector are paid at start, not by first uploads."""
     import json
     import threading
 
@@ -624,8 +624,8 @@ async def test_entry_served_from_its_int8_file_by_default(tiny_repo):
 
 
 def test_warm_sample_is_a_face_the_face_search_finds():
-    """Keep-warm must run the face search through its later cascade stages, as a real face
-    does (a flat grey image left them cold): the drawn face is found, at upload size."""
+    """Keep-warm runs the face crop as a real face does (found, cut, resized): the drawn
+    face is found, at upload size."""
     from core.facecrop import find_faces
     from serving.state import WARM_SAMPLE_SIDE, warm_sample
 
