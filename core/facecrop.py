@@ -18,7 +18,10 @@ weights (``assets/face_detection_yunet.onnx``, 230 KB) and where they come from:
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,7 @@ TOP_K = 50
 YUNET_PATH = Path(__file__).parent / "assets" / "face_detection_yunet.onnx"
 DETECTOR_NAME = "YuNet (OpenCV FaceDetectorYN)"
 
-_PER_THREAD = threading.local()
+_IDLE_DETECTORS: queue.SimpleQueue = queue.SimpleQueue()  # loaded detectors not in use
 _IMPORT_LOCK = threading.Lock()
 
 
@@ -44,20 +47,31 @@ def import_cv2():
     return cv2
 
 
-def _detector():
-    """This thread's detector: one ``FaceDetectorYN`` holds one network and its input size,
-    so threads never share one."""
-    detector = getattr(_PER_THREAD, "detector", None)
-    if detector is None:
-        cv2 = import_cv2()
-        if not YUNET_PATH.is_file():
-            raise RuntimeError(f"face detector weights missing: {YUNET_PATH}")
-        detector = cv2.FaceDetectorYN.create(
-            str(YUNET_PATH), "", (DETECT_MAX_SIDE, DETECT_MAX_SIDE),
-            SCORE_THRESHOLD, NMS_THRESHOLD, TOP_K,
-        )  # fmt: skip
-        _PER_THREAD.detector = detector
-    return detector
+def _load_detector():
+    """A new ``FaceDetectorYN`` (one network and its input size; never shared by two threads
+    at once)."""
+    cv2 = import_cv2()
+    if not YUNET_PATH.is_file():
+        raise RuntimeError(f"face detector weights missing: {YUNET_PATH}")
+    return cv2.FaceDetectorYN.create(
+        str(YUNET_PATH), "", (DETECT_MAX_SIDE, DETECT_MAX_SIDE),
+        SCORE_THRESHOLD, NMS_THRESHOLD, TOP_K,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _detector() -> Iterator:
+    """An idle detector, or a new one when all are in use, handed back afterwards: as many
+    are loaded as threads ever search at once, whether a caller keeps its threads (the
+    server's pools) or starts one per request (a threaded WSGI server)."""
+    try:
+        detector = _IDLE_DETECTORS.get_nowait()
+    except queue.Empty:
+        detector = _load_detector()
+    try:
+        yield detector
+    finally:
+        _IDLE_DETECTORS.put(detector)
 
 
 def _detection_image(rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -79,9 +93,9 @@ def find_faces(rgb: np.ndarray, min_size: float | None = None) -> list[tuple[int
     if min_size is None:
         min_size = MIN_FACE_FRACTION * min(rgb.shape[:2])
     small, scale = _detection_image(rgb)
-    detector = _detector()
-    detector.setInputSize((small.shape[1], small.shape[0]))
-    _, detections = detector.detect(small)
+    with _detector() as detector:
+        detector.setInputSize((small.shape[1], small.shape[0]))
+        _, detections = detector.detect(small)
     boxes = []
     for x, y, w, h in [] if detections is None else detections[:, :4]:
         side = max(w, h) / scale

@@ -133,18 +133,18 @@ def test_face_boxes_are_square_and_the_smallest_face_is_kept_out():
 
 
 def test_face_detector_without_its_weights_says_which_file(monkeypatch, tmp_path):
-    import threading
+    import queue
 
     from core import facecrop
 
     monkeypatch.setattr(facecrop, "YUNET_PATH", tmp_path / "missing.onnx")
-    monkeypatch.setattr(facecrop, "_PER_THREAD", threading.local())
+    monkeypatch.setattr(facecrop, "_IDLE_DETECTORS", queue.SimpleQueue())
     with pytest.raises(RuntimeError, match="missing.onnx"):
         facecrop.face_region(np.zeros((64, 64, 3), np.uint8))
 
 
 def test_face_crop_is_thread_safe():
-    """The server crops in a thread pool (each thread has its own detector network)."""
+    """The server crops in a thread pool: no detector is used by two threads at once."""
     from concurrent.futures import ThreadPoolExecutor
 
     data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
@@ -157,6 +157,27 @@ def test_face_crop_is_thread_safe():
     expected = [face_region(rgb) for rgb in images]
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(face_region, images)) == expected
+
+
+def test_a_thread_per_call_reuses_the_loaded_detectors(monkeypatch):
+    """A threaded WSGI server starts a thread per request: each search takes an idle
+    detector instead of loading its own (7-10 ms, and a slow first run)."""
+    import queue
+    import threading
+
+    from core import facecrop
+
+    idle = queue.SimpleQueue()
+    monkeypatch.setattr(facecrop, "_IDLE_DETECTORS", idle)
+    loads = []
+    load = facecrop._load_detector
+    monkeypatch.setattr(facecrop, "_load_detector", lambda: loads.append(1) or load())
+    rgb = np.full((96, 96, 3), 127, np.uint8)
+    for _ in range(5):
+        thread = threading.Thread(target=facecrop.face_region, args=(rgb,))
+        thread.start()
+        thread.join()
+    assert len(loads) == 1 and idle.qsize() == 1
 
 
 def _oriented_jpeg(rgb: np.ndarray, orientation: int, **save) -> bytes:
