@@ -4,7 +4,8 @@ This is what a first prototype of the product looks like, kept minimal on purpos
 benchmark can show what the real server buys: one request -> decode -> ``model.predict``
 on a batch of one -> JSON. It is served by Werkzeug's threaded WSGI server, which is what
 Flask's own ``app.run()`` uses (threaded by default since Flask 1.0), i.e. the seed-like
-choice. Preprocessing is the shared ``core.preprocessing`` so only the serving differs.
+choice. Preprocessing is the shared ``core.preprocessing`` with the model's contract (the
+entry's ``face_crop``), so only the serving differs.
 
     python -m benchmarks.baseline_flask --keras runs/cnn/model.keras --port 8100
     python -m benchmarks.baseline_flask --entry models/cnn/1 --port 8100
@@ -69,13 +70,16 @@ def load_model(entry: Path | None, keras_path: Path | None):
     }
 
 
-def create_app(model, info: dict, threshold: float = 0.5, temperature: float = 1.0):
-    """The Flask app: ``POST /v1/predict`` (raw body or multipart ``file``) and health."""
+def create_app(
+    model, info: dict, threshold: float = 0.5, temperature: float = 1.0, face_crop: bool = False
+):
+    """The Flask app: ``POST /v1/predict`` (raw body or multipart ``file``) and health.
+    ``face_crop`` as the model's contract says (the same crop as our server's)."""
     from flask import Flask, jsonify, request
 
     app = Flask("baseline_flask")
     size = int(model.input_shape[1])
-    config = PreprocessConfig(size=size)
+    config = PreprocessConfig(size=size, face_crop=face_crop)
 
     @app.get("/v2/health/ready")
     @app.get("/v2/health/live")
@@ -131,16 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    threshold, temperature = 0.5, 1.0
+    threshold, temperature, face_crop = 0.5, 1.0, False
     if args.entry is not None:
         metadata = json.loads((args.entry / "metadata.json").read_text())
         threshold = float(metadata.get("threshold", 0.5))
         temperature = float(metadata.get("temperature", 1.0))
+        face_crop = bool(metadata.get("preprocessing", {}).get("face_crop", False))
+    info["face_crop"] = face_crop
     model.predict(np.zeros((1, *model.input_shape[1:]), np.float32), verbose=0)  # warm-up
     print(json.dumps(info), flush=True)
     from werkzeug.serving import run_simple
 
-    run_simple(args.host, args.port, create_app(model, info, threshold, temperature), threaded=True)
+    app = create_app(model, info, threshold, temperature, face_crop)
+    run_simple(args.host, args.port, app, threaded=True)
     return 0
 
 

@@ -102,3 +102,25 @@ def test_baseline_serves_keras_predictions_per_request(tiny_repo: Path, tmp_path
     assert answer["probability_fake"] == pytest.approx(expected, abs=1e-5)
     assert bad_status == 400 and bad["error"]["code"] == "bad_image"
     assert info["weights_match_onnx"] is True and info["keras_model"] == str(keras_path)
+
+
+@pytest.mark.slow
+def test_baseline_crops_faces_when_the_contract_says_so():
+    """A face-crop model's baseline answers for the same crop as our server, not the whole
+    image."""
+    import keras
+
+    from benchmarks.baseline_flask import create_app
+    from train.models import build_cnn
+
+    data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
+    keras.utils.set_random_seed(3)
+    model = build_cnn(input_size=32, filters=(4, 8))
+    image = encode_jpeg(data.astronaut()[:300, 100:400])  # the face is found
+    rows = {crop: preprocess_bytes(image, PreprocessConfig(32, face_crop=crop)) for crop in (0, 1)}
+    expected = {crop: float(model.predict(x[None], verbose=0)[0, 0]) for crop, x in rows.items()}
+    assert abs(expected[1] - expected[0]) > 1e-6  # the crop changes the answer
+    for crop in (0, 1):
+        client = create_app(model, {}, face_crop=bool(crop)).test_client()
+        answer = client.post("/v1/predict", data=image, content_type="image/jpeg").get_json()
+        assert answer["probability_fake"] == pytest.approx(expected[crop], abs=1e-5)
