@@ -99,7 +99,7 @@ def find_faces(rgb: np.ndarray, min_size: float | None = None) -> list[tuple[int
     boxes = []
     for x, y, w, h in [] if detections is None else detections[:, :4]:
         side = max(w, h) / scale
-        if side < min_size:
+        if not np.isfinite((x, y, side)).all() or side < min_size:  # a 1x1 image gives NaN
             continue
         centre_x, centre_y = (x + w / 2) / scale, (y + h / 2) / scale
         boxes.append(

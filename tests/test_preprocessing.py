@@ -132,6 +132,14 @@ def test_face_boxes_are_square_and_the_smallest_face_is_kept_out():
     assert abs(x2 / 2 - x) <= 4 and abs(y2 / 2 - y) <= 4 and abs(width2 / 2 - width) <= 4
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 300, 3), (3000, 3, 3), (128, 1, 3)])
+def test_face_search_on_degenerate_images_finds_nothing(shape):
+    """YuNet gives NaN boxes for a 1x1 image; such boxes are dropped, not cut."""
+    from core import facecrop
+
+    assert facecrop.face_region(np.zeros(shape, np.uint8)) is None
+
+
 def test_face_detector_without_its_weights_says_which_file(monkeypatch, tmp_path):
     import queue
 
