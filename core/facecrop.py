@@ -123,11 +123,17 @@ def face_region(
     """``(top, bottom, left, right)`` of the largest face plus ``margin``, clipped to the
     image; None if no face."""
     face = largest_face(rgb, min_fraction)
-    if face is None:
-        return None
+    return None if face is None else region_around(face, rgb.shape[:2], margin)
+
+
+def region_around(
+    face: tuple[int, int, int, int], shape: tuple[int, ...], margin: float = FACE_MARGIN
+) -> tuple[int, int, int, int] | None:
+    """``(top, bottom, left, right)`` of a face box ``(x, y, w, h)`` widened by ``margin`` on
+    every side and clipped to an image of ``shape`` (height, width); None if nothing is left."""
     x, y, w, h = face
     pad_x, pad_y = int(w * margin), int(h * margin)
-    height, width = rgb.shape[:2]
+    height, width = shape[:2]
     top, bottom = max(0, y - pad_y), min(height, y + h + pad_y)
     left, right = max(0, x - pad_x), min(width, x + w + pad_x)
     if bottom <= top or right <= left:  # a box wholly outside the image (cannot be a face)

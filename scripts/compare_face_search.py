@@ -64,16 +64,7 @@ def haar_region(
     faces = search(0.35) if two_pass else []
     if not (faces and faces[0][2] >= 0.45 * shorter):
         faces = search(min_fraction)
-    if not faces:
-        return None
-    x, y, w, h = faces[0]
-    pad_x, pad_y = int(w * facecrop.FACE_MARGIN), int(h * facecrop.FACE_MARGIN)
-    return (
-        max(0, y - pad_y),
-        min(height, y + h + pad_y),
-        max(0, x - pad_x),
-        min(width, x + w + pad_x),
-    )
+    return facecrop.region_around(faces[0], rgb.shape) if faces else None
 
 
 def searches() -> dict[str, Search]:
