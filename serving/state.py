@@ -172,8 +172,9 @@ class ServingState:
     async def warm_decode_threads(self) -> None:
         """Every model's preprocessing once on every decode thread and on its own inference
         thread (which decodes lone requests, ``DynamicBatcher.run_alone``) before ready:
-        OpenCV's import (about 0.3 s) and each thread's face detector are paid here, not by
-        the first uploads."""
+        OpenCV's import (about 0.3 s) and a face detector for each of these threads (they
+        run at once, so each takes its own from ``core.facecrop``'s pool) are paid here, not
+        by the first uploads."""
         configs = {model.preprocess_config(self.config.max_pixels) for model in self.pool}
         sample = warm_sample()
         threads = self.config.worker_decode_threads
