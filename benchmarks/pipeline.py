@@ -139,18 +139,23 @@ def make_runtime(
     return runtime
 
 
-def confirm_best(entry: ModelEntry, images: ImageSet, config: PipelineConfig, best: dict) -> dict:
-    """The best setting measured again for ``confirm_seconds``; that run is the limit. The
-    sweep's maximum is the luckiest of many noisy runs and overstates what the setting does
-    (the winner's curse); its figure is kept as ``swept_images_per_s``."""
+def run_best(entry: ModelEntry, images: ImageSet, config: PipelineConfig, best: dict) -> dict:
+    """The ``best`` setting in a fresh session, timed for ``confirm_seconds``."""
     runtime = make_runtime(
         entry, config, best["intra_op_threads"], best["graph_optimization"],
         best["memory_arena"], best["spin_wait"],
     )  # fmt: skip
-    row = run_setting(
+    return run_setting(
         runtime, images.payloads, entry.preprocess_config(), best["batch_size"],
         best["decode_threads"], config.confirm_seconds, config.min_images,
     )  # fmt: skip
+
+
+def confirm_best(entry: ModelEntry, images: ImageSet, config: PipelineConfig, best: dict) -> dict:
+    """The best setting measured again for ``confirm_seconds``; that run is the limit. The
+    sweep's maximum is the luckiest of many noisy runs and overstates what the setting does
+    (the winner's curse); its figure is kept as ``swept_images_per_s``."""
+    row = run_best(entry, images, config, best)
     return {**best, **row, "swept_images_per_s": best["images_per_s"]}
 
 
@@ -162,17 +167,11 @@ def measure_again(
     shared machine the limit drifts by 10-15 % over the minutes a server run takes, and the
     mean of the runs before and after it is the fairer yardstick for the server."""
     best, latency = pipeline["limit"], pipeline["batch1_latency"]
-    runtime = make_runtime(
-        entry, config, best["intra_op_threads"], best["graph_optimization"],
-        best["memory_arena"], best["spin_wait"],
-    )  # fmt: skip
-    contract = entry.preprocess_config()
-    row = run_setting(
-        runtime, images.payloads, contract, best["batch_size"], best["decode_threads"],
-        config.confirm_seconds, config.min_images,
-    )  # fmt: skip
+    row = run_best(entry, images, config, best)
     latency_runtime = make_runtime(entry, config, latency["intra_op_threads"])
-    again = latency_batch1(latency_runtime, images.payloads, contract, config.latency_runs)
+    again = latency_batch1(
+        latency_runtime, images.payloads, entry.preprocess_config(), config.latency_runs
+    )
     before_ips, before_ms = best["images_per_s"], latency["ms_p50"]
     return {
         **pipeline,
