@@ -31,6 +31,7 @@ from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig
 from benchmarks.loadgen import CONCURRENCY_HELP, LoadLevels
 from benchmarks.mixed import MixedConfig
+from benchmarks.paired import PairedConfig
 from benchmarks.pipeline import PipelineConfig
 from benchmarks.raw import RawConfig
 from benchmarks.runner import ALL_SYSTEMS, SuiteConfig
@@ -131,6 +132,7 @@ def _add_run(commands) -> None:
     run.add_config(RunFlags)
     run.add_config(RawConfig, group=run.add_argument_group("raw onnxruntime limit"))
     run.add_config(PipelineConfig, group=run.add_argument_group("in-process pipeline limit"))
+    run.add_config(PairedConfig, group=run.add_argument_group("paired rounds (limit and server)"))
     add_server_arg(run)
 
 
@@ -177,9 +179,10 @@ QUICK_PIPELINE = {
 def _suite_config(args: argparse.Namespace) -> SuiteConfig:
     flags = options_from(RunFlags, args)
     raw, pipeline = options_from(RawConfig, args), options_from(PipelineConfig, args)
+    paired = options_from(PairedConfig, args)
     systems = tuple(name for name in args.systems if name not in flags.skip)
     config = options_from(
-        SuiteConfig, args, systems=systems, raw=raw, pipeline=pipeline,
+        SuiteConfig, args, systems=systems, raw=raw, pipeline=pipeline, paired=paired,
         hey=HeyConfig(requests=flags.hey_requests), server_args=tuple(args.server_args),
     )  # fmt: skip
     if not flags.quick:
@@ -193,6 +196,7 @@ def _suite_config(args: argparse.Namespace) -> SuiteConfig:
         raw=replace(raw, **QUICK_RAW),
         pipeline=replace(pipeline, **QUICK_PIPELINE),
         limit_concurrency=(1, 4),
+        paired=PairedConfig(rounds=1, seconds=1.0, concurrency=4, latency_requests=10),
         hey=HeyConfig(concurrency=4, requests=40),
         first_request=FirstRequestConfig(idle_s=1.0, repeats=2),
         mixed=MixedConfig(requests=20, duration_s=2.0, num_samples=64),

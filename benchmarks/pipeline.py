@@ -159,35 +159,6 @@ def confirm_best(entry: ModelEntry, images: ImageSet, config: PipelineConfig, be
     return {**best, **row, "swept_images_per_s": best["images_per_s"]}
 
 
-def measure_again(
-    entry: ModelEntry, images: ImageSet, config: PipelineConfig, pipeline: dict
-) -> dict:
-    """``pipeline`` with its best setting and batch-1 latency measured once more, and each
-    figure the mean of the two runs (both kept). The suite runs this after the server: on a
-    shared machine the limit drifts by 10-15 % over the minutes a server run takes, and the
-    mean of the runs before and after it is the fairer yardstick for the server."""
-    best, latency = pipeline["limit"], pipeline["batch1_latency"]
-    row = run_best(entry, images, config, best)
-    latency_runtime = make_runtime(entry, config, latency["intra_op_threads"])
-    again = latency_batch1(
-        latency_runtime, images.payloads, entry.preprocess_config(), config.latency_runs
-    )
-    before_ips, before_ms = best["images_per_s"], latency["ms_p50"]
-    return {
-        **pipeline,
-        "limit": {
-            **best,
-            "images_per_s": round((before_ips + row["images_per_s"]) / 2, 2),
-            "images_per_s_runs": [before_ips, row["images_per_s"]],
-        },
-        "batch1_latency": {
-            **latency,
-            "ms_p50": round((before_ms + again["ms_p50"]) / 2, 3),
-            "ms_p50_runs": [before_ms, again["ms_p50"]],
-        },
-    }
-
-
 def measure_pipeline(entry: ModelEntry, images: ImageSet, config: PipelineConfig) -> dict:
     """Sweep every setting for one model; the best one is ``limit``."""
     contract = entry.preprocess_config()

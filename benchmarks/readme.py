@@ -20,8 +20,8 @@ END = "<!-- benchmarks:end -->"
 
 def _limits_rows(results: dict) -> list[str]:
     rows = [
-        "| model (test ROC-AUC) | in-process limit img/s (before / after the server) "
-        "| server c=64 img/s (÷ limit) "
+        "| model (test ROC-AUC) | in-process limit img/s (paired rounds) "
+        "| server c=64 img/s (÷ limit, median round) "
         "| `hey` c=64 img/s | c=1 p50 ms (over in-process) | first upload after idle ms |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -32,12 +32,18 @@ def _limits_rows(results: dict) -> list[str]:
         hey = server.get("hey") or {}
         first = server.get("first_request") or {}
         fraction = ratios.get("server_over_limit", {}).get(str(TARGET_CONCURRENCY))
+        loaded = c64["images_per_s"] if c64 else None
+        lone = c1["latency_ms"]["p50"] if c1 else None
+        paired = server.get("paired")
+        if paired:
+            fraction = ratios["paired_server_over_limit"]
+            loaded, lone = paired["server_images_per_s"], paired["server_c1_ms_p50"]
         rows.append(
             f"| `{item['model']['name']}` ({fmt(item['model']['test_metrics'].get('roc_auc'), 3)}) "
-            f"| {limit_text(item['pipeline']['limit'])} "
-            f"| {fmt(c64['images_per_s'] if c64 else None)} ({fmt(fraction, 2)}) "
+            f"| {limit_text(item)} "
+            f"| {fmt(loaded)} ({fmt(fraction, 2)}) "
             f"| {fmt(hey.get('images_per_s'))} "
-            f"| {fmt(c1['latency_ms']['p50'] if c1 else None, 1)} "
+            f"| {fmt(lone, 1)} "
             f"({fmt(ratios.get('c1_overhead_ms_p50'), 1)}) "
             f"| {fmt(first.get('first_ms'), 1)} |"
         )

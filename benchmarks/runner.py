@@ -11,10 +11,12 @@ and writes ``<out>/<machine>-<date>.json``, the plots and ``SUMMARY.md``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +29,8 @@ from benchmarks.hey import HeyConfig, run_hey
 from benchmarks.images import ImageSet, load_images
 from benchmarks.loadgen import LoadConfig, LoadLevels, run_level_sync
 from benchmarks.mixed import MixedConfig, measure_mixed
-from benchmarks.pipeline import PipelineConfig, measure_again, measure_pipeline
+from benchmarks.paired import PairedConfig, measure_paired
+from benchmarks.pipeline import PipelineConfig, measure_pipeline
 from benchmarks.raw import (
     RawConfig,
     available_providers,
@@ -97,6 +100,7 @@ class SuiteConfig(LoadLevels):
         positive_ints,
         metavar="N,N,...",
     )
+    paired: PairedConfig = field(default_factory=PairedConfig)
     hey: HeyConfig = field(default_factory=HeyConfig)
     first_request: FirstRequestConfig = field(default_factory=FirstRequestConfig)
     mixed: MixedConfig | None = field(default_factory=MixedConfig)  # None: skip (default model)
@@ -243,9 +247,11 @@ def measure_system(
     hey: HeyConfig | None = None,
     first_request: FirstRequestConfig | None = None,
     mixed: MixedConfig | None = None,
+    paired: Callable[[LoadConfig], dict] | None = None,
 ) -> dict:
-    """Start one server, run every concurrency level against it (then, if given, ``hey``, the
-    first request after idling and predictions beside explanations), stop it."""
+    """Start one server, run every concurrency level against it (then, if given, the paired
+    rounds, ``hey``, the first request after idling and predictions beside explanations),
+    stop it. ``paired`` gets a load against this server and returns the paired rounds."""
     result: dict = {"name": spec.name, "description": spec.description, "levels": []}
     levels = concurrency_levels or config.concurrency
     try:
@@ -265,6 +271,8 @@ def measure_system(
                 f"{spec.name} c={concurrency}: {level['images_per_s']:.1f} img/s", refresh=False
             )
             progress.update(1)
+        if paired is not None:
+            result["paired"] = paired(_load_config(server, spec, config, 1))
         payload = median_payload(images)
         if hey is not None:
             result["hey"] = run_hey(server.base_url, payload, images.content_type, hey)
@@ -284,16 +292,7 @@ def _measure_level(
     server: RunningServer, spec: ServerSpec, config: SuiteConfig, images, concurrency: int
 ) -> dict:
     """One concurrency level against a running server, with the server's CPU time."""
-    load = LoadConfig(
-        base_url=server.base_url,
-        concurrency=concurrency,
-        requests=config.requests,
-        duration_s=config.duration_s,
-        warmup_requests=max(config.warmup_requests, concurrency),
-        client=config.client,
-        metrics_path="/metrics" if spec.has_metrics else None,
-        batch_metric=config.batch_metric,
-    )
+    load = _load_config(server, spec, config, concurrency)
     cpu_before = server.cpu_seconds()
     level = run_level_sync(load, images)
     cpu_after = server.cpu_seconds()
@@ -305,6 +304,22 @@ def _measure_level(
     return level
 
 
+def _load_config(
+    server: RunningServer, spec: ServerSpec, config: SuiteConfig, concurrency: int
+) -> LoadConfig:
+    """The suite's load at ``concurrency`` against a running server."""
+    return LoadConfig(
+        base_url=server.base_url,
+        concurrency=concurrency,
+        requests=config.requests,
+        duration_s=config.duration_s,
+        warmup_requests=max(config.warmup_requests, concurrency),
+        client=config.client,
+        metrics_path="/metrics" if spec.has_metrics else None,
+        batch_metric=config.batch_metric,
+    )
+
+
 def median_payload(images: ImageSet) -> bytes:
     """The payload of median size (the one file an outside tool sends over and over)."""
     return sorted(images.payloads, key=len)[len(images.payloads) // 2]
@@ -312,19 +327,25 @@ def median_payload(images: ImageSet) -> bytes:
 
 def limit_ratios(pipeline: dict, server: dict) -> dict:
     """Server images/s over the pipeline limit per concurrency; c=1 p50 over the in-process
-    batch-1 latency."""
-    limit = pipeline["limit"]["images_per_s"]
+    batch-1 latency. With paired rounds (``server["paired"]``) the limit and the latency are
+    their medians, measured while the server ran, and the c=64 ratio and the c=1 overhead
+    are the medians of the rounds' own; without them, the figures from before the server."""
+    paired = server.get("paired")
+    limit = paired["limit_images_per_s"] if paired else pipeline["limit"]["images_per_s"]
     ratios = {
         str(level["concurrency"]): round(level["images_per_s"] / limit, 3)
         for level in server.get("levels", [])
     }
     single = next((lv for lv in server.get("levels", []) if lv["concurrency"] == 1), None)
     overhead = None
-    if single is not None:
+    if paired:
+        overhead = paired["c1_overhead_ms_p50"]
+    elif single is not None:
         overhead = round(single["latency_ms"]["p50"] - pipeline["batch1_latency"]["ms_p50"], 3)
     hey = server.get("hey") or {}
     return {
         "server_over_limit": ratios,
+        "paired_server_over_limit": paired["server_over_limit"] if paired else None,
         "hey_over_limit": round(hey["images_per_s"] / limit, 3) if "images_per_s" in hey else None,
         "c1_overhead_ms_p50": overhead,
     }
@@ -332,8 +353,8 @@ def limit_ratios(pipeline: dict, server: dict) -> dict:
 
 def measure_limits(config: SuiteConfig, repository: ModelRepository, images: ImageSet) -> list:
     """For every shipped model: the pipeline limit, our server against it at each level
-    (default batching, the model as default), ``hey`` beside our load generator, the limit
-    again, and the ratios to the mean of the two limit runs."""
+    (default batching, the model as default), paired rounds of limit and server in turn,
+    ``hey`` beside our load generator, and the ratios."""
     names = config.limit_models or tuple(repository.names())
     default = preferred_default(repository.names())
     results = []
@@ -343,13 +364,17 @@ def measure_limits(config: SuiteConfig, repository: ModelRepository, images: Ima
         args = (*OUR_COMMON_ARGS, "--providers", "cpu", "--default-model", name,
                 *config.server_args)  # fmt: skip
         spec = _ours(config, f"ours-{name}", args, f"our server, default batching, {name}")
+        paired = None
+        if config.paired.rounds:
+            paired = functools.partial(
+                measure_paired, entry, images, config.pipeline, pipeline, config=config.paired
+            )
         progress = tqdm(total=len(config.limit_concurrency), desc=f"server {name}", unit="level")
         with progress:
             server = measure_system(
                 spec, config, images, progress, config.limit_concurrency, config.hey,
-                config.first_request, config.mixed if name == default else None,
+                config.first_request, config.mixed if name == default else None, paired,
             )  # fmt: skip
-        pipeline = measure_again(entry, images, config.pipeline, pipeline)
         results.append(
             {
                 "model": model_summary(entry),

@@ -131,16 +131,53 @@ def _raw_table(results: dict) -> list[str]:
     return lines
 
 
-def limit_text(limit: dict) -> str:
-    """The limit used for the ratios and, when it was measured twice, both runs."""
-    runs = limit.get("images_per_s_runs")
-    text = fmt(limit["images_per_s"])
-    return f"{text} ({fmt(runs[0])} / {fmt(runs[1])})" if runs else text
+def rounds_text(paired: dict, key: str, digits: int = 1) -> str:
+    """A paired figure's median and, in brackets, each round's value."""
+    each = " / ".join(fmt(row[key], digits) for row in paired["rounds"])
+    return f"{fmt(paired[key], digits)} ({each})"
+
+
+def limit_text(item: dict) -> str:
+    """The limit the ratios use: the paired rounds' median (each round in brackets) where
+    they ran, else the best setting's confirming run before the server."""
+    paired = item["server"].get("paired")
+    if paired:
+        return rounds_text(paired, "limit_images_per_s")
+    return fmt(item["pipeline"]["limit"]["images_per_s"])
+
+
+def _paired_lines(results: dict) -> list[str]:
+    """Each model's paired rounds: limit and server at c=64, then batch-1 and c=1, in turn."""
+    items = [item for item in results.get("limits", []) if item["server"].get("paired")]
+    if not items:
+        return []
+    lines = [
+        "",
+        "Paired rounds: in each round the in-process limit at its best setting, the server at "
+        "the same concurrency, the in-process batch-1 latency and the server at c=1 are timed "
+        "one after the other while the server runs, so the machine's drift over minutes "
+        "cancels out of each round's ratio; the median round is reported.",
+        "",
+        "| model | round | limit img/s | server c=64 img/s | ÷ limit "
+        "| in-process batch-1 p50 ms | server c=1 p50 ms | overhead ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for item in items:
+        paired = item["server"]["paired"]
+        rows = [(str(i + 1), row) for i, row in enumerate(paired["rounds"])]
+        for label, row in [*rows, ("median", paired)]:
+            lines.append(
+                f"| {item['model']['name']} | {label} | {fmt(row['limit_images_per_s'])} "
+                f"| {fmt(row['server_images_per_s'])} | {fmt(row['server_over_limit'], 2)} "
+                f"| {fmt(row['in_process_ms_p50'], 2)} | {fmt(row['server_c1_ms_p50'], 2)} "
+                f"| {fmt(row['c1_overhead_ms_p50'], 2)} |"
+            )
+    return lines
 
 
 def _limits_table(results: dict) -> list[str]:
     lines = [
-        "| model | test ROC-AUC | pipeline limit img/s (runs before / after the server) "
+        "| model | test ROC-AUC | pipeline limit img/s (paired rounds) "
         "| best setting | in-process batch-1 p50 ms "
         "| server c=1 p50 ms (overhead) | hey c=64 img/s (÷ limit), p50 / p99 ms "
         "| first upload after idle ms (next ones p50) |",
@@ -148,10 +185,14 @@ def _limits_table(results: dict) -> list[str]:
     ]
     for item in results.get("limits", []):
         pipeline, ratios = item["pipeline"], item.get("ratios") or {}
-        best, latency = pipeline["limit"], pipeline["batch1_latency"]
+        best, paired = pipeline["limit"], item["server"].get("paired")
         single = next(
             (lv for lv in item["server"].get("levels", []) if lv["concurrency"] == 1), None
         )
+        in_process = pipeline["batch1_latency"]["ms_p50"]
+        lone = single["latency_ms"]["p50"] if single else None
+        if paired:
+            in_process, lone = paired["in_process_ms_p50"], paired["server_c1_ms_p50"]
         hey = item["server"].get("hey") or {}
         first = item["server"].get("first_request") or {}
         first_text = "—"
@@ -171,10 +212,9 @@ def _limits_table(results: dict) -> list[str]:
         lines.append(
             f"| {item['model']['name']}{served} "
             f"| {fmt(item['model']['test_metrics'].get('roc_auc'), 3)} "
-            f"| {limit_text(best)} | batch {best['batch_size']}, "
+            f"| {limit_text(item)} | batch {best['batch_size']}, "
             f"{best['decode_threads']} decode, {best['intra_op_threads']} intra-op{spin} "
-            f"| {fmt(latency['ms_p50'], 2)} "
-            f"| {fmt(single['latency_ms']['p50'] if single else None, 2)} "
+            f"| {fmt(in_process, 2)} | {fmt(lone, 2)} "
             f"({fmt(ratios.get('c1_overhead_ms_p50'), 2)}) | {hey_text} | {first_text} |"
         )
     lines += [
@@ -196,7 +236,7 @@ def _limits_table(results: dict) -> list[str]:
                 f"| {fmt(level['latency_ms']['p50'], 2)} | {fmt(level['latency_ms']['p99'], 2)} "
                 f"| {errors} |"
             )
-    return lines
+    return [*lines, *_paired_lines(results)]
 
 
 def _batch_table(results: dict) -> list[str]:
@@ -276,8 +316,9 @@ def render_summary(results: dict, json_name: str, plots: dict[str, str] | None =
         "",
         "The limit: the server's own decode, preprocessing (face crop where the model's "
         "contract asks for it) and onnxruntime session in one process, decode threads "
-        "overlapped with inference, no HTTP; the best of the swept settings. `hey` sends the "
-        "median-size image over and over; our load generator cycles through all of them.",
+        "overlapped with inference, no HTTP; the best of the swept settings, timed again in "
+        "each paired round (below). `hey` sends the median-size image over and over; our "
+        "load generator cycles through all of them.",
         "",
         *_limits_table(results),
         "",

@@ -86,11 +86,16 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def limits_at(results: dict, concurrency: int) -> list[tuple[str, float | None]]:
-    """(model, server images/s over its pipeline limit at ``concurrency``) per shipped model."""
+    """(model, server images/s over its pipeline limit at ``concurrency``) per shipped model:
+    the median of the paired rounds where they ran at that concurrency, else the level's."""
     pairs = []
     for item in results.get("limits", []):
-        ratios = (item.get("ratios") or {}).get("server_over_limit", {})
-        pairs.append((item["model"]["name"], ratios.get(str(concurrency))))
+        ratios = item.get("ratios") or {}
+        paired = (item.get("server") or {}).get("paired") or {}
+        value = ratios.get("server_over_limit", {}).get(str(concurrency))
+        if paired.get("concurrency") == concurrency:
+            value = ratios.get("paired_server_over_limit")
+        pairs.append((item["model"]["name"], value))
     return pairs
 
 

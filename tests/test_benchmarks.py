@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import statistics
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from benchmarks.firstrequest import FirstRequestConfig
 from benchmarks.hey import HeyConfig, parse_csv
 from benchmarks.images import ImageSet, decoded_batch, load_images, synthetic_jpegs
 from benchmarks.mixed import MixedConfig
+from benchmarks.paired import PairedConfig
 from benchmarks.pipeline import PipelineConfig
 from benchmarks.promtext import diff_histograms, find_batch_histogram, parse_histograms
 from benchmarks.raw import RawConfig
@@ -66,6 +68,9 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
             session_variants=(("basic", False, True),),
         ),
         limit_concurrency=(1, 3),
+        paired=PairedConfig(
+            rounds=2, seconds=0.05, concurrency=3, latency_requests=4, latency_runs=4
+        ),
         hey=HeyConfig(concurrency=3, requests=12),
         first_request=FirstRequestConfig(idle_s=0.2, repeats=2),
         mixed=MixedConfig(
@@ -109,12 +114,29 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
     limit = limits["pipeline"]["limit"]  # the best setting, measured again
     assert limit["swept_images_per_s"] == max(s["images_per_s"] for s in settings)
     assert limit["images"] >= 4 and limit["images_per_s"] > 0
-    before, after = limit["images_per_s_runs"]  # measured again after the server
-    assert limit["images_per_s"] == pytest.approx((before + after) / 2, abs=0.01)
-    assert len(limits["pipeline"]["batch1_latency"]["ms_p50_runs"]) == 2
     assert [lv["concurrency"] for lv in limits["server"]["levels"]] == [1, 3]
     assert all(lv["ok"] == 15 for lv in limits["server"]["levels"])
-    assert set(limits["ratios"]["server_over_limit"]) == {"1", "3"}
+    paired = limits["server"]["paired"]  # limit and server in turn, while the server ran
+    assert paired["concurrency"] == 3 and len(paired["rounds"]) == 2
+    for row in paired["rounds"]:
+        assert row["limit_images_per_s"] > 0 and row["server_images_per_s"] > 0
+        assert row["server_errors"] == row["c1_errors"] == {}
+        assert row["server_over_limit"] == pytest.approx(
+            row["server_images_per_s"] / row["limit_images_per_s"], abs=1e-3
+        )
+        assert row["c1_overhead_ms_p50"] == pytest.approx(
+            row["server_c1_ms_p50"] - row["in_process_ms_p50"], abs=1e-3
+        )
+    ratios = limits["ratios"]  # the medians of the rounds; the levels against their limit
+    assert ratios["paired_server_over_limit"] == paired["server_over_limit"]
+    assert paired["server_over_limit"] == pytest.approx(
+        statistics.median(row["server_over_limit"] for row in paired["rounds"]), abs=1e-3
+    )
+    assert ratios["c1_overhead_ms_p50"] == paired["c1_overhead_ms_p50"]
+    level3 = limits["server"]["levels"][1]["images_per_s"]
+    assert ratios["server_over_limit"]["3"] == pytest.approx(
+        level3 / paired["limit_images_per_s"], abs=1e-3
+    )
     first = limits["server"]["first_request"]
     assert first["statuses"] == [200] and first["first_ms"] > 0 and first["idle_s"] == 0.2
     mixed = limits["server"]["mixed"]

@@ -139,10 +139,32 @@ def test_numbers_in_the_summary_come_from_the_json(results: dict):
     assert "| ours-batching-on | 64 | 123.4 |" in render_summary(changed, "x.json")
 
 
-def test_a_limit_measured_before_and_after_the_server_shows_both_runs(results: dict):
-    limit = results["limits"][0]["pipeline"]["limit"]
-    limit.update(images_per_s=100.0, images_per_s_runs=[95.0, 105.0])
-    assert "| 100.0 (95.0 / 105.0) | batch 16" in render_summary(results, "x.json")
+def test_paired_rounds_give_the_limit_the_c64_verdict_and_the_c1_overhead(results: dict):
+    from benchmarks.runner import limit_ratios
+
+    item = results["limits"][0]  # lite0: 97 img/s at c=64 against a limit of 100 (97 %)
+    rounds = [
+        {"limit_images_per_s": lim, "server_images_per_s": ips,
+         "server_over_limit": round(ips / lim, 3), "server_errors": {},
+         "in_process_ms_p50": 30.0, "server_c1_ms_p50": lone,
+         "c1_overhead_ms_p50": round(lone - 30.0, 3), "c1_errors": {}}
+        for lim, ips, lone in [(120.0, 96.0, 31.5), (110.0, 99.0, 30.8), (130.0, 91.0, 32.1)]
+    ]  # fmt: skip
+    item["server"]["paired"] = {
+        "concurrency": 64, "seconds": 4.0, "rounds": rounds, "limit_images_per_s": 120.0,
+        "server_images_per_s": 96.0, "server_over_limit": 0.8, "in_process_ms_p50": 30.0,
+        "server_c1_ms_p50": 31.5, "c1_overhead_ms_p50": 1.5,
+    }  # fmt: skip
+    item["ratios"] = limit_ratios(item["pipeline"], item["server"])
+    assert item["ratios"]["server_over_limit"]["64"] == pytest.approx(97.0 / 120.0, abs=1e-3)
+    assert item["ratios"]["c1_overhead_ms_p50"] == 1.5
+    verdicts = {check["id"]: check for check in evaluate_targets(results)}
+    assert verdicts["pipeline_fraction"]["measured"] == "lite0 80%, cnn 98%"  # not 81 %
+    assert verdicts["http_overhead"]["measured"] == "lite0 1.50 ms, cnn 1.20 ms"
+    text = render_summary(results, "x.json")
+    assert "| 120.0 (120.0 / 110.0 / 130.0) | batch 16" in text
+    assert "| lite0 | 3 | 130.0 | 91.0 | 0.70 | 30.00 | 32.10 | 2.10 |" in text
+    assert "| lite0 | median | 120.0 | 96.0 | 0.80 | 30.00 | 31.50 | 1.50 |" in text
 
 
 def test_targets_are_checked_with_the_margin_when_missed(results: dict):
