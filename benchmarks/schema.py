@@ -59,6 +59,15 @@ PIPELINE_LIMIT = {
     "intra_op_threads": int,
     "images_per_s": Number,
 }
+PAIRED_ROUND = {
+    "limit_images_per_s": Number,
+    "server_images_per_s": Number,
+    "server_over_limit": Number,
+    "in_process_ms_p50": Number,
+    "server_c1_ms_p50": Number,
+    "c1_overhead_ms_p50": Number,
+}
+PAIRED = {"concurrency": int, "rounds": list, **PAIRED_ROUND}  # medians of the rounds
 TARGET_IDS = (
     "pipeline_fraction",
     "http_overhead",
@@ -92,6 +101,11 @@ def _check_limit(item: dict, problems: list[str]) -> None:
     if not server.get("error"):
         for level in server.get("levels", []):
             _check(f"limits[{name}].c{level.get('concurrency')}", level, LEVEL, problems)
+    paired = server.get("paired")
+    if paired is not None:  # optional (--paired-rounds 0), complete when present
+        _check(f"limits[{name}].paired", paired, PAIRED, problems)
+        for index, row in enumerate(paired.get("rounds") or []):
+            _check(f"limits[{name}].paired.rounds[{index}]", row, PAIRED_ROUND, problems)
 
 
 def validate_results(results: dict) -> list[str]:

@@ -156,6 +156,12 @@ def test_paired_rounds_give_the_limit_the_c64_verdict_and_the_c1_overhead(result
         "server_c1_ms_p50": 31.5, "c1_overhead_ms_p50": 1.5,
     }  # fmt: skip
     item["ratios"] = limit_ratios(item["pipeline"], item["server"])
+    assert validate_results(results) == []
+    del rounds[1]["server_c1_ms_p50"]
+    assert validate_results(results) == [
+        "limits[lite0].paired.rounds[1].server_c1_ms_p50 is missing"
+    ]
+    rounds[1]["server_c1_ms_p50"] = 30.8
     assert item["ratios"]["server_over_limit"]["64"] == pytest.approx(97.0 / 120.0, abs=1e-3)
     assert item["ratios"]["c1_overhead_ms_p50"] == 1.5
     verdicts = {check["id"]: check for check in evaluate_targets(results)}
