@@ -337,16 +337,20 @@ def limit_ratios(pipeline: dict, server: dict) -> dict:
         for level in server.get("levels", [])
     }
     single = next((lv for lv in server.get("levels", []) if lv["concurrency"] == 1), None)
-    overhead = None
+    in_process = pipeline["batch1_latency"]["ms_p50"]
+    lone = single["latency_ms"]["p50"] if single else None
     if paired:
-        overhead = paired["c1_overhead_ms_p50"]
-    elif single is not None:
-        overhead = round(single["latency_ms"]["p50"] - pipeline["batch1_latency"]["ms_p50"], 3)
+        in_process, lone = paired["in_process_ms_p50"], paired["server_c1_ms_p50"]
+    overhead = paired["c1_overhead_ms_p50"] if paired else None
+    if overhead is None and lone is not None:
+        overhead = round(lone - in_process, 3)
     hey = server.get("hey") or {}
     return {
         "server_over_limit": ratios,
         "paired_server_over_limit": paired["server_over_limit"] if paired else None,
         "hey_over_limit": round(hey["images_per_s"] / limit, 3) if "images_per_s" in hey else None,
+        "in_process_ms_p50": in_process,
+        "server_c1_ms_p50": lone,
         "c1_overhead_ms_p50": overhead,
     }
 

@@ -185,14 +185,7 @@ def _limits_table(results: dict) -> list[str]:
     ]
     for item in results.get("limits", []):
         pipeline, ratios = item["pipeline"], item.get("ratios") or {}
-        best, paired = pipeline["limit"], item["server"].get("paired")
-        single = next(
-            (lv for lv in item["server"].get("levels", []) if lv["concurrency"] == 1), None
-        )
-        in_process = pipeline["batch1_latency"]["ms_p50"]
-        lone = single["latency_ms"]["p50"] if single else None
-        if paired:
-            in_process, lone = paired["in_process_ms_p50"], paired["server_c1_ms_p50"]
+        best = pipeline["limit"]
         hey = item["server"].get("hey") or {}
         first = item["server"].get("first_request") or {}
         first_text = "—"
@@ -214,7 +207,8 @@ def _limits_table(results: dict) -> list[str]:
             f"| {fmt(item['model']['test_metrics'].get('roc_auc'), 3)} "
             f"| {limit_text(item)} | batch {best['batch_size']}, "
             f"{best['decode_threads']} decode, {best['intra_op_threads']} intra-op{spin} "
-            f"| {fmt(in_process, 2)} | {fmt(lone, 2)} "
+            f"| {fmt(ratios.get('in_process_ms_p50'), 2)} "
+            f"| {fmt(ratios.get('server_c1_ms_p50'), 2)} "
             f"({fmt(ratios.get('c1_overhead_ms_p50'), 2)}) | {hey_text} | {first_text} |"
         )
     lines += [

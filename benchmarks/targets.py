@@ -85,18 +85,24 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+def server_at(item: dict, concurrency: int) -> tuple[float | None, float | None]:
+    """One model's server images/s at ``concurrency`` and its fraction of the pipeline limit:
+    the median paired round where the rounds ran at that concurrency, else the level's."""
+    ratios = item.get("ratios") or {}
+    paired = (item.get("server") or {}).get("paired") or {}
+    if paired.get("concurrency") == concurrency:
+        return paired["server_images_per_s"], ratios.get("paired_server_over_limit")
+    found = level(item["server"], concurrency)
+    fraction = ratios.get("server_over_limit", {}).get(str(concurrency))
+    return (found["images_per_s"] if found else None), fraction
+
+
 def limits_at(results: dict, concurrency: int) -> list[tuple[str, float | None]]:
-    """(model, server images/s over its pipeline limit at ``concurrency``) per shipped model:
-    the median of the paired rounds where they ran at that concurrency, else the level's."""
-    pairs = []
-    for item in results.get("limits", []):
-        ratios = item.get("ratios") or {}
-        paired = (item.get("server") or {}).get("paired") or {}
-        value = ratios.get("server_over_limit", {}).get(str(concurrency))
-        if paired.get("concurrency") == concurrency:
-            value = ratios.get("paired_server_over_limit")
-        pairs.append((item["model"]["name"], value))
-    return pairs
+    """(model, server images/s over its pipeline limit at ``concurrency``) per shipped model."""
+    return [
+        (item["model"]["name"], server_at(item, concurrency)[1])
+        for item in results.get("limits", [])
+    ]
 
 
 def worst(pairs: list[tuple[str, float | None]], pick) -> float | None:
