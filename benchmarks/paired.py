@@ -18,7 +18,13 @@ from tqdm import tqdm
 
 from benchmarks.images import ImageSet
 from benchmarks.loadgen import LoadConfig, run_level_sync
-from benchmarks.pipeline import PipelineConfig, latency_batch1, make_runtime, run_setting
+from benchmarks.pipeline import (
+    PipelineConfig,
+    best_runtime,
+    latency_batch1,
+    make_runtime,
+    run_setting,
+)
 from core.modelrepo import ModelEntry
 from core.options import check_at_least, check_positive, option
 
@@ -68,11 +74,9 @@ def measure_paired(
     ``pipeline`` is :func:`benchmarks.pipeline.measure_pipeline`'s result (its best setting)."""
     best, latency = pipeline["limit"], pipeline["batch1_latency"]
     contract = entry.preprocess_config()
-    throughput_runtime = make_runtime(
-        entry, pipeline_config, best["intra_op_threads"], best["graph_optimization"],
-        best["memory_arena"], best["spin_wait"],
-    )  # fmt: skip
+    throughput_runtime = best_runtime(entry, pipeline_config, best)
     latency_runtime = make_runtime(entry, pipeline_config, latency["intra_op_threads"])
+    load = replace(load, metrics_path=None)  # the rounds need no batch histograms
     loaded = replace(
         load, concurrency=config.concurrency, duration_s=config.seconds,
         requests=1_000_000, warmup_requests=config.concurrency,

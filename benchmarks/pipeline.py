@@ -139,12 +139,17 @@ def make_runtime(
     return runtime
 
 
-def run_best(entry: ModelEntry, images: ImageSet, config: PipelineConfig, best: dict) -> dict:
-    """The ``best`` setting in a fresh session, timed for ``confirm_seconds``."""
-    runtime = make_runtime(
+def best_runtime(entry: ModelEntry, config: PipelineConfig, best: dict) -> ModelRuntime:
+    """A fresh session with the session options of the ``best`` setting."""
+    return make_runtime(
         entry, config, best["intra_op_threads"], best["graph_optimization"],
         best["memory_arena"], best["spin_wait"],
     )  # fmt: skip
+
+
+def run_best(entry: ModelEntry, images: ImageSet, config: PipelineConfig, best: dict) -> dict:
+    """The ``best`` setting in a fresh session, timed for ``confirm_seconds``."""
+    runtime = best_runtime(entry, config, best)
     return run_setting(
         runtime, images.payloads, entry.preprocess_config(), best["batch_size"],
         best["decode_threads"], config.confirm_seconds, config.min_images,
