@@ -151,6 +151,7 @@ def _paired_lines(results: dict) -> list[str]:
     items = [item for item in results.get("limits", []) if item["server"].get("paired")]
     if not items:
         return []
+    loaded = items[0]["server"]["paired"]["concurrency"]  # one suite setting for every model
     lines = [
         "",
         "Paired rounds: in each round the in-process limit at its best setting, the server at "
@@ -158,7 +159,7 @@ def _paired_lines(results: dict) -> list[str]:
         "one after the other while the server runs, so the machine's drift over minutes "
         "cancels out of each round's ratio; the median round is reported.",
         "",
-        "| model | round | limit img/s | server c=64 img/s | ÷ limit "
+        f"| model | round | limit img/s | server c={loaded} img/s | ÷ limit "
         "| in-process batch-1 p50 ms | server c=1 p50 ms | overhead ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]

@@ -169,6 +169,7 @@ def test_paired_rounds_give_the_limit_the_c64_verdict_and_the_c1_overhead(result
     assert verdicts["http_overhead"]["measured"] == "lite0 1.50 ms, cnn 1.20 ms"
     text = render_summary(results, "x.json")
     assert "| 120.0 (120.0 / 110.0 / 130.0) | batch 16" in text
+    assert "| model | round | limit img/s | server c=64 img/s | ÷ limit |" in text
     assert "| lite0 | 3 | 130.0 | 91.0 | 0.70 | 30.00 | 32.10 | 2.10 |" in text
     assert "| lite0 | median | 120.0 | 96.0 | 0.80 | 30.00 | 31.50 | 1.50 |" in text
 
