@@ -1,9 +1,12 @@
 """The first request after the server sat idle, as a browser sends it (new connection,
-multipart form), against the same request sent again right after."""
+multipart form), against the same request sent again right after; at the client and, from
+the answer's ``latency_ms``, inside the server (the client process idled too, and its own
+first request pays for that)."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,8 +40,11 @@ def multipart_body(payload: bytes, content_type: str) -> tuple[bytes, str]:
     return head + payload + f"\r\n--{boundary}--\r\n".encode(), boundary
 
 
-def timed_post(base_url: str, path: str, body: bytes, boundary: str) -> tuple[int, float]:
-    """Status and milliseconds of one POST on a new connection."""
+def timed_post(
+    base_url: str, path: str, body: bytes, boundary: str
+) -> tuple[int, float, float | None]:
+    """Status, milliseconds at the client and the server's own ``latency_ms`` (None when the
+    answer has none) of one POST on a new connection."""
     parts = urlsplit(base_url)
     started = time.perf_counter()
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -47,10 +53,15 @@ def timed_post(base_url: str, path: str, body: bytes, boundary: str) -> tuple[in
             "POST", path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         )
         answer = connection.getresponse()
-        answer.read()
+        data = answer.read()
     finally:
         connection.close()
-    return answer.status, (time.perf_counter() - started) * 1000.0
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    try:
+        server_ms = float(json.loads(data)["latency_ms"])
+    except (ValueError, KeyError, TypeError):
+        server_ms = None
+    return answer.status, elapsed_ms, server_ms
 
 
 def measure_first_request(
@@ -59,12 +70,18 @@ def measure_first_request(
     """Sleep ``idle_s``, time one multipart upload, then ``repeats`` more right after it."""
     body, boundary = multipart_body(payload, content_type)
     time.sleep(config.idle_s)
-    status, first_ms = timed_post(base_url, config.path, body, boundary)
+    status, first_ms, first_server_ms = timed_post(base_url, config.path, body, boundary)
     after = [timed_post(base_url, config.path, body, boundary) for _ in range(config.repeats)]
-    statuses = [status, *(s for s, _ in after)]
+    statuses = [status, *(s for s, _, _ in after)]
+    following_server = [ms for _, _, ms in after if ms is not None]
     return {
         "idle_s": config.idle_s,
         "first_ms": round(first_ms, 2),
-        "following_ms_p50": round(float(np.median([ms for _, ms in after])), 2),
+        "following_ms_p50": round(float(np.median([ms for _, ms, _ in after])), 2),
+        # the server's own part (its latency_ms: route handler, not the connection or client)
+        "first_server_ms": first_server_ms,
+        "following_server_ms_p50": (
+            round(float(np.median(following_server)), 2) if following_server else None
+        ),
         "statuses": sorted(set(statuses)),
     }

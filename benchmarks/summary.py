@@ -195,6 +195,11 @@ def _limits_table(results: dict) -> list[str]:
                 f"{fmt(first['first_ms'], 1)} after {fmt(first['idle_s'], 0)} s "
                 f"({fmt(first['following_ms_p50'], 1)})"
             )
+            if first.get("first_server_ms") is not None:
+                first_text += (
+                    f"; in the server {fmt(first['first_server_ms'], 1)} "
+                    f"({fmt(first.get('following_server_ms_p50'), 1)})"
+                )
         hey_text = hey.get("error", "—")
         if "images_per_s" in hey:
             hey_text = (

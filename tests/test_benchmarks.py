@@ -139,6 +139,8 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
     )
     first = limits["server"]["first_request"]
     assert first["statuses"] == [200] and first["first_ms"] > 0 and first["idle_s"] == 0.2
+    assert 0 < first["first_server_ms"] < first["first_ms"]  # the server's part of it
+    assert 0 < first["following_server_ms_p50"] < first["following_ms_p50"]
     mixed = limits["server"]["mixed"]
     assert mixed["alone"]["errors"] == mixed["beside_explanations"]["errors"] == {}
     assert set(mixed["explanation_statuses"]) == {"200"} and mixed["p99_ratio"] > 0

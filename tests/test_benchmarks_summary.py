@@ -274,3 +274,12 @@ def test_readme_section_is_rendered_from_the_results(results: dict, tmp_path: Pa
     assert "412.3 vs 61.7 images/s (6.7×)" in text
     readme.write_text("no markers")
     assert main(["summary", str(path), "--no-plots", "--readme", str(readme)]) == 2
+
+
+def test_the_first_upload_after_idle_shows_the_servers_own_part(results: dict):
+    results["limits"][0]["server"]["first_request"] = {
+        "idle_s": 30.0, "first_ms": 101.1, "following_ms_p50": 12.2,
+        "first_server_ms": 35.4, "following_server_ms_p50": 8.8, "statuses": [200],
+    }  # fmt: skip
+    text = render_summary(results, "x.json")
+    assert "| 101.1 after 30 s (12.2); in the server 35.4 (8.8) |" in text
