@@ -199,6 +199,11 @@ class DynamicBatcher:
         return self._task is not None and not self._stopping
 
     @property
+    def busy(self) -> bool:
+        """Rows waiting, a model run in flight or a request announced."""
+        return bool(self._pending) or self._runs > 0 or self._incoming > 0
+
+    @property
     def idle(self) -> bool:
         """Nothing waiting, nothing running and at most one request (the caller) announced."""
         return self.accepting and not self._pending and not self._runs and self._incoming <= 1

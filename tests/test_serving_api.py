@@ -598,6 +598,24 @@ async def test_idle_models_are_kept_warm_and_busy_ones_are_not(tiny_repo):
         assert app.state.serving.keep_warm_runs == 0
 
 
+async def test_keep_warm_waits_while_a_model_has_work_no_request_touched(tiny_repo):
+    """A LIME explanation's rows reach the batcher from a background thread, not through a
+    request hop: keep-warm must not run beside them."""
+    import asyncio
+
+    async with serving_client(test_config(tiny_repo, keep_warm_s=0.05)) as (client, app):
+        state = app.state.serving
+        model = next(iter(state.pool))
+        await asyncio.sleep(0.2)
+        assert state.keep_warm_runs >= 1
+        with model.batcher.incoming():  # rows on their way, as between two LIME chunks
+            runs = state.keep_warm_runs
+            await asyncio.sleep(0.3)
+            assert state.keep_warm_runs <= runs + 1  # at most a tick already under way
+        await asyncio.sleep(0.3)
+        assert state.keep_warm_runs >= runs + 2  # idle again
+
+
 async def test_entry_served_from_its_int8_file_by_default(tiny_repo):
     """``--precision auto``: the entry's ``serve_precision`` file answers, ``/v1/models``
     names it with the export's measurements, and ``--precision fp32`` still picks FP32."""
