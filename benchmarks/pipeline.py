@@ -147,20 +147,14 @@ def best_runtime(entry: ModelEntry, config: PipelineConfig, best: dict) -> Model
     )  # fmt: skip
 
 
-def run_best(entry: ModelEntry, images: ImageSet, config: PipelineConfig, best: dict) -> dict:
-    """The ``best`` setting in a fresh session, timed for ``confirm_seconds``."""
-    runtime = best_runtime(entry, config, best)
-    return run_setting(
-        runtime, images.payloads, entry.preprocess_config(), best["batch_size"],
-        best["decode_threads"], config.confirm_seconds, config.min_images,
-    )  # fmt: skip
-
-
 def confirm_best(entry: ModelEntry, images: ImageSet, config: PipelineConfig, best: dict) -> dict:
-    """The best setting measured again for ``confirm_seconds``; that run is the limit. The
-    sweep's maximum is the luckiest of many noisy runs and overstates what the setting does
-    (the winner's curse); its figure is kept as ``swept_images_per_s``."""
-    row = run_best(entry, images, config, best)
+    """The best setting measured again, in a fresh session, for ``confirm_seconds``; that run
+    is the limit. The sweep's maximum is the luckiest of many noisy runs and overstates what
+    the setting does (the winner's curse); its figure is kept as ``swept_images_per_s``."""
+    row = run_setting(
+        best_runtime(entry, config, best), images.payloads, entry.preprocess_config(),
+        best["batch_size"], best["decode_threads"], config.confirm_seconds, config.min_images,
+    )  # fmt: skip
     return {**best, **row, "swept_images_per_s": best["images_per_s"]}
 
 
