@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.decision import calibrate, decide
+from core.modelrepo import ModelEntry
 from core.preprocessing import ImageError, PreprocessConfig, preprocess_bytes
 
 
@@ -136,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     threshold, temperature, face_crop = 0.5, 1.0, False
-    if args.entry is not None:
+    if args.entry is not None:  # its contract, read as the server reads it
         metadata = json.loads((args.entry / "metadata.json").read_text())
-        threshold = float(metadata.get("threshold", 0.5))
-        temperature = float(metadata.get("temperature", 1.0))
-        face_crop = bool(metadata.get("preprocessing", {}).get("face_crop", False))
+        entry = ModelEntry(args.entry.parent.name, 0, args.entry, metadata)  # name, version unused
+        threshold, temperature, face_crop = entry.threshold, entry.temperature, entry.face_crop
     info["face_crop"] = face_crop
     model.predict(np.zeros((1, *model.input_shape[1:]), np.float32), verbose=0)  # warm-up
     print(json.dumps(info), flush=True)
