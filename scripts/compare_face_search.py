@@ -67,10 +67,16 @@ def haar_region(
     return facecrop.region_around(faces[0], rgb.shape) if faces else None
 
 
+def haar_cascade():
+    """OpenCV's bundled frontal-face cascade, as served before YuNet (not thread-safe: one per
+    thread)."""
+    cv2 = facecrop.import_cv2()
+    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+
 def searches() -> dict[str, Search]:
     """The detectors compared, by name: before, then served."""
-    cv2 = facecrop.import_cv2()
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = haar_cascade()
     return {"haar_two_pass": lambda rgb: haar_region(rgb, cascade), "yunet": facecrop.face_region}
 
 

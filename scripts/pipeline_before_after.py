@@ -34,15 +34,13 @@ def run(models: Path, name: str, images, config: PipelineConfig, legacy: bool) -
     """The pipeline limit of ``name`` in ``models``; ``legacy`` restores the old decode/search."""
     turbo, face_region = preprocessing._simplejpeg, facecrop.face_region
     if legacy:
-        from compare_face_search import haar_region  # this folder: the Haar search kept there
+        from compare_face_search import haar_cascade, haar_region  # this folder keeps Haar
 
-        cv2 = facecrop.import_cv2()
-        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
         cascades = threading.local()  # a cascade is not thread-safe
 
         def old_search(rgb):
             if not hasattr(cascades, "one"):
-                cascades.one = cv2.CascadeClassifier(path)
+                cascades.one = haar_cascade()
             return haar_region(rgb, cascades.one, False, OLD_MIN_FACE_FRACTION)
 
         preprocessing._simplejpeg = None
