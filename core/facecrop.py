@@ -35,7 +35,9 @@ TOP_K = 50
 YUNET_PATH = Path(__file__).parent / "assets" / "face_detection_yunet.onnx"
 DETECTOR_NAME = "YuNet (OpenCV FaceDetectorYN)"
 
-_IDLE_DETECTORS: queue.SimpleQueue = queue.SimpleQueue()  # loaded detectors not in use
+DETECT_STRIDE = 32  # YuNet's largest stride: its input is padded to a multiple of this
+PHOTO_DETECT_SIZES = ((128, 96), (96, 128), (128, 128))  # 4:3 to 16:9 either way, and square
+_IDLE_DETECTORS: dict[tuple[int, int], queue.SimpleQueue] = {}  # not in use, by input size
 _IMPORT_LOCK = threading.Lock()
 
 
@@ -47,35 +49,41 @@ def import_cv2():
     return cv2
 
 
-def _load_detector():
-    """A new ``FaceDetectorYN`` (one network and its input size; never shared by two threads
-    at once)."""
+def _load_detector(size: tuple[int, int]):
+    """A new ``FaceDetectorYN`` for input ``size`` (width, height): one network, never shared
+    by two threads at once and never given another size."""
     cv2 = import_cv2()
     if not YUNET_PATH.is_file():
         raise RuntimeError(f"face detector weights missing: {YUNET_PATH}")
     return cv2.FaceDetectorYN.create(
-        str(YUNET_PATH), "", (DETECT_MAX_SIDE, DETECT_MAX_SIDE),
-        SCORE_THRESHOLD, NMS_THRESHOLD, TOP_K,
-    )  # fmt: skip
+        str(YUNET_PATH), "", size, SCORE_THRESHOLD, NMS_THRESHOLD, TOP_K
+    )
 
 
 @contextlib.contextmanager
-def _detector() -> Iterator:
-    """An idle detector, or a new one when all are in use, handed back afterwards: as many
-    are loaded as threads ever search at once, whether a caller keeps its threads (the
-    server's pools) or starts one per request (a threaded WSGI server)."""
+def _detector(size: tuple[int, int]) -> Iterator:
+    """An idle detector for input ``size``, or a new one when all are in use, handed back
+    afterwards: as many are loaded per size as threads ever search at once, whether a caller
+    keeps its threads (the server's pools) or starts one per request (a threaded WSGI server).
+
+    Sizes are multiples of :data:`DETECT_STRIDE` up to :data:`DETECT_MAX_SIDE` (at most 16).
+    A detector is never resized: OpenCV 4.14's ``FaceDetectorYN``, resized from 128x128 to a
+    thin input, now and then saw a face in a black image (CI: 2x300; here 0-4 % of such
+    searches, varying by process)."""
+    idle = _IDLE_DETECTORS.setdefault(size, queue.SimpleQueue())
     try:
-        detector = _IDLE_DETECTORS.get_nowait()
+        detector = idle.get_nowait()
     except queue.Empty:
-        detector = _load_detector()
+        detector = _load_detector(size)
     try:
         yield detector
     finally:
-        _IDLE_DETECTORS.put(detector)
+        idle.put(detector)
 
 
 def _detection_image(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """The BGR copy YuNet searches, and its scale from source pixels."""
+    """The BGR copy YuNet searches, padded with black below and to the right to a multiple of
+    :data:`DETECT_STRIDE` (as YuNet pads its input itself), and its scale from source pixels."""
     cv2 = import_cv2()
     height, width = rgb.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
@@ -83,7 +91,24 @@ def _detection_image(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+    height, width = small.shape[:2]
+    pad_bottom, pad_right = -height % DETECT_STRIDE, -width % DETECT_STRIDE
+    small = cv2.copyMakeBorder(
+        small, 0, pad_bottom, 0, pad_right, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    )
     return cv2.cvtColor(small, cv2.COLOR_RGB2BGR), scale
+
+
+def warm_detectors(count: int, sizes: tuple[tuple[int, int], ...] = PHOTO_DETECT_SIZES) -> None:
+    """At least ``count`` idle detectors for each input ``size`` (width, height), each run
+    once (3-5 ms to load and a 2 ms first run each; 14 and 10 ms for the first at all), so
+    that the first photos of each shape searched at once do not pay for them."""
+    for width, height in sizes:
+        idle = _IDLE_DETECTORS.setdefault((width, height), queue.SimpleQueue())
+        for _ in range(count - idle.qsize()):
+            detector = _load_detector((width, height))
+            detector.detect(np.zeros((height, width, 3), np.uint8))
+            idle.put(detector)
 
 
 def find_faces(rgb: np.ndarray, min_size: float | None = None) -> list[tuple[int, int, int, int]]:
@@ -93,8 +118,7 @@ def find_faces(rgb: np.ndarray, min_size: float | None = None) -> list[tuple[int
     if min_size is None:
         min_size = MIN_FACE_FRACTION * min(rgb.shape[:2])
     small, scale = _detection_image(rgb)
-    with _detector() as detector:
-        detector.setInputSize((small.shape[1], small.shape[0]))
+    with _detector((small.shape[1], small.shape[0])) as detector:
         _, detections = detector.detect(small)
     boxes = []
     for x, y, w, h in [] if detections is None else detections[:, :4]:

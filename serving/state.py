@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from core.facecrop import import_cv2, warm_detectors
 from core.modelrepo import ModelEntry, ModelRepository
 from core.preprocessing import encode_jpeg, preprocess_bytes
 from core.provenance import EvidenceConfig, EvidenceReader
@@ -59,8 +60,6 @@ def warm_sample(side: int = WARM_SAMPLE_SIDE) -> bytes:
     and resize run as for a real face. (With the Haar cascade used before YuNet, a flat
     grey image left the cascade's later stages cold: after 30 s idle a real face's
     preprocessing took 26-28 ms against 17-18 ms with this one, 10 ms warm.)"""
-    from core.facecrop import import_cv2
-
     cv2 = import_cv2()
     image = np.full((side, side, 3), 90, np.uint8)
     centre = side // 2
@@ -172,9 +171,10 @@ class ServingState:
     async def warm_decode_threads(self) -> None:
         """Every model's preprocessing once on every decode thread and on its own inference
         thread (which decodes lone requests, ``DynamicBatcher.run_alone``) before ready:
-        OpenCV's import (about 0.3 s) and a face detector for each of these threads (they
-        run at once, so each takes its own from ``core.facecrop``'s pool) are paid here, not
-        by the first uploads."""
+        OpenCV's import (about 0.3 s) and face detectors for each of these threads (they
+        run at once, so each takes its own from ``core.facecrop``'s pool), and as many for
+        each usual photo shape (one per input size), are paid here, not by the first
+        uploads."""
         configs = {model.preprocess_config(self.config.max_pixels) for model in self.pool}
         sample = warm_sample()
         threads = self.config.worker_decode_threads
@@ -197,6 +197,8 @@ class ServingState:
             await asyncio.gather(
                 *(self.run_blocking(warm) for _ in range(threads)), *inference_threads
             )
+            if any(config.face_crop for config in configs):  # the sample is square
+                await self.run_blocking(warm_detectors, threads + len(self.pool))
         except Exception as exc:  # a slow or broken warm-up costs the first uploads, no more
             logger.warning("decode threads not warmed up: %s", exc)
 

@@ -651,3 +651,21 @@ def test_warm_sample_is_a_face_the_face_search_finds():
     assert rgb.shape == (WARM_SAMPLE_SIDE, WARM_SAMPLE_SIDE, 3)
     [(x, y, width, height)] = find_faces(rgb)
     assert width > WARM_SAMPLE_SIDE / 2 and abs(x + width / 2 - WARM_SAMPLE_SIDE / 2) < 20
+
+
+async def test_face_detectors_for_photo_shapes_are_loaded_before_ready(tiny_repo, monkeypatch):
+    """One detector per input size (OpenCV's are not resized): every decode thread has one
+    for the usual photo shapes before the first upload, not only for the square sample."""
+    import json
+
+    from core import facecrop
+
+    metadata_path = tiny_repo / "cnn/1/metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["preprocessing"]["face_crop"] = True
+    metadata_path.write_text(json.dumps(metadata))
+    monkeypatch.setattr(facecrop, "_IDLE_DETECTORS", {})
+    async with serving_client(test_config(tiny_repo, decode_threads=2)) as (_, app):
+        threads = app.state.serving.config.worker_decode_threads
+        idle = {size: pool.qsize() for size, pool in facecrop._IDLE_DETECTORS.items()}
+    assert all(idle.get(size, 0) >= threads for size in facecrop.PHOTO_DETECT_SIZES), idle
