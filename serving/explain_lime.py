@@ -5,7 +5,7 @@ Per request:
 1. the ``S x S`` model input (``core.preprocessing``) is segmented ONCE (quickshift or slic);
 2. ``lime``'s :class:`~lime.lime_image.LimeImageExplainer` draws ``num_samples`` on/off
    masks over the regions (seeded by ``random_state``); the perturbed images are built
-   vectorised and scored in chunks of 64 to 127 rows, each chunk ONE submission
+   (:class:`PerturbedImages`) and scored in chunks of 64 to 127 rows, each chunk ONE submission
    to the same :class:`~serving.batcher.DynamicBatcher` that serves predictions (the next
    chunk is built while the previous one runs);
 3. the classifier function answers ``[p_real, p_fake]`` with the calibrated probability
@@ -39,6 +39,7 @@ from serving.inference import probabilities
 from serving.lime_overlay import lime_overlay
 
 MIN_CHUNK_ROWS = 64
+MAX_PRODUCT_REGIONS = 64  # perturbed images by one matrix product up to this many regions
 FAKE_LABEL = 1  # column of p_fake in the classifier output (core.decision.CLASS_NAMES)
 
 
@@ -105,22 +106,55 @@ def chunk_bounds(total: int, least: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-def perturbed_rows(
-    image: np.ndarray, fudged: np.ndarray, segments: np.ndarray, masks: np.ndarray
-) -> np.ndarray:
-    """``float32`` images: region ``r`` of row ``i`` from ``image`` if ``masks[i, r]`` else
-    from ``fudged`` (exactly what lime's own ``data_labels`` builds, without its loops).
+class PerturbedImages:
+    """LIME's perturbed images of one ``uint8`` image: region ``r`` of row ``i`` from
+    ``image`` if ``masks[i, r]`` else from ``fudged`` (exactly what lime's own
+    ``data_labels`` builds, without its loops), as ``float32`` rows.
 
-    Row by row as ``fudged + keep * (image - fudged)``: exact for 0..255 integers, and
-    each row stays in cache (about 4x faster than one masked copy of the whole chunk)."""
-    base = fudged.astype(np.float32)
-    difference = image.astype(np.float32) - base
-    keep = masks.astype(np.float32)
-    rows = np.empty((len(masks), *image.shape), np.float32)
-    for index, row in enumerate(rows):
-        np.multiply(keep[index][segments][..., None], difference, out=row)
-        row += base
-    return rows
+    With up to :data:`MAX_PRODUCT_REGIONS` regions, one matrix product per chunk:
+    ``masks @ by_region + fudged``, where row ``r`` of ``by_region`` holds
+    ``image - fudged`` on region ``r``'s pixels and 0 elsewhere. Exact: each value has one
+    non-zero term, a 0/1 times a difference of integers. For a 224 x 224 image in 40 regions:
+    0.16 ms a row against 0.48 for the gather-multiply-add it replaced (one thread, rows
+    written into kept buffers); the product grows with the regions (0.55 ms at 100), so past
+    the limit each row is gathered instead (0.3 ms, any count).
+
+    The rows live in ``buffers`` reused buffers, taken in turn: a chunk's rows are valid
+    until ``buffers`` more chunks are built.
+    """
+
+    def __init__(
+        self, image: np.ndarray, fudged: np.ndarray, segments: np.ndarray, buffers: int = 1
+    ) -> None:
+        self._shape = image.shape
+        self._base = fudged.astype(np.float32).reshape(-1)
+        difference = image.astype(np.float32).reshape(-1) - self._base
+        region_of_value = np.repeat(segments.reshape(-1), image.shape[-1]).astype(np.intp)
+        regions = int(segments.max()) + 1
+        self._by_region: np.ndarray | None = None
+        if regions <= MAX_PRODUCT_REGIONS:
+            self._by_region = np.zeros((regions, difference.size), np.float32)
+            self._by_region[region_of_value, np.arange(difference.size)] = difference
+        self._region_of_value, self._difference = region_of_value, difference
+        self._buffers = [np.empty((0, difference.size), np.float32) for _ in range(buffers)]
+        self._built = 0
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        slot = self._built % len(self._buffers)
+        self._built += 1
+        if len(self._buffers[slot]) < len(masks):
+            self._buffers[slot] = np.empty((len(masks), self._base.size), np.float32)
+        rows = self._buffers[slot][: len(masks)]
+        keep = masks.astype(np.float32)
+        if self._by_region is not None:
+            np.matmul(keep, self._by_region, out=rows)
+            rows += self._base
+        else:
+            for index, row in enumerate(rows):
+                np.take(keep[index], self._region_of_value, out=row)
+                row *= self._difference
+                row += self._base
+        return rows.reshape(len(masks), *self._shape)
 
 
 class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
@@ -128,7 +162,8 @@ class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
 
     It draws the same masks from the same random state as lime's loop (same seed, same
     samples), builds each chunk at once and, when the classifier function has a
-    ``submit(rows) -> Future`` method, keeps ``chunks_in_flight`` chunks queued.
+    ``submit(rows) -> Future`` method, keeps ``chunks_in_flight`` chunks queued. A chunk's
+    rows are reused for a later chunk once it is scored: a classifier must not keep them.
     """
 
     def __init__(self, chunks_in_flight: int = 2, **kwargs) -> None:
@@ -146,11 +181,13 @@ class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):
         )
         data[0, :] = 1
         submit = getattr(classifier_fn, "submit", None)
+        # chunk i is built once chunk i - chunks_in_flight is scored: its buffer is free
+        build = PerturbedImages(image, fudged_image, segments, buffers=self.chunks_in_flight)
         labels: list[np.ndarray] = []
         pending: deque = deque()
         try:
             for start, stop in chunk_bounds(num_samples, batch_size):
-                rows = perturbed_rows(image, fudged_image, segments, data[start:stop])
+                rows = build(data[start:stop])
                 if submit is None:
                     labels.append(np.asarray(classifier_fn(rows)))
                     continue

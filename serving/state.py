@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
+import threadpoolctl
 
 from core.facecrop import import_cv2, warm_detectors
 from core.modelrepo import ModelEntry, ModelRepository
@@ -163,6 +164,10 @@ class ServingState:
                 logger.warning("LIME is not available: %s", exc)
         if self.config.keep_warm_s > 0:
             self._keep_warm = asyncio.get_running_loop().create_task(self._keep_warm_loop())
+        # BLAS (LIME's perturbed images and ridge fit; numpy's and scipy's, both loaded by
+        # now) on the calling thread only: a BLAS pool's threads would run beside predictions
+        # at normal priority, outside --background-nice, on the cores the sessions use
+        threadpoolctl.threadpool_limits(1, user_api="blas")
         self.ready, self.problem = True, None
         self.metrics.ready.set(1)
         names = ", ".join(f"{m.name}:{m.version}" for m in loaded)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from lime import lime_image
 
+from serving import explain_lime
 from serving import lime_overlay as overlay_module
 from serving.errors import APIError
 from serving.explain_lime import (
@@ -20,8 +21,8 @@ from serving.explain_lime import (
     BatcherClassifier,
     LimeCancelled,
     LimeSettings,
+    PerturbedImages,
     chunk_bounds,
-    perturbed_rows,
 )
 from serving.lime_overlay import LimeOverlayStyle, lime_overlay, source_index
 
@@ -105,14 +106,73 @@ def test_vectorised_sampling_equals_limes_own_loop():
     assert [len(rows) for rows in seen] == [75, 75]
 
 
-def test_perturbed_rows_switch_whole_regions():
+@pytest.mark.parametrize("regions_by_product", [64, 1])  # one product / a gather per row
+def test_perturbed_images_switch_whole_regions(monkeypatch, regions_by_product):
+    monkeypatch.setattr(explain_lime, "MAX_PRODUCT_REGIONS", regions_by_product)
     image = np.full((4, 4, 3), 200, np.uint8)
     fudged = np.full((4, 4, 3), 10, np.uint8)
     segments = np.array([[0, 0, 1, 1]] * 4, np.int32)
-    rows = perturbed_rows(image, fudged, segments, np.array([[1, 0], [0, 1]]))
-    assert rows.dtype == np.float32
+    rows = PerturbedImages(image, fudged, segments)(np.array([[1, 0], [0, 1]]))
+    assert rows.dtype == np.float32 and rows.shape == (2, 4, 4, 3)
     assert np.all(rows[0, :, :2] == 200) and np.all(rows[0, :, 2:] == 10)
     assert np.all(rows[1, :, :2] == 10) and np.all(rows[1, :, 2:] == 200)
+
+
+def test_perturbed_images_by_product_and_by_gather_are_lime_s_exactly(monkeypatch):
+    """Random images, 70 irregular regions: the product (all regions at once) and the
+    per-row gather give lime's own ``fudged`` / ``image`` pixels, bit for bit."""
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (23, 31, 3), np.uint8)
+    fudged = rng.integers(0, 256, (23, 31, 3), np.uint8)
+    segments = rng.permutation(np.arange(23 * 31) % 70).reshape(23, 31).astype(np.int32)
+    masks = rng.integers(0, 2, (9, 70))
+    expected = np.where(masks[:, segments][..., None] == 1, image, fudged).astype(np.float32)
+    monkeypatch.setattr(explain_lime, "MAX_PRODUCT_REGIONS", 70)
+    assert np.array_equal(PerturbedImages(image, fudged, segments)(masks), expected)
+    monkeypatch.setattr(explain_lime, "MAX_PRODUCT_REGIONS", 69)
+    assert np.array_equal(PerturbedImages(image, fudged, segments)(masks), expected)
+
+
+def test_chunks_in_flight_are_not_overwritten_before_they_are_scored():
+    """Rows are built into reused buffers: a chunk queued with ``submit`` is scored only when
+    waited for (as a slow batcher would), and still holds lime's images then."""
+    import concurrent.futures
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (12, 12, 3), np.uint8)
+    segments = np.repeat(np.repeat(np.arange(9).reshape(3, 3), 4, 0), 4, 1).astype(np.int32)
+    fudged = (image // 3).astype(np.uint8)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        seen.append(np.array(rows, np.float64))
+        p = seen[-1].reshape(len(rows), -1).mean(axis=1) / 255.0
+        return np.column_stack([1 - p, p])
+
+    class Deferred:
+        """Scores a chunk only when it is waited for."""
+
+        def __init__(self) -> None:
+            self.queued: dict[int, np.ndarray] = {}
+
+        def submit(self, rows: np.ndarray) -> concurrent.futures.Future:
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            self.queued[id(future)] = rows
+            return future
+
+        def wait(self, future: concurrent.futures.Future) -> np.ndarray:
+            return score(self.queued.pop(id(future)))
+
+    seen: list[np.ndarray] = []
+    lime_image.LimeImageExplainer(random_state=5).data_labels(
+        image, fudged, segments, score, 400, batch_size=10
+    )
+    expected_rows = np.concatenate(seen)
+    for in_flight in (1, 2, 3):
+        seen.clear()
+        BatchedLimeImageExplainer(chunks_in_flight=in_flight, random_state=5).data_labels(
+            image, fudged, segments, Deferred(), 400, batch_size=64
+        )
+        assert np.array_equal(np.concatenate(seen), expected_rows), in_flight
 
 
 class LoopThread:

@@ -669,3 +669,13 @@ async def test_face_detectors_for_photo_shapes_are_loaded_before_ready(tiny_repo
         threads = app.state.serving.config.worker_decode_threads
         idle = {size: pool.qsize() for size, pool in facecrop._IDLE_DETECTORS.items()}
     assert all(idle.get(size, 0) >= threads for size in facecrop.PHOTO_DETECT_SIZES), idle
+
+
+async def test_numpy_blas_runs_on_the_calling_thread_once_the_server_starts(tiny_repo):
+    """LIME's matrix products stay on its lower-priority thread: no BLAS pool beside it."""
+    import threadpoolctl
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        async with serving_client(test_config(tiny_repo)):
+            blas = threadpoolctl.threadpool_info()
+    assert blas and all(info["num_threads"] == 1 for info in blas if info["user_api"] == "blas")
