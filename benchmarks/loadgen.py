@@ -135,7 +135,10 @@ async def scrape_histograms(config: LoadConfig) -> dict[str, Histogram] | None:
         await client.aclose()
     if status != 200:
         return None
-    return parse_histograms(body.decode("utf-8", "replace"))
+    try:
+        return parse_histograms(body.decode("utf-8", "replace"))
+    except ValueError:  # not Prometheus text (a server without metrics answering 200)
+        return None
 
 
 def _error_key(exc: BaseException) -> str:

@@ -1,17 +1,16 @@
-"""Read histograms out of Prometheus text exposition and diff two scrapes.
+"""Histograms out of two ``/metrics`` scrapes, and what happened between them.
 
 The server's batch-size histogram is cumulative since start-up; scraping ``/metrics``
 before and after a load level and subtracting gives the batches of that level alone.
+Parsing is ``prometheus_client.parser``'s; the difference and the per-bucket view are ours.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-_SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass(frozen=True)
@@ -57,43 +56,24 @@ def _fmt(value: float) -> str:
 
 
 def parse_histograms(text: str) -> dict[str, Histogram]:
-    """Every histogram in ``text``, by family name, summed over label sets."""
-    kinds: dict[str, str] = {}
-    buckets: dict[str, dict[float, float]] = {}
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("# TYPE"):
-            parts = line.split()
-            if len(parts) >= 4:
-                kinds[parts[2]] = parts[3]
+    """Every histogram in ``text`` (parsed by ``prometheus_client.parser``), by family name,
+    summed over label sets."""
+    histograms: dict[str, Histogram] = {}
+    for family in text_string_to_metric_families(text):
+        if family.type != "histogram":
             continue
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if not match:
-            continue
-        name, labels, value = match.group(1), match.group(3) or "", match.group(4)
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        for suffix, store in (("_bucket", buckets), ("_sum", sums), ("_count", counts)):
-            family = name[: -len(suffix)] if name.endswith(suffix) else None
-            if family is None or kinds.get(family) != "histogram":
-                continue
-            if store is buckets:
-                le = dict(_LABEL.findall(labels)).get("le")
-                if le is not None:
-                    bound = math.inf if le in ("+Inf", "Inf") else float(le)
-                    family_buckets = buckets.setdefault(family, {})
-                    family_buckets[bound] = family_buckets.get(bound, 0.0) + number
-            else:
-                store[family] = store.get(family, 0.0) + number
-    return {
-        family: Histogram(family, buckets[family], sums.get(family, 0.0), counts.get(family, 0.0))
-        for family in buckets
-    }
+        buckets: dict[float, float] = {}
+        total = count = 0.0
+        for sample in family.samples:
+            if sample.name == f"{family.name}_bucket":
+                bound = float(sample.labels["le"])  # "+Inf" -> inf
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+            elif sample.name == f"{family.name}_sum":
+                total += sample.value
+            elif sample.name == f"{family.name}_count":
+                count += sample.value
+        histograms[family.name] = Histogram(family.name, buckets, total, count)
+    return histograms
 
 
 def find_batch_histogram(

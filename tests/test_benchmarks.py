@@ -277,6 +277,8 @@ def test_batch_histogram_diff_counts_only_new_observations():
     assert found.distribution() == {"1": 1, "2": 1, "3-4": 2, "9-12": 1, "13-16": 1, ">16": 1}
     assert find_batch_histogram(changes, "dfd_queue_delay_seconds").count == 1
     assert find_batch_histogram(changes, "no_such_metric") is None
+    with pytest.raises(ValueError):  # the load generator then records no batch histogram
+        parse_histograms("<html><body>Not Found</body></html>")
 
 
 def test_images_from_a_folder_or_synthetic(tmp_path: Path):
