@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve  # noqa: E402
 
 from train import metrics  # noqa: E402
 
@@ -33,9 +34,9 @@ def plot_roc(y: np.ndarray, p: np.ndarray, path: Path) -> str:
 
 
 def plot_pr(y: np.ndarray, p: np.ndarray, path: Path) -> str:
-    precision, recall, _ = metrics.pr_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)  # recall falling to 0
     figure, axes = plt.subplots(figsize=(4.5, 4.5))
-    axes.step(np.r_[0.0, recall], np.r_[precision[0], precision], where="pre")
+    axes.step(recall, precision, where="post")  # as scikit-learn's PrecisionRecallDisplay
     axes.axhline(float(np.mean(y)), linestyle="--", color="grey", linewidth=0.8)
     axes.set(xlabel="recall (FAKE)", ylabel="precision (FAKE)", xlim=(0, 1), ylim=(0, 1.01))
     axes.set(title=f"Precision-recall, AP = {metrics.average_precision(y, p):.3f}")
