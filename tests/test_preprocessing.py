@@ -174,6 +174,18 @@ def test_a_face_detector_keeps_the_input_size_it_was_made_for(monkeypatch):
     assert all(not d.shapes for d in made)
 
 
+def test_warm_sample_is_a_face_the_face_search_finds():
+    """Keep-warm runs the face crop as a real face does (found, cut, resized): the drawn
+    face is found, at upload size."""
+    from core.facecrop import find_faces
+    from serving.state import WARM_SAMPLE_SIDE, warm_sample
+
+    rgb = np.asarray(Image.open(io.BytesIO(warm_sample())).convert("RGB"))
+    assert rgb.shape == (WARM_SAMPLE_SIDE, WARM_SAMPLE_SIDE, 3)
+    [(x, y, width, height)] = find_faces(rgb)
+    assert width > WARM_SAMPLE_SIDE / 2 and abs(x + width / 2 - WARM_SAMPLE_SIDE / 2) < 20
+
+
 def test_face_detector_without_its_weights_says_which_file(monkeypatch, tmp_path):
     from core import facecrop
 

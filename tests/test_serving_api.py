@@ -641,18 +641,6 @@ async def test_entry_served_from_its_int8_file_by_default(tiny_repo):
     assert body["probability_fake"] == pytest.approx(expected(image)[1], abs=1e-6)
 
 
-def test_warm_sample_is_a_face_the_face_search_finds():
-    """Keep-warm runs the face crop as a real face does (found, cut, resized): the drawn
-    face is found, at upload size."""
-    from core.facecrop import find_faces
-    from serving.state import WARM_SAMPLE_SIDE, warm_sample
-
-    rgb = np.asarray(Image.open(io.BytesIO(warm_sample())).convert("RGB"))
-    assert rgb.shape == (WARM_SAMPLE_SIDE, WARM_SAMPLE_SIDE, 3)
-    [(x, y, width, height)] = find_faces(rgb)
-    assert width > WARM_SAMPLE_SIDE / 2 and abs(x + width / 2 - WARM_SAMPLE_SIDE / 2) < 20
-
-
 async def test_face_detectors_for_photo_shapes_are_loaded_before_ready(tiny_repo, monkeypatch):
     """One detector per input size (OpenCV's are not resized): every decode thread has one
     for the usual photo shapes before the first upload, not only for the square sample."""
