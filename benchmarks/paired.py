@@ -93,8 +93,9 @@ def measure_paired(
         )["images_per_s"]  # fmt: skip
         server = run_level_sync(loaded, images)
         in_process = latency_batch1(
-            latency_runtime, images.payloads, contract, config.latency_runs
-        )["ms_p50"]
+            latency_runtime, images.payloads, contract, config.latency_runs,
+            latency.get("lone_session", False),
+        )["ms_p50"]  # fmt: skip
         lone = run_level_sync(single, images)
         rounds.append(
             {

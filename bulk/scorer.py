@@ -68,7 +68,10 @@ class Scorer:
         self.entry = choice.entry()
         self.config = self.entry.preprocess_config(choice.max_pixels)
         self.runtime = ModelRuntime(
-            self.entry, RuntimeConfig(providers=("cpu",), intra_op_threads=choice.intra_op_threads)
+            self.entry,
+            RuntimeConfig(
+                providers=("cpu",), intra_op_threads=choice.intra_op_threads, lone_spin=False
+            ),
         )
         self.evidence = EvidenceReader(choice.evidence) if choice.evidence else None
 

@@ -166,7 +166,8 @@ class BatcherStats:
 
 
 class DynamicBatcher:
-    """Batches submissions for one model; ``run`` is only ever called from one thread."""
+    """Batches submissions for one model; ``run`` and ``run_lone`` (for :meth:`run_alone`,
+    default ``run``) are only ever called from one thread."""
 
     def __init__(
         self,
@@ -174,8 +175,10 @@ class DynamicBatcher:
         config: BatcherConfig,
         observer: BatchObserver | None = None,
         name: str = "model",
+        run_lone: RunBatch | None = None,
     ) -> None:
         self._run = run
+        self._run_lone = run_lone or run
         self.config = config
         self.name = name
         self._observer = observer or _NoObserver()
@@ -277,7 +280,7 @@ class DynamicBatcher:
         if rows.ndim < 1 or len(rows) == 0:
             raise ValueError("a submission needs at least one row")
         try:
-            outputs, seconds = self._execute([rows])
+            outputs, seconds = self._execute([rows], self._run_lone)
         except Exception as exc:
             raise self._model_failed(exc) from exc
         return len(rows), outputs, seconds
@@ -454,11 +457,14 @@ class DynamicBatcher:
         self.stats.largest_batch = max(self.stats.largest_batch, rows)
         self._observer.batch_done(rows, seconds)
 
-    def _execute(self, arrays: list[np.ndarray]) -> tuple[dict[str, np.ndarray], float]:
-        """Runs on the inference thread: concatenate, run, check every output has N rows."""
+    def _execute(
+        self, arrays: list[np.ndarray], run: RunBatch | None = None
+    ) -> tuple[dict[str, np.ndarray], float]:
+        """Runs on the inference thread: concatenate, run (``run``, default the batch one),
+        check every output has N rows."""
         batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
         start = time.perf_counter()
-        outputs = self._run(np.ascontiguousarray(batch, dtype=np.float32))
+        outputs = (run or self._run)(np.ascontiguousarray(batch, dtype=np.float32))
         seconds = time.perf_counter() - start
         for name, value in outputs.items():
             if len(value) != len(batch):

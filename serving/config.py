@@ -77,6 +77,7 @@ class ServerConfig:
     graph_optimization: str = same_option(RuntimeConfig, "graph_optimization")
     memory_arena: bool = same_option(RuntimeConfig, "memory_arena")
     spin_wait: bool = same_option(RuntimeConfig, "spin_wait")
+    lone_spin: bool = same_option(RuntimeConfig, "lone_spin")
     providers: tuple[str, ...] = same_option(RuntimeConfig, "providers")
     device_id: int = same_option(RuntimeConfig, "device_id")
     trt_fp16: bool = same_option(RuntimeConfig, "trt_fp16")

@@ -111,6 +111,8 @@ def test_suite_runs_end_to_end_and_writes_complete_results(tiny_repo: Path, tmp_
         True,
     )
     assert all(s["images_per_s"] > 0 and s["images"] >= 4 for s in settings)
+    latency = limits["pipeline"]["batch1_latency"]  # the best of both sessions the server has
+    assert latency["lone_session"] in (True, False) and latency["ms_p50"] > 0
     limit = limits["pipeline"]["limit"]  # the best setting, measured again
     assert limit["swept_images_per_s"] == max(s["images_per_s"] for s in settings)
     assert limit["images"] >= 4 and limit["images_per_s"] > 0

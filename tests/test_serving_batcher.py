@@ -264,6 +264,21 @@ async def test_lone_request_decodes_and_runs_in_one_hop_on_the_inference_thread(
     assert (batcher.stats.batches, batcher.stats.rows) == (1, 1)
 
 
+async def test_lone_runs_go_to_the_lone_session_and_batches_to_the_batched_one():
+    batched, lone = RecordingModel(delay_s=0.05), RecordingModel()
+    batcher = DynamicBatcher(
+        batched, BatcherConfig(max_batch_size=8, max_queue_delay_ms=0), name="t", run_lone=lone
+    )
+    batcher.start()
+    assert (await batcher.run_alone(lambda: rows(1, 1)))["id"].tolist() == [1]
+    first = asyncio.create_task(batcher.submit(rows(2, 1)))
+    await asyncio.sleep(0.01)
+    together = await asyncio.gather(first, batcher.submit(rows(3, 1)), batcher.submit(rows(4, 1)))
+    await batcher.stop()
+    assert [r["id"].tolist() for r in together] == [[2], [3], [4]]
+    assert lone.batch_sizes == [1] and batched.batch_sizes == [1, 2]
+
+
 async def test_batcher_is_not_idle_while_rows_wait_run_or_are_announced():
     model = RecordingModel(delay_s=0.1)
     batcher = await started(model, max_batch_size=8, max_queue_delay_ms=0)

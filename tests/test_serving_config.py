@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from serving.config import ServerConfig, build_parser, env_name, parse_args
@@ -151,6 +152,33 @@ def test_session_options_follow_the_server_config():
     spin = ServerConfig(spin_wait=True).runtime_config()
     assert session_options(spin).get_session_config_entry(spinning) == "1"
     assert parse_args(["--spin-wait"]).spin_wait is True
+    lone = session_options(config.runtime_config(), lone=True)  # spins during a run only
+    assert lone.get_session_config_entry(spinning) == "1"
+    assert lone.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert lone.intra_op_num_threads == 2
+    assert ServerConfig().lone_spin is True and parse_args(["--no-lone-spin"]).lone_spin is False
+
+
+def test_the_lone_session_gives_the_batched_session_s_outputs(tiny_repo):
+    """Same file, same graph: a lone request scores as it would in a batch; without
+    ``lone_spin`` there is one session and ``lone=True`` uses it."""
+    from core.modelrepo import ModelRepository
+    from serving.runtime import ModelRuntime, RuntimeConfig
+
+    entry = ModelRepository(tiny_repo).entry("cnn")
+    batch = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    runtime = ModelRuntime(entry, RuntimeConfig(providers=("cpu",)))
+    assert runtime.lone_session is not None
+    for row in batch:
+        lone, batched = runtime.run_lone(row[None]), runtime.run(row[None])
+        assert lone.keys() == batched.keys()
+        for name in lone:
+            np.testing.assert_allclose(lone[name], batched[name], rtol=1e-6, atol=1e-7)
+    single = ModelRuntime(entry, RuntimeConfig(providers=("cpu",), lone_spin=False))
+    assert single.lone_session is None
+    np.testing.assert_allclose(
+        single.run(batch, lone=True)["probability_fake"], runtime.run(batch)["probability_fake"]
+    )
 
 
 @pytest.mark.parametrize(
