@@ -223,10 +223,6 @@ class ModelRuntime:
         values = session.run(self.output_names, {self.input_name: batch})
         return dict(zip(self.output_names, values, strict=True))
 
-    def run_lone(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """:meth:`run` on the lone-request session."""
-        return self.run(batch, lone=True)
-
     def warmup(self, batch_sizes: tuple[int, ...]) -> dict[int, float]:
         """Run a mid-grey batch at each size once; seconds per size (first runs build kernels)."""
         timings = {}
@@ -236,7 +232,8 @@ class ModelRuntime:
             self.run(batch)
             timings[size] = time.perf_counter() - start
         if self.lone_session is not None:  # lone requests are one upload each
-            self.run_lone(np.full((1, self.input_size, self.input_size, 3), 127.5, np.float32))
+            grey = np.full((1, self.input_size, self.input_size, 3), 127.5, np.float32)
+            self.run(grey, lone=True)
         logger.info(
             "warmed up %s:%s: %s",
             self.entry.name, self.entry.version,

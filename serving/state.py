@@ -82,7 +82,7 @@ def warm_sample(side: int = WARM_SAMPLE_SIDE) -> bytes:
 def _warm_run(model: LoadedModel, sample: bytes, config) -> None:
     """One tiny image through the model's preprocessing and the session that answers the
     first request after idle, the lone one (no metrics, no batcher)."""
-    model.runtime.run_lone(preprocess_bytes(sample, config)[None])
+    model.runtime.run(preprocess_bytes(sample, config)[None], lone=True)
 
 
 class ServingState:
@@ -148,7 +148,7 @@ class ServingState:
                 batching,
                 self.metrics.observer(entry.name, entry.version),
                 name=f"{entry.name}:{entry.version}",
-                run_lone=runtime.run_lone,
+                run_lone=functools.partial(runtime.run, lone=True),
             )
             batcher.start()
             loaded.append(LoadedModel(entry, runtime, batcher))

@@ -170,7 +170,7 @@ def test_the_lone_session_gives_the_batched_session_s_outputs(tiny_repo):
     runtime = ModelRuntime(entry, RuntimeConfig(providers=("cpu",)))
     assert runtime.lone_session is not None
     for row in batch:
-        lone, batched = runtime.run_lone(row[None]), runtime.run(row[None])
+        lone, batched = runtime.run(row[None], lone=True), runtime.run(row[None])
         assert lone.keys() == batched.keys()
         for name in lone:
             np.testing.assert_allclose(lone[name], batched[name], rtol=1e-6, atol=1e-7)
