@@ -272,7 +272,8 @@ async def test_lone_runs_go_to_the_lone_session_and_batches_to_the_batched_one()
     batcher.start()
     assert (await batcher.run_alone(lambda: rows(1, 1)))["id"].tolist() == [1]
     first = asyncio.create_task(batcher.submit(rows(2, 1)))
-    await asyncio.sleep(0.01)
+    while not batched.batch_sizes:  # its run has started: the next two wait and go together
+        await asyncio.sleep(0.001)
     together = await asyncio.gather(first, batcher.submit(rows(3, 1)), batcher.submit(rows(4, 1)))
     await batcher.stop()
     assert [r["id"].tolist() for r in together] == [[2], [3], [4]]
