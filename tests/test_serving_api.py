@@ -393,6 +393,16 @@ async def test_bad_parameters_names_routes_and_methods(tiny_repo):
         assert (await client.post("/v1/predict", files=image)).status_code == 200
 
 
+def trained_on_face_crops(repo) -> None:
+    """Mark the tiny repository's ``cnn/1`` as trained on face crops (its contract crops)."""
+    import json
+
+    metadata_path = repo / "cnn/1/metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["preprocessing"]["face_crop"] = True
+    metadata_path.write_text(json.dumps(metadata))
+
+
 def left_half(rgb: np.ndarray) -> tuple[int, int, int, int]:
     """A stand-in face detector: the left half of the image is "the face"."""
     return 0, rgb.shape[0], 0, rgb.shape[1] // 2
@@ -417,10 +427,7 @@ async def test_model_trained_on_face_crops_is_cropped_by_default(tiny_repo, monk
 
     import core.facecrop
 
-    metadata_path = tiny_repo / "cnn/1/metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata["preprocessing"]["face_crop"] = True
-    metadata_path.write_text(json.dumps(metadata))
+    trained_on_face_crops(tiny_repo)
     monkeypatch.setattr(core.facecrop, "face_region", left_half)
     rgb = np.full((40, 80, 3), 20, np.uint8)
     rgb[:, 40:] = 240
@@ -552,15 +559,11 @@ async def test_empty_repository_is_live_but_not_ready(tmp_path):
 
 async def test_every_decoding_thread_runs_each_contract_once_before_ready(tiny_repo, monkeypatch):
     """OpenCV's import and each thread's face detector are paid at start, not by first uploads."""
-    import json
     import threading
 
     import serving.state
 
-    metadata_path = tiny_repo / "cnn/1/metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata["preprocessing"]["face_crop"] = True
-    metadata_path.write_text(json.dumps(metadata))
+    trained_on_face_crops(tiny_repo)
     seen: list[tuple[str, bool]] = []
     real = serving.state.preprocess_bytes
 
@@ -644,14 +647,10 @@ async def test_entry_served_from_its_int8_file_by_default(tiny_repo):
 async def test_face_detectors_for_photo_shapes_are_loaded_before_ready(tiny_repo, monkeypatch):
     """One detector per input size (OpenCV's are not resized): every decode thread has one
     for the usual photo shapes before the first upload, not only for the square sample."""
-    import json
 
     from core import facecrop
 
-    metadata_path = tiny_repo / "cnn/1/metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata["preprocessing"]["face_crop"] = True
-    metadata_path.write_text(json.dumps(metadata))
+    trained_on_face_crops(tiny_repo)
     monkeypatch.setattr(facecrop, "_IDLE_DETECTORS", {})
     async with serving_client(test_config(tiny_repo, decode_threads=2)) as (_, app):
         threads = app.state.serving.config.worker_decode_threads
