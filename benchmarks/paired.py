@@ -75,7 +75,10 @@ def measure_paired(
     best, latency = pipeline["limit"], pipeline["batch1_latency"]
     contract = entry.preprocess_config()
     throughput_runtime = best_runtime(entry, pipeline_config, best)
-    latency_runtime = make_runtime(entry, pipeline_config, latency["intra_op_threads"])
+    latency_runtime = make_runtime(
+        entry, pipeline_config, latency["intra_op_threads"],
+        lone_session=latency.get("lone_session", False),
+    )  # fmt: skip
     load = replace(load, metrics_path=None)  # the rounds need no batch histograms
     loaded = replace(
         load, concurrency=config.concurrency, duration_s=config.seconds,

@@ -127,9 +127,10 @@ def make_runtime(
     graph_optimization: str = "all",
     memory_arena: bool = True,
     spin_wait: bool = False,
+    lone_session: bool = False,
 ) -> ModelRuntime:
-    """CPU sessions as the server builds them (the batched one and the lone-request one),
-    warmed up at every swept batch size."""
+    """A CPU session as the server builds it, warmed up at every swept batch size; with
+    ``lone_session`` also the server's lone-request session (for the batch-1 latency)."""
     runtime = ModelRuntime(
         entry,
         RuntimeConfig(
@@ -138,6 +139,7 @@ def make_runtime(
             graph_optimization=graph_optimization,
             memory_arena=memory_arena,
             spin_wait=spin_wait,
+            lone_spin=lone_session,
             max_batch_size=max(config.batch_sizes),
             precision=config.precision,
         ),
@@ -175,7 +177,7 @@ def measure_pipeline(entry: ModelEntry, images: ImageSet, config: PipelineConfig
     runtimes: dict[int, ModelRuntime] = {}
     for intra, batch, decode in progress:
         if intra not in runtimes:
-            runtimes[intra] = make_runtime(entry, config, intra)
+            runtimes[intra] = make_runtime(entry, config, intra, lone_session=True)
         row = run_setting(
             runtimes[intra], images.payloads, contract, batch, decode,
             config.seconds_per_setting, config.min_images,

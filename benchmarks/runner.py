@@ -336,14 +336,14 @@ def limit_ratios(pipeline: dict, server: dict) -> dict:
         str(level["concurrency"]): round(level["images_per_s"] / limit, 3)
         for level in server.get("levels", [])
     }
-    single = next((lv for lv in server.get("levels", []) if lv["concurrency"] == 1), None)
-    in_process = pipeline["batch1_latency"]["ms_p50"]
-    lone = single["latency_ms"]["p50"] if single else None
     if paired:
         in_process, lone = paired["in_process_ms_p50"], paired["server_c1_ms_p50"]
-    overhead = paired["c1_overhead_ms_p50"] if paired else None
-    if overhead is None and lone is not None:
-        overhead = round(lone - in_process, 3)
+        overhead = paired["c1_overhead_ms_p50"]
+    else:
+        single = next((lv for lv in server.get("levels", []) if lv["concurrency"] == 1), None)
+        in_process = pipeline["batch1_latency"]["ms_p50"]
+        lone = single["latency_ms"]["p50"] if single else None
+        overhead = round(lone - in_process, 3) if lone is not None else None
     hey = server.get("hey") or {}
     return {
         "server_over_limit": ratios,
