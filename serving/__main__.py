@@ -23,7 +23,7 @@ from serving.auth import KeyFileError, KeyStore
 from serving.config import ServerConfig, parse_args
 from serving.metrics import MULTIPROCESS_ENV
 from serving.models import find_entries
-from serving.protocol import ReadDeadlines, guarded_protocol
+from serving.protocol import ReadLimits, guarded_protocol
 
 FACTORY = "serving.app:create_app_from_env"
 
@@ -107,14 +107,13 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
 
 
 def connection_limits(config: ServerConfig) -> dict:
-    """uvicorn's own settings where they suffice (keep-alive, connection cap, head size), our
-    protocol (``serving/protocol.py``) for the header and body deadlines uvicorn lacks."""
-    deadlines = ReadDeadlines(config.header_timeout_s, config.body_timeout_s)
+    """uvicorn's own settings where they suffice (keep-alive, connection cap), our protocol
+    (``serving/protocol.py``) for the read deadlines and the head limit uvicorn lacks."""
+    limits = ReadLimits(config.header_timeout_s, config.body_timeout_s, config.max_header_bytes)
     return {
-        "http": guarded_protocol(deadlines),
+        "http": guarded_protocol(limits),
         "timeout_keep_alive": config.keep_alive_timeout_s,
         "limit_concurrency": config.max_connections or None,
-        "h11_max_incomplete_event_size": config.max_header_bytes,
     }
 
 

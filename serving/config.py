@@ -191,7 +191,7 @@ class ServerConfig:
         int,
     )
     max_header_bytes: int = option(
-        16384, "largest request head in bytes; beyond it uvicorn answers 400 (h11)", int
+        16384, "largest request head in bytes; beyond it the server answers 400 and closes", int
     )
 
     def __post_init__(self) -> None:

@@ -1,12 +1,15 @@
-"""Slow clients against a real server (serving/protocol.py): a request head or body sent a
-byte at a time is cut off at its deadline with the connection closed, an idle connection
-too, a client slow but within the deadline is served, and the server keeps answering.
+"""Slow and greedy clients against a real server (serving/protocol.py): a request head or
+body sent a byte at a time is cut off at its deadline with the connection closed, an idle
+connection too, a client slow but within the deadline is served, a request head growing past
+``--max-header-bytes`` gets 400, pipelined requests are answered, and the server keeps
+answering.
 
 (The 500-connection attack with good clients measured alongside is a benchmark:
 ``python -m benchmarks slowloris``.)"""
 
 from __future__ import annotations
 
+import http.client
 import select
 import socket
 import time
@@ -18,6 +21,7 @@ from reliability_cases import SERVER_ARGS
 from reliability_http import request
 
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S = 1.0, 1.5
+MAX_HEAD_BYTES = 4096
 DRIP_S = 0.1  # one byte every DRIP_S seconds
 SLACK_S = 1.0  # scheduling slack on 2 busy cores
 HEAD = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n"
@@ -51,7 +55,8 @@ def trickle(
 @pytest.fixture(scope="module")
 def server(reliability_repo):
     args = (*SERVER_ARGS, "--header-timeout-s", str(HEADER_TIMEOUT_S),
-            "--body-timeout-s", str(BODY_TIMEOUT_S))  # fmt: skip
+            "--body-timeout-s", str(BODY_TIMEOUT_S),
+            "--max-header-bytes", str(MAX_HEAD_BYTES))  # fmt: skip
     with ServerProcess(reliability_repo, *args) as process:
         yield process
 
@@ -91,3 +96,50 @@ def test_slow_but_in_time_client_is_served_and_keep_alive_restarts_the_deadline(
 def test_normal_requests_are_not_affected(server):
     answers = [request(server.port, "GET", "/v1/models") for _ in range(5)]
     assert [answer.status for answer in answers] == [200] * 5
+
+
+def read_until_closed(sock: socket.socket, limit_s: float = 5.0) -> bytes:
+    sock.settimeout(limit_s)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_request_head_growing_past_the_limit_gets_400_and_the_connection_closes(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(HEAD + b"X-Big: " + b"a" * (MAX_HEAD_BYTES + 100))  # no end of head
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:100]
+    assert answer.endswith(b"Request head too large."), answer[-100:]
+    assert request(server.port, "GET", "/v2/health/ready").status == 200
+
+
+def test_heads_under_the_limit_are_served_one_after_another_on_one_connection(server):
+    # each head is under the limit, together they are over it: the count starts per request
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        statuses = []
+        for _ in range(4):
+            connection.request("GET", "/v1/models", headers={"X-Big": "a" * (MAX_HEAD_BYTES // 2)})
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+    finally:
+        connection.close()
+    assert statuses == [200] * 4
+
+
+def test_pipelined_requests_are_answered_in_order_and_the_connection_stays_open(server):
+    heads = [f"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-N: {n}\r\n\r\n" for n in range(3)]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall("".join(heads).encode())  # three requests in one write
+        received = b""
+        while received.count(b"HTTP/1.1 200 OK") < 3:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {received.count(b'HTTP/1.1 200 OK')} answers"
+            received += chunk
+        time.sleep(HEADER_TIMEOUT_S / 2)
+        sock.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        last = read_until_closed(sock)
+    assert last.startswith(b"HTTP/1.1 200 OK"), last[:100]
