@@ -60,6 +60,7 @@ class ServerConfig:
     max_queue_delay_ms: float = same_option(BatcherConfig, "max_queue_delay_ms")
     max_queue_size: int = same_option(BatcherConfig, "max_queue_size")
     bulk_batch_size: int = same_option(BatcherConfig, "bulk_batch_size")
+    bulk_quiet_s: float = same_option(BatcherConfig, "bulk_quiet_s")
     request_timeout_s: float = same_option(BatcherConfig, "request_timeout_s")
     max_body_bytes: int = option(10 * 1024 * 1024, "largest request body in bytes (413)", int)
     max_pixels: int = option(

@@ -56,6 +56,10 @@ class ServingMetrics:
             "dfd_batcher_rejections", "submissions refused or abandoned",
             [*model, "reason"], registry=self.registry,
         )  # fmt: skip
+        self.bulk_runs_stopped = Counter(
+            "dfd_bulk_runs_stopped", "grown bulk model runs stopped for a prediction (rerun)",
+            model, registry=self.registry,
+        )  # fmt: skip
         self.predictions = Counter(
             "dfd_predictions", "images classified", [*model, "label"], registry=self.registry
         )
@@ -95,6 +99,7 @@ class ModelObserver:
         self._delay = metrics.queue_delay.labels(**labels)
         self._depth = metrics.queue_depth.labels(**labels)
         self._rejections = metrics.rejections
+        self._stopped = metrics.bulk_runs_stopped.labels(**labels)
         self._labels = labels
 
     def batch_done(self, rows: int, run_seconds: float) -> None:
@@ -109,6 +114,9 @@ class ModelObserver:
 
     def rejected(self, reason: str) -> None:
         self._rejections.labels(**self._labels, reason=reason).inc()
+
+    def bulk_run_stopped(self) -> None:
+        self._stopped.inc()
 
 
 class RequestMetricsMiddleware:

@@ -6,6 +6,7 @@ CPU is always last so a session can fall back to it for unsupported nodes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import onnxruntime as ort
 
 from core.modelrepo import ModelEntry
 from core.options import check_at_least, check_choice, option, parse_bool, parse_names
+from serving.batcher import RunStopped, StopSignal
 
 logger = logging.getLogger("serving.runtime")
 
@@ -216,11 +218,23 @@ class ModelRuntime:
             entry.name, entry.version, self.path.name, ", ".join(self.providers),
         )  # fmt: skip
 
-    def run(self, batch: np.ndarray, lone: bool = False) -> dict[str, np.ndarray]:
+    def run(
+        self, batch: np.ndarray, lone: bool = False, stop: StopSignal | None = None
+    ) -> dict[str, np.ndarray]:
         """All outputs for a float32 ``[N, S, S, 3]`` batch, keyed by output name; ``lone``:
-        on the lone-request session where there is one."""
+        on the lone-request session where there is one. ``stop`` may end the run early
+        (between two operators, onnxruntime's terminate flag): :class:`RunStopped`."""
         session = self.lone_session if lone and self.lone_session is not None else self.session
-        values = session.run(self.output_names, {self.input_name: batch})
+        options = None
+        if stop is not None:
+            options = ort.RunOptions()
+            stop.on_stop(functools.partial(setattr, options, "terminate", True))
+        try:
+            values = session.run(self.output_names, {self.input_name: batch}, options)
+        except Exception:
+            if stop is not None and stop.requested:
+                raise RunStopped(f"{self.entry.name} run stopped early") from None
+            raise
         return dict(zip(self.output_names, values, strict=True))
 
     def warmup(self, batch_sizes: tuple[int, ...]) -> dict[int, float]:

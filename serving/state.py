@@ -149,6 +149,7 @@ class ServingState:
                 self.metrics.observer(entry.name, entry.version),
                 name=f"{entry.name}:{entry.version}",
                 run_lone=functools.partial(runtime.run, lone=True),
+                run_stoppable=runtime.run,
             )
             batcher.start()
             loaded.append(LoadedModel(entry, runtime, batcher))

@@ -200,7 +200,9 @@ async def test_lime_points_at_the_fake_cue_corner(tmp_path):
 async def test_lime_scores_through_the_batcher_in_chunks_of_at_least_64_rows(tmp_path):
     root = write_texture_entry(tmp_path / "models")
     data = encode_png(cue_image(100, 100))
-    config = test_config(root, max_batch_size=256, max_queue_delay_ms=1, bulk_batch_size=75)
+    config = test_config(
+        root, max_batch_size=256, max_queue_delay_ms=1, bulk_batch_size=75, bulk_quiet_s=0
+    )
     async with serving_client(config) as (client, app):
         model = app.state.serving.pool.resolve("cnn")
         submitted: list[int] = []

@@ -16,6 +16,8 @@ from serving.batcher import (
     ModelRunError,
     QueueFull,
     RequestTimeout,
+    RunStopped,
+    StopSignal,
     TooManyRows,
 )
 
@@ -40,6 +42,36 @@ class RecordingModel:
         if self.fail_on is not None and np.any(ids == self.fail_on):
             raise ValueError("poisoned row")
         return {"id": ids.copy(), "sum": batch.reshape(len(batch), -1).sum(axis=1, keepdims=True)}
+
+
+class StoppableModel(RecordingModel):
+    """A RecordingModel that takes a StopSignal (as ``ModelRuntime.run`` does). With
+    ``hold_first_grown``, the first run over ``bulk`` rows blocks until it is stopped."""
+
+    def __init__(self, bulk: int, hold_first_grown: bool = False) -> None:
+        super().__init__()
+        self.bulk, self.hold = bulk, hold_first_grown
+        self.holding = threading.Event()
+        self.stopped: list[int] = []  # sizes of the runs that were stopped
+
+    def __call__(
+        self, batch: np.ndarray, *, stop: StopSignal | None = None
+    ) -> dict[str, np.ndarray]:
+        if self.hold and stop is not None and len(batch) > self.bulk:
+            self.hold = False
+            released = threading.Event()
+            stop.on_stop(released.set)
+            self.holding.set()
+            assert released.wait(5.0), "the grown bulk run was never stopped"
+            self.stopped.append(len(batch))
+            raise RunStopped("stopped")
+        return super().__call__(batch)
+
+
+async def stoppable(model: StoppableModel, **config) -> DynamicBatcher:
+    batcher = DynamicBatcher(model, BatcherConfig(**config), name="test", run_stoppable=model)
+    batcher.start()
+    return batcher
 
 
 def rows(first_id: int, count: int) -> np.ndarray:
@@ -222,9 +254,56 @@ async def test_bulk_rows_run_in_small_batches_beside_predictions():
     await batcher.stop()
 
 
+async def test_bulk_runs_grow_to_full_batches_once_predictions_are_quiet():
+    model = StoppableModel(bulk=2)
+    batcher = await stoppable(
+        model, max_batch_size=8, max_queue_delay_ms=0, bulk_batch_size=2, bulk_quiet_s=0.2
+    )
+    assert (await batcher.submit(rows(0, 20), bulk=True))["id"].tolist() == list(range(20))
+    assert model.batch_sizes == [8, 8, 4], "no prediction yet: full batches"
+    model.batch_sizes.clear()
+    await batcher.submit(rows(100, 1))
+    assert (await batcher.submit(rows(0, 6), bulk=True))["id"].tolist() == list(range(6))
+    assert model.batch_sizes == [1, 2, 2, 2], "a prediction just now: bulk_batch_size"
+    await asyncio.sleep(0.25)
+    model.batch_sizes.clear()
+    await batcher.submit(rows(0, 6), bulk=True)
+    assert model.batch_sizes == [6], "quiet again: full batches"
+    await batcher.stop()
+    assert batcher.stats.stopped_runs == 0
+
+
+async def test_a_prediction_stops_a_grown_bulk_run_and_the_bulk_rows_run_again():
+    model = StoppableModel(bulk=2, hold_first_grown=True)
+    batcher = await stoppable(
+        model, max_batch_size=8, max_queue_delay_ms=0, bulk_batch_size=2, bulk_quiet_s=0.2
+    )
+    first = asyncio.create_task(batcher.submit(rows(1000, 5), bulk=True))
+    second = asyncio.create_task(batcher.submit(rows(2000, 7), bulk=True))
+    while not model.holding.is_set():  # the grown run (8 rows: 5 + 3) is on the model
+        await asyncio.sleep(0.005)
+    single = await batcher.submit(rows(7, 1))
+    assert single["id"].tolist() == [7]
+    assert (await first)["id"].tolist() == list(range(1000, 1005))
+    assert (await second)["id"].tolist() == list(range(2000, 2007))
+    assert model.stopped == [8]
+    assert model.batch_sizes == [1, 2, 2, 2, 2, 2, 2], "the prediction first, then bulk rows"
+    assert batcher.stats.stopped_runs == 1
+    assert batcher.depth == 0
+    await batcher.stop()
+
+
+async def test_a_stop_signal_given_before_the_runtime_listens_is_passed_on():
+    signal, calls = StopSignal(), []
+    signal.stop()
+    signal.on_stop(lambda: calls.append("stopped"))
+    signal.stop()  # a second stop calls nothing again
+    assert signal.requested and calls == ["stopped"]
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("max_batch_size", 0), ("max_queue_size", 0), ("bulk_batch_size", 0),
+    [("max_batch_size", 0), ("max_queue_size", 0), ("bulk_batch_size", 0), ("bulk_quiet_s", -1.0),
      ("max_queue_delay_ms", -1.0), ("request_timeout_s", 0.0)],
 )  # fmt: skip
 async def test_batcher_settings_are_checked_where_built(field, value):

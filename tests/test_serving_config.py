@@ -181,6 +181,27 @@ def test_the_lone_session_gives_the_batched_session_s_outputs(tiny_repo):
     )
 
 
+def test_a_stop_signal_ends_a_run_early_and_an_unused_one_changes_nothing(tiny_repo):
+    """onnxruntime's terminate flag behind ``run(stop=...)``: a stop given before or during
+    the run raises RunStopped; a run not stopped gives the plain run's outputs, and the
+    session runs normally afterwards."""
+    from core.modelrepo import ModelRepository
+    from serving.batcher import RunStopped, StopSignal
+    from serving.runtime import ModelRuntime, RuntimeConfig
+
+    entry = ModelRepository(tiny_repo).entry("cnn")
+    batch = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    runtime = ModelRuntime(entry, RuntimeConfig(providers=("cpu",), lone_spin=False))
+    plain = runtime.run(batch)
+    kept = runtime.run(batch, stop=StopSignal())
+    np.testing.assert_array_equal(kept["probability_fake"], plain["probability_fake"])
+    stopped = StopSignal()
+    stopped.stop()
+    with pytest.raises(RunStopped):
+        runtime.run(batch, stop=stopped)
+    np.testing.assert_array_equal(runtime.run(batch)["probability_fake"], plain["probability_fake"])
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
