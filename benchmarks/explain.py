@@ -10,7 +10,7 @@ For each model (default ``lite0`` and ``cnn``) the real server app runs in this 
 * ``/v1/explain?method=lime`` at ``--num-samples`` (default 1000) for each segmentation;
   target: CNN median <= 1 s. The server's own breakdown (segmentation, sampling + scoring
   through the batcher, ridge fit, overlay) is kept, and right after each LIME request the
-  model alone is timed on batches of the batcher's bulk and full sizes: the floor that
+  model alone is timed on batches of the batcher's bulk, quiet-bulk and full sizes: the floor that
   ``num_samples`` forward passes put under that request. Each request's overhead is over its
   own floor (the machine's speed drifts within minutes); the median request is reported.
 
@@ -311,15 +311,16 @@ def lime_summary(runs: list[dict], num_samples: int) -> dict:
 
 
 def bare_model_ms_per_row(model, payloads: Sequence[bytes], rows: int) -> tuple[float, int]:
-    """The session alone on real inputs, at the batcher's bulk and full batch sizes: the
-    fastest per-row time and its batch size, the floor under LIME's scoring."""
+    """The session alone on real inputs, at the batcher's bulk, quiet-bulk and full batch
+    sizes: the fastest per-row time and its batch size, the floor under LIME's scoring."""
     from core.preprocessing import PreprocessConfig, preprocess_bytes
 
     size = model.entry.input_size
     decoded = [preprocess_bytes(p, PreprocessConfig(size=size)) for p in payloads[:8]]
     config = model.batcher.config
     timings = []
-    for batch_size in sorted({config.bulk_batch_size, config.max_batch_size}):
+    sizes = {config.bulk_batch_size, config.quiet_bulk_batch_size, config.max_batch_size}
+    for batch_size in sorted(sizes - {0}):
         batch = np.stack([decoded[i % len(decoded)] for i in range(batch_size)])
         batch = batch.astype(np.float32)
         model.runtime.run(batch)

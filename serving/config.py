@@ -61,6 +61,7 @@ class ServerConfig:
     max_queue_size: int = same_option(BatcherConfig, "max_queue_size")
     bulk_batch_size: int = same_option(BatcherConfig, "bulk_batch_size")
     bulk_quiet_s: float = same_option(BatcherConfig, "bulk_quiet_s")
+    quiet_bulk_batch_size: int = same_option(BatcherConfig, "quiet_bulk_batch_size")
     request_timeout_s: float = same_option(BatcherConfig, "request_timeout_s")
     max_body_bytes: int = option(10 * 1024 * 1024, "largest request body in bytes (413)", int)
     max_pixels: int = option(

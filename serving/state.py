@@ -27,7 +27,7 @@ from serving.errors import unavailable
 from serving.explain import find_explainer
 from serving.metrics import ServingMetrics
 from serving.models import LoadedModel, ModelPool, find_entries
-from serving.runtime import ModelRuntime
+from serving.runtime import ModelRuntime, fastest_batch_size
 
 logger = logging.getLogger("serving")
 T = TypeVar("T")
@@ -41,6 +41,22 @@ def batcher_config(config: ServerConfig, entry: ModelEntry) -> BatcherConfig:
     if unknown:
         raise ValueError(f"metadata.json batching has unknown settings {sorted(unknown)}")
     return dataclasses.replace(config.pick(BatcherConfig), **own)
+
+
+def choose_quiet_bulk_size(runtime: ModelRuntime, batching: BatcherConfig) -> BatcherConfig:
+    """``batching`` with ``quiet_bulk_batch_size`` 0 replaced by the candidate size the model
+    runs fastest per row (the growth of bulk runs, ``serving/batcher.py``)."""
+    if batching.bulk_quiet_s == 0 or batching.quiet_bulk_batch_size:
+        return batching
+    size, per_row = fastest_batch_size(
+        runtime.run, batching.quiet_bulk_candidates(), runtime.input_size
+    )
+    logger.info(
+        "%s:%s bulk runs once predictions are quiet: %d rows (%s ms per row)",
+        runtime.entry.name, runtime.entry.version, size,
+        ", ".join(f"{n}: {t * 1000:.2f}" for n, t in per_row.items()),
+    )  # fmt: skip
+    return dataclasses.replace(batching, quiet_bulk_batch_size=size)
 
 
 def lower_thread_priority(nice: int) -> None:
@@ -140,6 +156,7 @@ class ServingState:
                 batching = batcher_config(self.config, entry)
                 runtime = await asyncio.to_thread(ModelRuntime, entry, self.config.runtime_config())
                 await asyncio.to_thread(runtime.warmup, self.config.warmup_sizes)
+                batching = await asyncio.to_thread(choose_quiet_bulk_size, runtime, batching)
             except Exception as exc:
                 logger.error("could not load %s:%s: %s", entry.name, entry.version, exc)
                 continue

@@ -273,6 +273,28 @@ async def test_bulk_runs_grow_to_full_batches_once_predictions_are_quiet():
     assert batcher.stats.stopped_runs == 0
 
 
+async def test_quiet_bulk_runs_take_quiet_bulk_batch_size_rows():
+    model = StoppableModel(bulk=2)
+    batcher = await stoppable(
+        model, max_batch_size=8, max_queue_delay_ms=0, bulk_batch_size=2, quiet_bulk_batch_size=6
+    )
+    await batcher.submit(rows(0, 20), bulk=True)
+    await batcher.stop()
+    assert model.batch_sizes == [6, 6, 6, 2]
+
+
+async def test_quiet_bulk_candidates_double_from_the_bulk_size_to_the_full_batch():
+    assert BatcherConfig(bulk_batch_size=4, max_batch_size=32).quiet_bulk_candidates() == [
+        4, 8, 16, 32
+    ]  # fmt: skip
+    assert BatcherConfig(bulk_batch_size=3, max_batch_size=20).quiet_bulk_candidates() == [
+        3, 6, 12, 20
+    ]  # fmt: skip
+    assert BatcherConfig(bulk_batch_size=8, max_batch_size=8).quiet_bulk_candidates() == [8]
+    with pytest.raises(ValueError, match="quiet_bulk_batch_size .40. must be at most"):
+        BatcherConfig(max_batch_size=32, quiet_bulk_batch_size=40)
+
+
 async def test_a_prediction_stops_a_grown_bulk_run_and_the_bulk_rows_run_again():
     model = StoppableModel(bulk=2, hold_first_grown=True)
     batcher = await stoppable(
@@ -304,6 +326,7 @@ async def test_a_stop_signal_given_before_the_runtime_listens_is_passed_on():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("max_batch_size", 0), ("max_queue_size", 0), ("bulk_batch_size", 0), ("bulk_quiet_s", -1.0),
+     ("quiet_bulk_batch_size", -1),
      ("max_queue_delay_ms", -1.0), ("request_timeout_s", 0.0)],
 )  # fmt: skip
 async def test_batcher_settings_are_checked_where_built(field, value):

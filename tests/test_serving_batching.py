@@ -206,3 +206,21 @@ async def test_a_models_own_batching_settings_override_the_servers(model_entry_w
     assert small.batcher.stats.rows == 12 and small.batcher.stats.largest_batch <= 4
     assert "BatcherConfig.max_batch_size must be at least 1, got 0" in caplog.text
     assert "unknown settings ['colour']" in caplog.text
+
+
+async def test_quiet_bulk_size_is_timed_at_load_unless_given_or_growth_is_off(model_entry_writer):
+    root = model_entry_writer("cnn", 1)
+    for name, batching in {
+        "given": {"quiet_bulk_batch_size": 8},
+        "off": {"bulk_quiet_s": 0},
+    }.items():
+        model_entry_writer(name, 1)
+        _set_batching(root, name, batching)
+    config = test_config(root, max_batch_size=16, bulk_batch_size=2)
+    async with serving_client(config) as (client, _):
+        listed = {
+            m["name"]: m["batching"] for m in (await client.get("/v1/models")).json()["models"]
+        }
+    assert listed["cnn"]["quiet_bulk_batch_size"] in (2, 4, 8, 16), "timed: one of the candidates"
+    assert listed["given"]["quiet_bulk_batch_size"] == 8
+    assert listed["off"]["quiet_bulk_batch_size"] == 0

@@ -181,6 +181,23 @@ def test_the_lone_session_gives_the_batched_session_s_outputs(tiny_repo):
     )
 
 
+def test_fastest_batch_size_picks_the_least_time_per_row_and_ignores_first_runs():
+    from serving.runtime import fastest_batch_size
+
+    now, seen = [0.0], []
+    row_cost = {2: 1.0, 4: 0.6, 8: 0.7}  # seconds per row; the first run of a size is slow
+
+    def run(batch):
+        size = len(batch)
+        first = size not in seen
+        seen.append(size)
+        now[0] += row_cost[size] * size * (10 if first else 1)
+
+    size, per_row = fastest_batch_size(run, [2, 4, 8], 4, rounds=2, clock=lambda: now[0])
+    assert size == 4 and per_row == pytest.approx(row_cost)
+    assert seen == [2, 4, 8, 8, 4, 2]
+
+
 def test_a_stop_signal_ends_a_run_early_and_an_unused_one_changes_nothing(tiny_repo):
     """onnxruntime's terminate flag behind ``run(stop=...)``: a stop given before or during
     the run raises RunStopped; a run not stopped gives the plain run's outputs, and the
