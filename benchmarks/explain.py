@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -241,6 +242,7 @@ async def measure_model(name: str, repo: Path, images, config: ExplainBenchConfi
         },
         "bare_model_ms_per_row": round(per_row_ms, 3),  # median over the LIME requests' floors
         "bare_model_ms_for_lime_samples": round(per_row_ms * config.num_samples, 1),
+        "batching": dataclasses.asdict(model.batcher.config),  # bulk run sizes in use
     }
 
 

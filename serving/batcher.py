@@ -29,11 +29,12 @@ eight, predictions beside two LIME explanations had p50 73-80 instead of 100-106
 
 Once no prediction has arrived for ``bulk_quiet_s``, bulk runs grow to
 ``quiet_bulk_batch_size`` rows (by default the size the model runs fastest per row, timed as
-it loads): fewer, larger runs, so a lone LIME request finishes
-sooner (``lite0``, 1,000 samples: +21 % over the bare model against +29 % with slic, +28 %
-against +40 % with quickshift). A prediction that arrives meanwhile stops such a run between
-two operators (:class:`StopSignal`, onnxruntime's terminate flag): its rows go back to the
-head of the bulk queue and the prediction runs next, as it would have behind a short bulk run.
+it loads): fewer, larger runs, so a lone LIME request finishes sooner (``lite0``, 1,000
+samples: +19 % over the bare model against +35 % with slic, +28 % against +39 % with
+quickshift; ``cnn``, fastest at 4-8 rows, within noise). A prediction that arrives meanwhile
+stops such a run between two operators (:class:`StopSignal`, onnxruntime's terminate flag):
+its rows go back to the head of the bulk queue and the prediction runs next, as it would
+have behind a short bulk run.
 """
 
 from __future__ import annotations
