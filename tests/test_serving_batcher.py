@@ -257,7 +257,7 @@ async def test_bulk_rows_run_in_small_batches_beside_predictions():
 async def test_bulk_runs_grow_to_full_batches_once_predictions_are_quiet():
     model = StoppableModel(bulk=2)
     batcher = await stoppable(
-        model, max_batch_size=8, max_queue_delay_ms=0, bulk_batch_size=2, bulk_quiet_s=0.2
+        model, max_batch_size=8, max_queue_delay_ms=0, bulk_batch_size=2, bulk_quiet_s=1.0
     )
     assert (await batcher.submit(rows(0, 20), bulk=True))["id"].tolist() == list(range(20))
     assert model.batch_sizes == [8, 8, 4], "no prediction yet: full batches"
@@ -265,7 +265,7 @@ async def test_bulk_runs_grow_to_full_batches_once_predictions_are_quiet():
     await batcher.submit(rows(100, 1))
     assert (await batcher.submit(rows(0, 6), bulk=True))["id"].tolist() == list(range(6))
     assert model.batch_sizes == [1, 2, 2, 2], "a prediction just now: bulk_batch_size"
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(1.1)
     model.batch_sizes.clear()
     await batcher.submit(rows(0, 6), bulk=True)
     assert model.batch_sizes == [6], "quiet again: full batches"
@@ -298,7 +298,7 @@ async def test_quiet_bulk_candidates_double_from_the_bulk_size_to_the_full_batch
 async def test_a_prediction_stops_a_grown_bulk_run_and_the_bulk_rows_run_again():
     model = StoppableModel(bulk=2, hold_first_grown=True)
     batcher = await stoppable(
-        model, max_batch_size=8, max_queue_delay_ms=0, bulk_batch_size=2, bulk_quiet_s=0.2
+        model, max_batch_size=8, max_queue_delay_ms=0, bulk_batch_size=2, bulk_quiet_s=1.0
     )
     first = asyncio.create_task(batcher.submit(rows(1000, 5), bulk=True))
     second = asyncio.create_task(batcher.submit(rows(2000, 7), bulk=True))
