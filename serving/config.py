@@ -69,7 +69,10 @@ class ServerConfig:
     )
     max_batch_files: int = option(64, "most files in one /v1/predict/batch request", int)
     decode_threads: int = option(
-        4, "threads decoding and preprocessing uploads (the whole server's, shared by workers)", int
+        0,
+        "threads decoding and preprocessing uploads (the whole server's, shared by workers; "
+        "0: one per core)",
+        int,
     )
     intra_op_threads: int = option(
         0,
@@ -199,12 +202,11 @@ class ServerConfig:
     def __post_init__(self) -> None:
         positive = (
             "port", "workers", "max_body_bytes", "max_pixels", "max_batch_files",
-            "decode_threads", "lime_concurrency", "lime_max_samples", "explain_max_features",
-            "retry_after_s",
+            "lime_concurrency", "lime_max_samples", "explain_max_features", "retry_after_s",
         )  # fmt: skip
         check_at_least(self, 1, *positive)
-        check_at_least(self, 0, "intra_op_threads", "graceful_timeout_s", "keep_warm_s",
-                       "rate_limit", "max_connections")  # fmt: skip
+        check_at_least(self, 0, "decode_threads", "intra_op_threads", "graceful_timeout_s",
+                       "keep_warm_s", "rate_limit", "max_connections")  # fmt: skip
         if not 0 <= self.background_nice <= 19:
             raise ValueError(f"background_nice must be 0 to 19, got {self.background_nice}")
         check_at_least(self, 1, "warmup_batch_sizes")
@@ -236,8 +238,10 @@ class ServerConfig:
 
     @property
     def worker_decode_threads(self) -> int:
-        """Decode threads of one worker process: the server's budget shared out."""
-        return max(1, self.decode_threads // self.workers)
+        """Decode threads of one worker process: the server's budget (0: one per core)
+        shared out."""
+        budget = self.decode_threads or os.cpu_count() or 1
+        return max(1, budget // self.workers)
 
     @property
     def worker_intra_op_threads(self) -> int:

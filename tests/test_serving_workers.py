@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import time
 import urllib.request
@@ -105,6 +106,9 @@ def test_thread_budgets_are_shared_out_among_workers():
     assert (two.worker_decode_threads, two.worker_intra_op_threads) == (2, 3)
     many = ServerConfig(workers=8, decode_threads=4, intra_op_threads=2)
     assert (many.worker_decode_threads, many.worker_intra_op_threads) == (1, 1)
+    cores = os.cpu_count() or 1
+    assert ServerConfig().worker_decode_threads == cores, "0: one decode thread per core"
+    assert ServerConfig(workers=2).worker_decode_threads == max(1, cores // 2)
 
 
 def test_accepted_connections_get_tcp_nodelay():
