@@ -60,6 +60,14 @@ def _load_detector(size: tuple[int, int]):
     )
 
 
+def _idle_detectors(size: tuple[int, int]) -> queue.SimpleQueue:
+    """The idle detectors for input ``size`` (width, height), an empty queue the first time."""
+    idle = _IDLE_DETECTORS.get(size)
+    if idle is None:  # setdefault: two threads asking at once get the same queue
+        idle = _IDLE_DETECTORS.setdefault(size, queue.SimpleQueue())
+    return idle
+
+
 @contextlib.contextmanager
 def _detector(size: tuple[int, int]) -> Iterator:
     """An idle detector for input ``size``, or a new one when all are in use, handed back
@@ -70,7 +78,7 @@ def _detector(size: tuple[int, int]) -> Iterator:
     A detector is never resized: OpenCV 4.14's ``FaceDetectorYN``, resized from 128x128 to a
     thin input, now and then saw a face in a black image (CI: 2x300; here 0-4 % of such
     searches, varying by process)."""
-    idle = _IDLE_DETECTORS.setdefault(size, queue.SimpleQueue())
+    idle = _idle_detectors(size)
     try:
         detector = idle.get_nowait()
     except queue.Empty:
@@ -104,7 +112,7 @@ def warm_detectors(count: int, sizes: tuple[tuple[int, int], ...] = PHOTO_DETECT
     once (3-5 ms to load and a 2 ms first run each; 14 and 10 ms for the first at all), so
     that the first photos of each shape searched at once do not pay for them."""
     for width, height in sizes:
-        idle = _IDLE_DETECTORS.setdefault((width, height), queue.SimpleQueue())
+        idle = _idle_detectors((width, height))
         for _ in range(count - idle.qsize()):
             detector = _load_detector((width, height))
             detector.detect(np.zeros((height, width, 3), np.uint8))
