@@ -180,6 +180,11 @@ def served_metrics(entry: ModelEntry, precision: str) -> dict | None:
     return {key: measured[key] for key in keys if key in measured}
 
 
+def grey_batch(rows: int, input_size: int) -> np.ndarray:
+    """``rows`` mid-grey model inputs: for warm-up and timing runs."""
+    return np.full((rows, input_size, input_size, 3), 127.5, np.float32)
+
+
 def fastest_batch_size(
     run: Callable[[np.ndarray], object],
     sizes: Sequence[int],
@@ -191,9 +196,7 @@ def fastest_batch_size(
     seconds per row of each size: the best of ``rounds`` runs on mid-grey rows, each round
     over every size in turn (reversed every other round), so neither a first run building
     kernels nor the machine's drift favours a size."""
-    batches = {
-        size: np.full((size, input_size, input_size, 3), 127.5, np.float32) for size in sizes
-    }
+    batches = {size: grey_batch(size, input_size) for size in sizes}
     best = dict.fromkeys(sizes, math.inf)
     for index in range(rounds):
         for size in sizes if index % 2 == 0 else reversed(sizes):
@@ -267,13 +270,12 @@ class ModelRuntime:
         """Run a mid-grey batch at each size once; seconds per size (first runs build kernels)."""
         timings = {}
         for size in batch_sizes:
-            batch = np.full((size, self.input_size, self.input_size, 3), 127.5, np.float32)
+            batch = grey_batch(size, self.input_size)
             start = time.perf_counter()
             self.run(batch)
             timings[size] = time.perf_counter() - start
         if self.lone_session is not None:  # lone requests are one upload each
-            grey = np.full((1, self.input_size, self.input_size, 3), 127.5, np.float32)
-            self.run(grey, lone=True)
+            self.run(grey_batch(1, self.input_size), lone=True)
         logger.info(
             "warmed up %s:%s: %s",
             self.entry.name, self.entry.version,
