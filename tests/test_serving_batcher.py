@@ -68,6 +68,13 @@ class StoppableModel(RecordingModel):
         return super().__call__(batch)
 
 
+async def growing(model: StoppableModel, **config) -> DynamicBatcher:
+    """A batcher whose bulk runs may grow: 8-row runs, 2-row bulk runs beside predictions,
+    no queue delay."""
+    settings = {"max_batch_size": 8, "max_queue_delay_ms": 0, "bulk_batch_size": 2}
+    return await started(model, stoppable=True, **settings, **config)
+
+
 def rows(first_id: int, count: int) -> np.ndarray:
     data = np.ones((count, 2, 2, 3), np.float32)
     data[:, 0, 0, 0] = np.arange(first_id, first_id + count)
@@ -255,14 +262,7 @@ async def test_bulk_rows_run_in_small_batches_beside_predictions():
 
 async def test_bulk_runs_grow_to_full_batches_once_predictions_are_quiet():
     model = StoppableModel(bulk=2)
-    batcher = await started(
-        model,
-        stoppable=True,
-        max_batch_size=8,
-        max_queue_delay_ms=0,
-        bulk_batch_size=2,
-        bulk_quiet_s=1.0,
-    )
+    batcher = await growing(model, bulk_quiet_s=1.0)
     assert (await batcher.submit(rows(0, 20), bulk=True))["id"].tolist() == list(range(20))
     assert model.batch_sizes == [8, 8, 4], "no prediction yet: full batches"
     model.batch_sizes.clear()
@@ -279,14 +279,7 @@ async def test_bulk_runs_grow_to_full_batches_once_predictions_are_quiet():
 
 async def test_quiet_bulk_runs_take_quiet_bulk_batch_size_rows():
     model = StoppableModel(bulk=2)
-    batcher = await started(
-        model,
-        stoppable=True,
-        max_batch_size=8,
-        max_queue_delay_ms=0,
-        bulk_batch_size=2,
-        quiet_bulk_batch_size=6,
-    )
+    batcher = await growing(model, quiet_bulk_batch_size=6)
     await batcher.submit(rows(0, 20), bulk=True)
     await batcher.stop()
     assert model.batch_sizes == [6, 6, 6, 2]
@@ -306,14 +299,7 @@ async def test_quiet_bulk_candidates_double_from_the_bulk_size_to_the_full_batch
 
 async def test_a_prediction_stops_a_grown_bulk_run_and_the_bulk_rows_run_again():
     model = StoppableModel(bulk=2, hold_first_grown=True)
-    batcher = await started(
-        model,
-        stoppable=True,
-        max_batch_size=8,
-        max_queue_delay_ms=0,
-        bulk_batch_size=2,
-        bulk_quiet_s=1.0,
-    )
+    batcher = await growing(model, bulk_quiet_s=1.0)
     first = asyncio.create_task(batcher.submit(rows(1000, 5), bulk=True))
     second = asyncio.create_task(batcher.submit(rows(2000, 7), bulk=True))
     while not model.holding.is_set():  # the grown run (8 rows: 5 + 3) is on the model
