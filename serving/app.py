@@ -136,9 +136,10 @@ async def explain(request: Request) -> JSONResponse:
     # or of the face crop for models trained on face crops.
     with model.batcher.incoming() as announcement:
         upload = await read_image(request)
-        scored = await preprocess_and_infer(
-            state, model, upload.data, config, announcement, full_size=True
-        )
+        scored = await preprocess_and_infer(  # LIME's own bulk rows follow: no hold on them
+            state, model, upload.data, config, announcement, full_size=True,
+            holds_bulk=params.method != "lime",
+        )  # fmt: skip
     assert scored.upload.full_size is not None
     context = ExplainRequest(
         model=model,

@@ -64,15 +64,18 @@ async def preprocess_and_infer(
     config: PreprocessConfig,
     announcement: Announcement,
     full_size: bool = False,
+    holds_bulk: bool = True,
 ) -> Scored:
     """One upload through the model (``full_size``: keep every pixel of its crop, to draw
     over). With the batcher idle, its decode and model run share one hop to the inference
     thread (:meth:`~serving.batcher.DynamicBatcher.run_alone`); else it is decoded on the
-    thread pool, its ``announcement`` ends and its row is batched."""
+    thread pool, its ``announcement`` ends and its row is batched. ``holds_bulk``: see
+    :meth:`~serving.batcher.DynamicBatcher.submit`."""
     if not model.batcher.idle:
         upload = await preprocess_off_loop(state, data, config, full_size)
         announcement.end()
-        return Scored(upload, await infer(state, model, upload.model_input[None]))
+        rows = upload.model_input[None]
+        return Scored(upload, await infer(state, model, rows, holds_bulk=holds_bulk))
     state.touch()
     found: list[Preprocessed] = []
 
@@ -81,7 +84,7 @@ async def preprocess_and_infer(
         return found[0].model_input[None]
 
     try:
-        outputs = await model.batcher.run_alone(prepare)
+        outputs = await model.batcher.run_alone(prepare, holds_bulk)
     except (BatcherStopped, RequestTimeout, ModelRunError) as exc:
         raise batcher_error(state, exc) from None
     except Exception as exc:  # from prepare: the upload's preprocessing
@@ -104,12 +107,17 @@ def batcher_error(state: ServingState, exc: Exception) -> APIError:
 
 
 async def infer(
-    state: ServingState, model: LoadedModel, rows: np.ndarray, bulk: bool = False
+    state: ServingState,
+    model: LoadedModel,
+    rows: np.ndarray,
+    bulk: bool = False,
+    holds_bulk: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Submit ``rows`` to the model's batcher (``bulk`` yields to interactive requests);
-    batcher failures become HTTP errors."""
+    """Submit ``rows`` to the model's batcher (``bulk`` yields to interactive requests;
+    ``holds_bulk``: see :meth:`~serving.batcher.DynamicBatcher.submit`); batcher failures
+    become HTTP errors."""
     try:
-        return await model.batcher.submit(rows, bulk=bulk)
+        return await model.batcher.submit(rows, bulk=bulk, holds_bulk=holds_bulk)
     except (QueueFull, BatcherStopped, RequestTimeout, TooManyRows, ModelRunError) as exc:
         raise batcher_error(state, exc) from None
 

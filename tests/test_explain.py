@@ -209,10 +209,10 @@ async def test_lime_scores_through_the_batcher_in_chunks_of_at_least_64_rows(tmp
         bulk_flags: list[bool] = []
         real_submit = model.batcher.submit
 
-        async def spy(rows, bulk=False):
+        async def spy(rows, bulk=False, holds_bulk=True):
             submitted.append(len(rows))
             bulk_flags.append(bulk)
-            return await real_submit(rows, bulk=bulk)
+            return await real_submit(rows, bulk=bulk, holds_bulk=holds_bulk)
 
         model.batcher.submit = spy
         before = model.batcher.stats.rows
@@ -229,6 +229,29 @@ async def test_lime_scores_through_the_batcher_in_chunks_of_at_least_64_rows(tmp
     assert lime["rows_per_submission"][0] >= 64
     small = [line for line in metrics.splitlines() if line.startswith("dfd_batch_size_bucket")]
     assert any('le="48.0"' in line and line.endswith(" 1.0") for line in small), small
+
+
+async def test_a_lime_requests_own_prediction_does_not_hold_its_bulk_runs_small(tmp_path):
+    root = write_texture_entry(tmp_path / "models")
+    data = encode_png(cue_image(100, 100))
+    config = test_config(
+        root, max_batch_size=64, max_queue_delay_ms=1, bulk_batch_size=4, bulk_quiet_s=60,
+        quiet_bulk_batch_size=32,
+    )  # fmt: skip
+    lime = "method=lime&segmentation=slic&num_samples=128"
+    async with serving_client(config) as (client, app):
+        stats = app.state.serving.pool.resolve("cnn").batcher.stats
+        assert (await explain(client, data, lime)).status_code == 200
+        alone = stats.largest_batch
+        predicted = await client.post(
+            "/v1/predict", content=data, headers={"content-type": "image/png"}
+        )
+        assert predicted.status_code == 200
+        stats.largest_batch = 0
+        assert (await explain(client, data, lime)).status_code == 200
+        after_prediction = stats.largest_batch
+    assert alone == 32, "no other prediction within bulk_quiet_s: quiet_bulk_batch_size rows"
+    assert after_prediction == 4, "a prediction just before: bulk_batch_size rows"
 
 
 def _thread_nice() -> int:

@@ -277,6 +277,20 @@ async def test_bulk_runs_grow_to_full_batches_once_predictions_are_quiet():
     assert batcher.stats.stopped_runs == 0
 
 
+async def test_a_prediction_that_holds_no_bulk_leaves_bulk_runs_grown():
+    model = StoppableModel(bulk=2)
+    batcher = await growing(model, bulk_quiet_s=60.0)
+    await batcher.submit(rows(100, 1), holds_bulk=False)
+    await batcher.run_alone(lambda: rows(101, 1), holds_bulk=False)
+    assert (await batcher.submit(rows(0, 16), bulk=True))["id"].tolist() == list(range(16))
+    assert model.batch_sizes == [1, 1, 8, 8], "LIME's own prediction: bulk runs stay grown"
+    model.batch_sizes.clear()
+    await batcher.run_alone(lambda: rows(102, 1))
+    await batcher.submit(rows(0, 4), bulk=True)
+    assert model.batch_sizes == [1, 2, 2], "any other prediction holds them for bulk_quiet_s"
+    await batcher.stop()
+
+
 async def test_quiet_bulk_runs_take_quiet_bulk_batch_size_rows():
     model = StoppableModel(bulk=2)
     batcher = await growing(model, quiet_bulk_batch_size=6)
