@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from lime import lime_image
 
@@ -39,7 +40,7 @@ from serving.inference import probabilities
 from serving.lime_overlay import lime_overlay
 
 MIN_CHUNK_ROWS = 64
-MAX_PRODUCT_REGIONS = 64  # perturbed images by one matrix product up to this many regions
+MAX_MASKED_REGIONS = 256  # perturbed images by masked copies up to this many regions
 FAKE_LABEL = 1  # column of p_fake in the classifier output (core.decision.CLASS_NAMES)
 
 
@@ -111,13 +112,12 @@ class PerturbedImages:
     ``image`` if ``masks[i, r]`` else from ``fudged`` (exactly what lime's own
     ``data_labels`` builds, without its loops), as ``float32`` rows.
 
-    With up to :data:`MAX_PRODUCT_REGIONS` regions, one matrix product per chunk:
-    ``masks @ by_region + fudged``, where row ``r`` of ``by_region`` holds
-    ``image - fudged`` on region ``r``'s pixels and 0 elsewhere. Exact: each value has one
-    non-zero term, a 0/1 times a difference of integers. For a 224 x 224 image in 40 regions:
-    0.16 ms a row against 0.48 for the gather-multiply-add it replaced (one thread, rows
-    written into kept buffers); the product grows with the regions (0.55 ms at 100), so past
-    the limit each row is gathered instead (0.3 ms, any count).
+    With up to :data:`MAX_MASKED_REGIONS` regions, each row is two masked copies through
+    OpenCV (``cv2.LUT`` maps region ids to a pixel mask, ``cv2.copyTo`` copies ``image``
+    where it is set and ``fudged`` where it is not): 0.09 ms a row for a 224 x 224 image,
+    any chunk size, against 0.24 ms (0.53 in chunks of 4) for the matrix product over all
+    regions it replaced (``masks @ by_region + fudged``; one thread, 40 regions). Past that
+    many regions each row is gathered per value instead (0.3 ms).
 
     The rows live in ``buffers`` reused buffers, taken in turn: a chunk's rows are valid
     until ``buffers`` more chunks are built.
@@ -127,34 +127,38 @@ class PerturbedImages:
         self, image: np.ndarray, fudged: np.ndarray, segments: np.ndarray, buffers: int = 1
     ) -> None:
         self._shape = image.shape
-        self._base = fudged.astype(np.float32).reshape(-1)
-        difference = image.astype(np.float32).reshape(-1) - self._base
-        region_of_value = np.repeat(segments.reshape(-1), image.shape[-1]).astype(np.intp)
-        regions = int(segments.max()) + 1
-        self._by_region: np.ndarray | None = None
-        if regions <= MAX_PRODUCT_REGIONS:
-            self._by_region = np.zeros((regions, difference.size), np.float32)
-            self._by_region[region_of_value, np.arange(difference.size)] = difference
-        self._region_of_value, self._difference = region_of_value, difference
-        self._buffers = [np.empty((0, difference.size), np.float32) for _ in range(buffers)]
+        self._image = np.ascontiguousarray(image, np.float32)
+        self._fudged = np.ascontiguousarray(fudged, np.float32)
+        self._regions = int(segments.max()) + 1
+        self._segments: np.ndarray | None = None  # region id per pixel, for cv2.LUT
+        if self._regions <= MAX_MASKED_REGIONS:
+            self._segments = np.ascontiguousarray(segments, np.uint8)
+        self._region_of_value = np.repeat(segments.reshape(-1), image.shape[-1]).astype(np.intp)
+        self._buffers = [np.empty((0, *image.shape), np.float32) for _ in range(buffers)]
         self._built = 0
 
     def __call__(self, masks: np.ndarray) -> np.ndarray:
         slot = self._built % len(self._buffers)
         self._built += 1
         if len(self._buffers[slot]) < len(masks):
-            self._buffers[slot] = np.empty((len(masks), self._base.size), np.float32)
+            self._buffers[slot] = np.empty((len(masks), *self._shape), np.float32)
         rows = self._buffers[slot][: len(masks)]
-        keep = masks.astype(np.float32)
-        if self._by_region is not None:
-            np.matmul(keep, self._by_region, out=rows)
-            rows += self._base
+        if self._segments is not None:
+            self._masked_copies(masks, rows)
         else:
-            for index, row in enumerate(rows):
-                np.take(keep[index], self._region_of_value, out=row)
-                row *= self._difference
-                row += self._base
-        return rows.reshape(len(masks), *self._shape)
+            image, fudged = self._image.reshape(-1), self._fudged.reshape(-1)
+            for keep, row in zip(masks.astype(bool), rows.reshape(len(masks), -1), strict=True):
+                np.copyto(row, fudged)
+                np.copyto(row, image, where=keep[self._region_of_value])
+        return rows
+
+    def _masked_copies(self, masks: np.ndarray, rows: np.ndarray) -> None:
+        shown = np.zeros((len(masks), 256), np.uint8)  # a 0/255 lookup table per row
+        shown[:, : self._regions] = np.where(masks.astype(bool), 255, 0)
+        for table, row in zip(shown, rows, strict=True):
+            region_shown = cv2.LUT(self._segments, table)
+            cv2.copyTo(self._image, region_shown, row)
+            cv2.copyTo(self._fudged, cv2.bitwise_not(region_shown), row)
 
 
 class BatchedLimeImageExplainer(lime_image.LimeImageExplainer):

@@ -106,9 +106,9 @@ def test_vectorised_sampling_equals_limes_own_loop():
     assert [len(rows) for rows in seen] == [75, 75]
 
 
-@pytest.mark.parametrize("regions_by_product", [64, 1])  # one product / a gather per row
-def test_perturbed_images_switch_whole_regions(monkeypatch, regions_by_product):
-    monkeypatch.setattr(explain_lime, "MAX_PRODUCT_REGIONS", regions_by_product)
+@pytest.mark.parametrize("masked_regions", [256, 1])  # masked copies / a gather per row
+def test_perturbed_images_switch_whole_regions(monkeypatch, masked_regions):
+    monkeypatch.setattr(explain_lime, "MAX_MASKED_REGIONS", masked_regions)
     image = np.full((4, 4, 3), 200, np.uint8)
     fudged = np.full((4, 4, 3), 10, np.uint8)
     segments = np.array([[0, 0, 1, 1]] * 4, np.int32)
@@ -118,18 +118,19 @@ def test_perturbed_images_switch_whole_regions(monkeypatch, regions_by_product):
     assert np.all(rows[1, :, :2] == 10) and np.all(rows[1, :, 2:] == 200)
 
 
-def test_perturbed_images_by_product_and_by_gather_are_lime_s_exactly(monkeypatch):
-    """Random images, 70 irregular regions: the product (all regions at once) and the
-    per-row gather give lime's own ``fudged`` / ``image`` pixels, bit for bit."""
+def test_perturbed_images_by_masked_copies_and_by_gather_are_lime_s_exactly(monkeypatch):
+    """Random images, 256 irregular regions (the most a uint8 lookup table maps): the masked
+    copies and the per-row gather give lime's own ``fudged`` / ``image`` pixels, bit for
+    bit."""
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, (23, 31, 3), np.uint8)
     fudged = rng.integers(0, 256, (23, 31, 3), np.uint8)
-    segments = rng.permutation(np.arange(23 * 31) % 70).reshape(23, 31).astype(np.int32)
-    masks = rng.integers(0, 2, (9, 70))
+    segments = rng.permutation(np.arange(23 * 31) % 256).reshape(23, 31).astype(np.int32)
+    masks = rng.integers(0, 2, (9, 256))
     expected = np.where(masks[:, segments][..., None] == 1, image, fudged).astype(np.float32)
-    monkeypatch.setattr(explain_lime, "MAX_PRODUCT_REGIONS", 70)
+    assert explain_lime.MAX_MASKED_REGIONS == 256
     assert np.array_equal(PerturbedImages(image, fudged, segments)(masks), expected)
-    monkeypatch.setattr(explain_lime, "MAX_PRODUCT_REGIONS", 69)
+    monkeypatch.setattr(explain_lime, "MAX_MASKED_REGIONS", 255)
     assert np.array_equal(PerturbedImages(image, fudged, segments)(masks), expected)
 
 
