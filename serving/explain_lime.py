@@ -99,6 +99,18 @@ def segment(image: np.ndarray, method: str, seed: int, settings: LimeSettings) -
     return labels.reshape(raw.shape).astype(np.int32)
 
 
+def mean_colours(image: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Each region of a ``uint8`` RGB image filled with its mean colour, truncated to
+    ``uint8``: the image lime's ``explain_instance`` fudges with when ``hide_color`` is
+    None, by one ``np.bincount`` per channel (about 1 ms for 224 x 224) instead of its
+    masks and means per region (15-20 ms for 30-40 regions)."""
+    labels = segments.reshape(-1)
+    counts = np.bincount(labels)
+    sums = [np.bincount(labels, weights=image[..., c].reshape(-1)) for c in range(3)]
+    means = np.stack(sums, axis=1) / np.maximum(counts, 1)[:, None]
+    return means.astype(np.uint8)[segments]
+
+
 def chunk_bounds(total: int, least: int) -> list[tuple[int, int]]:
     """``total`` rows in near-equal chunks of ``least`` to ``2 * least - 1`` rows (one chunk
     when ``total < least``): every batcher submission is large, none is a small leftover."""
@@ -276,6 +288,9 @@ def run_lime(
     started = time.perf_counter()
     segments = segment(image, params.segmentation, params.random_state, settings)
     segmented = time.perf_counter()
+    hidden = settings.hide_color
+    if hidden is None:  # lime fills with hide_color by broadcasting: the image it would build
+        hidden = mean_colours(image, segments)
     explainer = BatchedLimeImageExplainer(
         chunks_in_flight=settings.chunks_in_flight,
         kernel_width=settings.kernel_width,
@@ -286,7 +301,7 @@ def run_lime(
         image,
         classifier,
         labels=(FAKE_LABEL,),
-        hide_color=settings.hide_color,
+        hide_color=hidden,
         top_labels=None,
         num_features=params.num_features,
         num_samples=params.num_samples,

@@ -23,6 +23,7 @@ from serving.explain_lime import (
     LimeSettings,
     PerturbedImages,
     chunk_bounds,
+    mean_colours,
 )
 from serving.lime_overlay import LimeOverlayStyle, lime_overlay, source_index
 
@@ -132,6 +133,35 @@ def test_perturbed_images_by_masked_copies_and_by_gather_are_lime_s_exactly(monk
     assert np.array_equal(PerturbedImages(image, fudged, segments)(masks), expected)
     monkeypatch.setattr(explain_lime, "MAX_MASKED_REGIONS", 255)
     assert np.array_equal(PerturbedImages(image, fudged, segments)(masks), expected)
+
+
+def test_mean_colours_are_the_image_lime_fudges_with():
+    """lime's own loop (``hide_color=None``): each region's mean colour, truncated."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (23, 31, 3), np.uint8)
+    segments = rng.permutation(np.arange(23 * 31) % 40).reshape(23, 31).astype(np.int32)
+    expected = image.copy()
+    for region in np.unique(segments):
+        inside = segments == region
+        expected[inside] = [np.mean(image[inside][:, c]) for c in range(3)]
+    assert np.array_equal(mean_colours(image, segments), expected)
+    fudged: list[np.ndarray] = []
+
+    class Recording(BatchedLimeImageExplainer):
+        def data_labels(self, image, fudged_image, *args, **kwargs):
+            fudged.append(fudged_image.copy())
+            return super().data_labels(image, fudged_image, *args, **kwargs)
+
+    Recording(random_state=0).explain_instance(
+        image, lambda rows: np.tile([0.5, 0.5], (len(rows), 1)), hide_color=None,
+        num_samples=10, segmentation_fn=lambda _: segments,
+    )  # fmt: skip
+    Recording(random_state=0).explain_instance(
+        image, lambda rows: np.tile([0.5, 0.5], (len(rows), 1)),
+        hide_color=mean_colours(image, segments), num_samples=10,
+        segmentation_fn=lambda _: segments,
+    )  # fmt: skip
+    assert np.array_equal(fudged[0], expected) and np.array_equal(fudged[1], expected)
 
 
 def test_chunks_in_flight_are_not_overwritten_before_they_are_scored():
