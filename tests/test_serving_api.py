@@ -659,7 +659,7 @@ async def test_face_detectors_for_photo_shapes_are_loaded_before_ready(tiny_repo
 
 
 async def test_numpy_blas_runs_on_the_calling_thread_once_the_server_starts(tiny_repo):
-    """LIME's matrix products stay on its lower-priority thread: no BLAS pool beside it."""
+    """LIME's ridge fit stays on its lower-priority thread: no BLAS pool beside it."""
     import threadpoolctl
 
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
