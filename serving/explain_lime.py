@@ -143,9 +143,11 @@ class PerturbedImages:
         self._fudged = np.ascontiguousarray(fudged, np.float32)
         self._regions = int(segments.max()) + 1
         self._segments: np.ndarray | None = None  # region id per pixel, for cv2.LUT
+        self._region_of_value: np.ndarray | None = None  # region id per value, past that
         if self._regions <= MAX_MASKED_REGIONS:
             self._segments = np.ascontiguousarray(segments, np.uint8)
-        self._region_of_value = np.repeat(segments.reshape(-1), image.shape[-1]).astype(np.intp)
+        else:
+            self._region_of_value = np.repeat(segments.reshape(-1), image.shape[-1])
         self._buffers = [np.empty((0, *image.shape), np.float32) for _ in range(buffers)]
         self._built = 0
 
@@ -155,7 +157,7 @@ class PerturbedImages:
         if len(self._buffers[slot]) < len(masks):
             self._buffers[slot] = np.empty((len(masks), *self._shape), np.float32)
         rows = self._buffers[slot][: len(masks)]
-        if self._segments is not None:
+        if self._region_of_value is None:
             self._masked_copies(masks, rows)
         else:
             image, fudged = self._image.reshape(-1), self._fudged.reshape(-1)
