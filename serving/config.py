@@ -236,12 +236,15 @@ class ServerConfig:
         """Batch sizes used for warm-up: the configured ones, or 1 and the max batch size."""
         return self.warmup_batch_sizes or tuple(sorted({1, self.max_batch_size}))
 
+    def _shared_out(self, threads: int) -> int:
+        """A thread budget for the whole server (0: one per core), per worker process."""
+        return max(1, (threads or os.cpu_count() or 1) // self.workers)
+
     @property
     def worker_decode_threads(self) -> int:
         """Decode threads of one worker process: the server's budget (0: one per core)
         shared out."""
-        budget = self.decode_threads or os.cpu_count() or 1
-        return max(1, budget // self.workers)
+        return self._shared_out(self.decode_threads)
 
     @property
     def worker_intra_op_threads(self) -> int:
@@ -249,8 +252,7 @@ class ServerConfig:
         default), else the budget (0: every core) shared out."""
         if self.workers == 1:
             return self.intra_op_threads
-        budget = self.intra_op_threads or os.cpu_count() or 1
-        return max(1, budget // self.workers)
+        return self._shared_out(self.intra_op_threads)
 
     @property
     def engine_cache_dir(self) -> Path:
