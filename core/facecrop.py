@@ -22,6 +22,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -119,8 +120,27 @@ def warm_detectors(count: int, sizes: tuple[tuple[int, int], ...] = PHOTO_DETECT
             idle.put(detector)
 
 
-def find_faces(rgb: np.ndarray, min_size: float | None = None) -> list[tuple[int, int, int, int]]:
-    """Every face box ``(x, y, side, side)`` (squared about YuNet's box) in source pixels of a
+@dataclass(frozen=True)
+class Face:
+    """One detected face in source pixels: the squared box, YuNet's five landmarks and its
+    score. Landmarks are ``(x, y)`` rows in YuNet's order: the subject's right eye, left eye,
+    nose tip, right and left mouth corners (the right eye lies on the image's left)."""
+
+    box: tuple[int, int, int, int]  # (x, y, side, side), squared about YuNet's box
+    landmarks: np.ndarray  # float64 (5, 2)
+    score: float
+
+    def as_json(self) -> dict:
+        """The face as plain numbers (answers and manifests)."""
+        return {
+            "box": [int(v) for v in self.box],
+            "landmarks": np.round(self.landmarks, 1).tolist(),
+            "score": round(float(self.score), 4),
+        }
+
+
+def detect_faces(rgb: np.ndarray, min_size: float | None = None) -> list[Face]:
+    """Every face (box squared about YuNet's box, landmarks, score) in source pixels of a
     ``uint8`` RGB image, at least ``min_size`` pixels (default :data:`MIN_FACE_FRACTION` of
     the shorter side), largest first."""
     if min_size is None:
@@ -128,16 +148,22 @@ def find_faces(rgb: np.ndarray, min_size: float | None = None) -> list[tuple[int
     small, scale = _detection_image(rgb)
     with _detector((small.shape[1], small.shape[0])) as detector:
         _, detections = detector.detect(small)
-    boxes = []
-    for x, y, w, h in [] if detections is None else detections[:, :4]:
+    faces = []
+    for row in [] if detections is None else detections:
+        x, y, w, h = row[:4]
         side = max(w, h) / scale
-        if not np.isfinite((x, y, side)).all() or side < min_size:  # a 1x1 image gives NaN
+        if not np.isfinite(row[:14]).all() or side < min_size:  # a 1x1 image gives NaN
             continue
         centre_x, centre_y = (x + w / 2) / scale, (y + h / 2) / scale
-        boxes.append(
-            (round(centre_x - side / 2), round(centre_y - side / 2), round(side), round(side))
-        )
-    return sorted(boxes, key=lambda b: (-b[2], b[0], b[1]))
+        box = (round(centre_x - side / 2), round(centre_y - side / 2), round(side), round(side))
+        landmarks = np.asarray(row[4:14], dtype=np.float64).reshape(5, 2) / scale
+        faces.append(Face(box, landmarks, float(row[14])))
+    return sorted(faces, key=lambda f: (-f.box[2], f.box[0], f.box[1]))
+
+
+def find_faces(rgb: np.ndarray, min_size: float | None = None) -> list[tuple[int, int, int, int]]:
+    """Every face box ``(x, y, side, side)`` of :func:`detect_faces`, largest first."""
+    return [face.box for face in detect_faces(rgb, min_size)]
 
 
 def largest_face(

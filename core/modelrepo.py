@@ -101,7 +101,10 @@ class ModelEntry:
     ) -> PreprocessConfig:
         """The model's preprocessing contract; ``face_crop`` overrides its face-crop setting."""
         crop = self.face_crop if face_crop is None else face_crop
-        return PreprocessConfig(size=self.input_size, max_pixels=max_pixels, face_crop=crop)
+        align = self.metadata.get("preprocessing", {}).get("face_align") if crop else None
+        return PreprocessConfig(
+            size=self.input_size, max_pixels=max_pixels, face_crop=crop, face_align=align
+        )
 
     def output_names(self) -> list[str]:
         return [output["name"] for output in self.metadata["outputs"]]
@@ -116,6 +119,7 @@ class ModelEntry:
             "threshold": self.threshold,
             "temperature": self.temperature,
             "face_crop": self.face_crop,
+            "face_align": self.preprocess_config().face_align,
             "metrics": self.metadata.get("metrics", {}),
             "training_data": self.metadata.get("training_data"),
             "has_tensorrt_plan": self.plan_path is not None,

@@ -15,6 +15,9 @@ Contract (also written into every model's ``metadata.json`` via :func:`contract`
   takes the largest YuNet face of at least a quarter of the shorter side (portrait framing),
   squared about its centre, plus a 25% margin; the whole image if none is found
   (``core.facecrop``).
+* **Face alignment** (only where the contract names a template, ``face_align``): the
+  largest face's five YuNet landmarks are mapped by one similarity transform onto the
+  template (``core.facealign``), cut at the face's own resolution; then resized as below.
 * **Resize**: the whole image or crop (aspect ratio not kept) to ``size x size`` with
   Pillow's antialiased bilinear filter (``Image.Resampling.BILINEAR``). JPEGs far larger
   than the target are first reduced by the decoder's DCT scaling (``Image.draft``, by 1/2,
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.facealign import AlignTemplate
 from core.facecrop import DETECT_MAX_SIDE, DETECTOR_NAME, FACE_MARGIN, MIN_FACE_FRACTION
 from core.options import check_at_least
 
@@ -104,9 +108,18 @@ class PreprocessConfig:
     size: int = INPUT_SIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
     face_crop: bool = False
+    face_align: str | None = None  # an alignment template's name (core.facealign); needs face_crop
 
     def __post_init__(self) -> None:
         check_at_least(self, 1, "size", "max_pixels")
+        if self.face_align is not None:
+            if not self.face_crop:
+                raise ValueError("face_align needs face_crop: an aligned face is a face crop")
+            AlignTemplate.from_name(self.face_align)
+
+    @property
+    def align_template(self) -> AlignTemplate | None:
+        return None if self.face_align is None else AlignTemplate.from_name(self.face_align)
 
 
 def contract(config: PreprocessConfig | None = None) -> dict:
@@ -118,14 +131,17 @@ def contract(config: PreprocessConfig | None = None) -> dict:
         "exif_orientation": "applied",
         "color_order": "RGB",
         "alpha": "composited over white",
-        "resize": f"{'face crop' if config.face_crop else 'whole image'} to "
-        f"{config.size}x{config.size}, aspect not kept",
+        "resize": f"{_framing(config)} to {config.size}x{config.size}, aspect not kept",
         "interpolation": "Pillow BILINEAR (antialiased), JPEG draft reduction to >= target",
         "dtype": "float32",
         "value_range": [0.0, 255.0],
         "layout": "NHWC",
         "normalisation": "inside the model graph",
         "face_crop": config.face_crop,
+        "face_align": config.face_align,
+        "face_align_template": (
+            None if config.align_template is None else config.align_template.as_json()
+        ),
         "face_detector": (
             f"{DETECTOR_NAME} on a <= {DETECT_MAX_SIDE} px copy, largest face >= "
             f"{MIN_FACE_FRACTION:g} of the shorter side, squared, {FACE_MARGIN:g} margin"
@@ -134,6 +150,12 @@ def contract(config: PreprocessConfig | None = None) -> dict:
         ),
         "max_pixels": config.max_pixels,
     }
+
+
+def _framing(config: PreprocessConfig) -> str:
+    if config.face_align is not None:
+        return f"face aligned to template {config.face_align} at its own resolution"
+    return "face crop" if config.face_crop else "whole image"
 
 
 def open_image(
@@ -268,8 +290,35 @@ def preprocess_rgb_and_box(
     config = config or PreprocessConfig()
     box = None
     if config.face_crop:
-        rgb, box = face_crop_and_box(rgb)
+        rgb, box = face_input(rgb, config)
     return resize_rgb(rgb, config.size).astype(np.float32), box
+
+
+def face_input(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, FaceBox | None]:
+    """What a face-crop model sees before the resize: the aligned face where the contract
+    names a template, else the face crop; the whole image and None when no face is found."""
+    template = config.align_template
+    if template is None:
+        return face_crop_and_box(rgb)
+    return aligned_face_and_box(rgb, template)
+
+
+def aligned_face_and_box(
+    rgb: np.ndarray, template: AlignTemplate
+) -> tuple[np.ndarray, FaceBox | None]:
+    """The largest face aligned to ``template`` at its own resolution, and the face's crop
+    box (for drawing); the whole image and None when no face is found."""
+    from core.facealign import align_face
+    from core.facecrop import MIN_FACE_FRACTION, detect_faces, region_around
+
+    faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))
+    region = None if not faces else region_around(faces[0].box, rgb.shape[:2])
+    if region is None:
+        return rgb, None
+    top, bottom, left, right = region
+    height, width = rgb.shape[:2]
+    box = FaceBox(top / height, bottom / height, left / width, right / width)
+    return align_face(rgb, faces[0].landmarks, template).rgb, box
 
 
 def face_crop_and_box(rgb: np.ndarray) -> tuple[np.ndarray, FaceBox | None]:
@@ -328,10 +377,12 @@ def preprocess_upload(
         model_input, box = np.asarray(resized, dtype=np.float32), None
     else:
         rgb = np.asarray(image, dtype=np.uint8)
-        crop, box = face_crop_and_box(rgb)
+        crop, box = face_input(rgb, config)
         model_input = resize_rgb(crop, config.size).astype(np.float32)
     if not full_size:
         return Preprocessed(model_input, box)
+    if config.face_align is not None and box is not None:
+        return Preprocessed(model_input, box, crop)  # the aligned face at its own resolution
     if image.width * image.height != _header_pixels(data):  # reduced by the decoder
         rgb = np.asarray(to_rgb(open_image(data, config.max_pixels, full_size=True)), np.uint8)
     elif rgb is None:
