@@ -1,12 +1,11 @@
 """One alignment for every face: a similarity transform from YuNet's five landmarks to a fixed
 template, for the dataset build and the server alike.
 
-A model whose preprocessing contract names a template (``face_align: "arcface5/m0.10"``) is
+A model whose preprocessing contract names a template (``face_align: "arcface5/z0.80"``) is
 fed the aligned face: eyes level at fixed positions, a fixed face scale, so framing carries
 no information about where a photo came from. The template is ArcFace's 112-pixel five-point
 template (the standard for face recognition crops; OpenCV's ``FaceRecognizerSF.alignCrop``
-uses it with YuNet's landmarks) in unit coordinates, widened by ``margin`` of the side on
-every edge. The transform is fitted by least squares (Umeyama, scikit-image's
+uses it with YuNet's landmarks) in unit coordinates, zoomed (``AlignTemplate.zoom``). The transform is fitted by least squares (Umeyama, scikit-image's
 ``SimilarityTransform``).
 
 The aligned square is cut at the face's *own* resolution (its side is the template's side
@@ -36,6 +35,7 @@ ARCFACE_112 = np.array(
     ]
 )
 TEMPLATE_VERSION = "arcface5"
+CENTRE_DROP = 35.0  # ArcFace px the square's centre moves down per unit of zoom below 1
 MAX_ALIGNED_SIDE = 896  # the contract's JPEG draft decodes to >= 4x 224 px
 MIN_ALIGNED_SIDE = 16
 FILL = (0, 0, 0)  # outside the photo, for every source (UTKFace's own rotation corners)
@@ -43,34 +43,41 @@ FILL = (0, 0, 0)  # outside the photo, for every source (UTKFace's own rotation 
 
 @dataclass(frozen=True)
 class AlignTemplate:
-    """Five landmark positions in the unit square the aligned face is cut to."""
+    """Five landmark positions in the unit square the aligned face is cut to.
 
-    margin: float = 0.1  # fraction of the ArcFace crop's side added on every edge
+    ``zoom`` is the square's side relative to ArcFace's 112-pixel crop: 1.0 is that crop
+    (forehead to chin, a little hair), below 1 a tighter, face-only square whose centre moves
+    down towards the nose and mouth (by :data:`CENTRE_DROP` px per unit of zoom taken away)
+    so that the mouth stays in; above 1 more hair and background."""
+
+    zoom: float = 0.8
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.margin <= 1.0:
-            raise ValueError(f"margin must be in [0, 1], got {self.margin}")
+        if not 0.5 <= self.zoom <= 2.0:
+            raise ValueError(f"zoom must be in [0.5, 2], got {self.zoom}")
 
     @property
     def name(self) -> str:
-        return f"{TEMPLATE_VERSION}/m{self.margin:.2f}"
+        return f"{TEMPLATE_VERSION}/z{self.zoom:.2f}"
 
     @property
     def points(self) -> np.ndarray:
         """The five landmarks in unit coordinates (0..1 across the aligned square)."""
-        return (ARCFACE_112 / 112.0 + self.margin) / (1.0 + 2.0 * self.margin)
+        side = 112.0 * self.zoom
+        centre = np.array([56.0, 56.0 + CENTRE_DROP * max(0.0, 1.0 - self.zoom)])
+        return (ARCFACE_112 - centre) / side + 0.5
 
     def as_json(self) -> dict:
-        return {"name": self.name, "margin": self.margin, "points": self.points.round(5).tolist()}
+        return {"name": self.name, "zoom": self.zoom, "points": self.points.round(5).tolist()}
 
     @classmethod
     def from_name(cls, name: str) -> AlignTemplate:
-        """The template a contract names (``arcface5/m0.10``); ValueError if unknown."""
-        version, _, margin = name.partition("/m")
-        if version != TEMPLATE_VERSION or not margin:
+        """The template a contract names (``arcface5/z0.80``); ValueError if unknown."""
+        version, _, zoom = name.partition("/z")
+        if version != TEMPLATE_VERSION or not zoom:
             raise ValueError(f"unknown face alignment template {name!r}")
         try:
-            return cls(float(margin))
+            return cls(float(zoom))
         except ValueError:
             raise ValueError(f"unknown face alignment template {name!r}") from None
 

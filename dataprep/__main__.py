@@ -1,4 +1,4 @@
-"""``python -m dataprep {build,stats,probes,match,card}``: the dataset stage's command line."""
+"""``python -m dataprep {build,stats,probes,match,folds,card}``: the dataset command line."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ("stats", "per-class and per-source distributions with plots"),
         ("probes", "train and score the shortcut probes"),
         ("match", "the shortcut-matched subset (propensity bins) -> DATA/matched.json"),
+        ("folds", "source-holdout folds -> DATA/folds.json and OUT/folds.json"),
     ):
         sub = commands.add_parser(name, help=text, formatter_class=formatter)
         sub.add_argument("--data", type=Path, default=Path("data/detector"), help="dataset")
@@ -63,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         summary = write_stats(args.data, args.out)["face_found_rate"]
         manifest = json.loads((args.data / "manifest.json").read_text())
         (args.out / "summary.json").write_text(json.dumps(manifest["summary"], indent=1))
+    elif args.command == "folds":
+        from dataprep.folds import make_folds
+
+        report = make_folds(args.data)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "folds.json").write_text(json.dumps(report, indent=1))
+        summary = {name: fold["counts"]["heldout"] for name, fold in report["folds"].items()}
     elif args.command == "match":
         from dataprep.match import match
 

@@ -1,10 +1,12 @@
 """Combine every source into ``data/<name>/{train,val,test}/{real,fake}/`` with a manifest.
 
-Steps, in order: read the real photos and the manipulated fakes; prepare them (face crop,
-JPEG at a quality drawn from the real photos' qualities); prepare each generated face matched
-to a seeded real partner (its stored width and height, sharpness and JPEG quality); group
-near-duplicates within each source family; split groups 70/15/15 per family, seeded; write
-files and ``manifest.json``.
+Steps, in order: read the real photos and the manipulated fakes; prepare them (face crop or
+alignment; for a seeded share of them, both classes alike, a lower effective resolution drawn
+log-uniformly; JPEG at a quality drawn from the real photos' qualities); drop greyscale
+photos (no generated face is one); prepare each generated face matched to a seeded real
+partner (its stored width and height, sharpness and JPEG quality); group near-duplicates
+within each source family; split groups 70/15/15 per family, seeded; write files and
+``manifest.json``.
 """
 
 from __future__ import annotations
@@ -24,16 +26,55 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from core.options import option, parse_bool, parse_floats, parse_ints, parse_optional_path
+from core.facealign import AlignTemplate
+from core.options import (
+    option,
+    parse_bool,
+    parse_floats,
+    parse_ints,
+    parse_optional_path,
+)
 from dataprep.imaging import average_hash
 from dataprep.prepare import Job, PartnerTarget, Prepared, header, try_prepare
-from dataprep.sources import Candidate, gan_faces, rees_faces, shared_reals
+from dataprep.sources import (
+    GAN,
+    GENERATED_KINDS,
+    REES_REPO,
+    SDFD_REPO,
+    SHARP_REALS,
+    UTKFACE_REPO,
+    Candidate,
+    gan_faces,
+    rees_faces,
+    sdfd,
+    shared_reals,
+    sharp_reals,
+    utkface,
+)
 from dataprep.unionfind import UnionFind
 
 CLASSES = ("real", "fake")
 SPLITS = ("train", "val", "test")
-DEFAULT_SNAPSHOT = Path("/work/.mirror/Rees451+faces-fake-vs-real/repo")
+DEFAULT_SNAPSHOTS = Path("/work/.mirror")
+SNAPSHOT_REPOS = (REES_REPO, UTKFACE_REPO, SDFD_REPO) + tuple(
+    dict.fromkeys(repo for _, repo, _, _ in SHARP_REALS)
+)
 FAMILIES = {"yonsei-real": "yonsei", "yonsei-photoshop": "yonsei", "lfw-faceswap": "lfw"}
+
+
+def parse_template(text: str) -> str | None:
+    """An alignment template's name, or None for ``none`` / an empty text."""
+    return None if text.strip().lower() in ("", "none") else text.strip()
+
+
+def parse_repos(text: str) -> tuple[str, ...]:
+    """``"all"``, ``"none"`` or ``owner/name,owner/name``."""
+    value = text.strip().lower()
+    if value == "all":
+        return SNAPSHOT_REPOS
+    if value in ("", "none"):
+        return ()
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -51,14 +92,39 @@ class BuildConfig:
         Path("data/gan"), "generated faces folder (scripts/generate_gan_faces.py output)", Path,
         metavar="DIR",
     )  # fmt: skip
-    snapshot: Path | None = option(
-        DEFAULT_SNAPSHOT,
-        "git snapshot of Rees451/faces-fake-vs-real (Yonsei, LFW); 'none' to leave out",
+    snapshots: Path | None = option(
+        DEFAULT_SNAPSHOTS,
+        "folder of fetched repository snapshots, one per repo as <owner>+<name>/repo",
         parse_optional_path,
         metavar="DIR",
     )
+    repos: tuple[str, ...] = option(
+        SNAPSHOT_REPOS,
+        "snapshot repositories to read: 'all', 'none' or owner/name,... (Yonsei and LFW, "
+        "UTKFace, SDFD, the sharp portraits)",
+        parse_repos,
+        metavar="REPOS",
+    )
     rees_per_source: int = option(1100, "files sampled per Yonsei/LFW source", int)
+    utkface_count: int = option(
+        8000, "UTKFace faces sampled (at most 40 percent of the real class)", int
+    )
     limit: int | None = option(None, "cap per source (quick builds)", int)
+    align: str | None = option(
+        "arcface5/z0.70",
+        "face alignment template (core.facealign), or 'none' for the plain face crop",
+        parse_template,
+        metavar="TEMPLATE",
+    )
+    degrade_share: float = option(
+        0.5, "share of reals and manipulated fakes given a lower effective resolution", float
+    )
+    effective_range: tuple[float, float] = option(
+        (64.0, 700.0),
+        "effective face resolution drawn log-uniformly in this range (px)",
+        parse_floats,
+        metavar="LOW,HIGH",
+    )
     ratios: tuple[float, float, float] = option(
         (0.7, 0.15, 0.15), "train/val/test shares", parse_floats, metavar="TRAIN,VAL,TEST"
     )
@@ -79,6 +145,16 @@ class BuildConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if len(self.quality_bounds) != 2 or not min(self.quality_bounds) >= 1:
             raise ValueError(f"quality_bounds must be LOW,HIGH >= 1, got {self.quality_bounds}")
+        low, high = (self.effective_range + (0.0, 0.0))[:2]
+        if len(self.effective_range) != 2 or not 8 <= low <= high:
+            raise ValueError(f"effective_range must be LOW,HIGH >= 8, got {self.effective_range}")
+        if not 0.0 <= self.degrade_share <= 1.0:
+            raise ValueError(f"degrade_share must be in [0, 1], got {self.degrade_share}")
+        if self.align is not None:
+            AlignTemplate.from_name(self.align)
+        unknown = set(self.repos) - set(SNAPSHOT_REPOS)
+        if unknown:
+            raise ValueError(f"unknown snapshot repositories: {', '.join(sorted(unknown))}")
 
 
 @dataclass
@@ -132,9 +208,9 @@ def prepare_all(
 ) -> tuple[list[Row], list[Row]]:
     """Reals and manipulated fakes first, then generated faces matched to real partners."""
     qualities = real_qualities(candidates, config.quality_bounds)
-    plain = [c for c in candidates if c.kind != "gan"]
-    generated = [c for c in candidates if c.kind == "gan"]
-    jobs = [Job(c.data, int(file_rng(config.seed, c.origin).choice(qualities))) for c in plain]
+    plain = [c for c in candidates if c.kind not in GENERATED_KINDS]
+    generated = [c for c in candidates if c.kind in GENERATED_KINDS]
+    jobs = [plain_job(c, qualities, config) for c in plain]
     rows = collect(plain, run_jobs(jobs, config.workers, "reals + manipulated"), skipped)
     reals = [row for row in rows if row.label == 0]
     if generated and not reals:
@@ -145,11 +221,24 @@ def prepare_all(
         rng = file_rng(config.seed, c.origin)
         partner = reals[int(rng.choice(len(reals), p=weights))]
         partners.append(partner.origin)
-        jobs.append(Job(c.data, partner.prepared.quality, partner_target(partner, rng)))
+        target = partner_target(partner, rng)
+        jobs.append(Job(c.data, partner.prepared.quality, target, align=config.align))
     gan_rows = collect(generated, run_jobs(jobs, config.workers, "generated (matched)"), skipped)
     for row, partner in zip(gan_rows, partners, strict=False):
         row.partner = partner
     return rows, gan_rows
+
+
+def plain_job(candidate: Candidate, qualities: np.ndarray, config: BuildConfig) -> Job:
+    """A real or manipulated face's job: a quality drawn from the real photos' qualities and,
+    for ``degrade_share`` of them, an effective resolution drawn log-uniformly."""
+    rng = file_rng(config.seed, candidate.origin)
+    quality = int(rng.choice(qualities))
+    effective = None
+    if rng.random() < config.degrade_share:
+        low, high = np.log(config.effective_range)
+        effective = float(np.exp(rng.uniform(low, high)))
+    return Job(candidate.data, quality, align=config.align, effective_side=effective)
 
 
 def partner_target(partner: Row, rng: np.random.Generator) -> PartnerTarget:
@@ -195,6 +284,9 @@ def collect(
         if result.sha256_original in seen:
             skipped[f"{candidate.source}: exact duplicate"] += 1
             continue
+        if result.greyscale:  # no generated face is black and white: it would name the class
+            skipped[f"{candidate.source}: greyscale"] += 1
+            continue
         seen.add(result.sha256_original)
         group = candidate.group_hint or candidate.origin
         rows.append(
@@ -222,7 +314,7 @@ def group_near_duplicates(rows: list[Row], max_bits: int) -> None:
         by_family.setdefault(family(row.source), []).append(index)
     sets = UnionFind(len(rows))
     for members in by_family.values():
-        if rows[members[0]].kind == "gan":
+        if rows[members[0]].kind == GAN:
             continue  # every generator seed is its own group
         hashes = np.stack([average_hash(crop_rgb(rows[i])) for i in members])
         for a in range(len(members) - 1):
@@ -305,14 +397,36 @@ def summarise(rows: list[Row], skipped: Counter) -> dict:
 def read_candidates(config: BuildConfig) -> list[Candidate]:
     """Every source's files, read into memory (about 1 GB for the full build)."""
     sources: list[Iterable[Candidate]] = [shared_reals(config.real_faces, config.limit)]
-    if config.snapshot is not None:
+    repos = snapshot_paths(config)
+    if REES_REPO in repos:
         per_source = min(config.rees_per_source, config.limit or config.rees_per_source)
-        sources.append(rees_faces(config.snapshot, per_source, config.seed))
+        sources.append(rees_faces(repos[REES_REPO], per_source, config.seed))
+    if UTKFACE_REPO in repos:
+        count = min(config.utkface_count, config.limit or config.utkface_count)
+        sources.append(utkface(repos[UTKFACE_REPO], count, config.seed))
+    sources.append(sharp_reals(repos, config.limit))
     sources.append(gan_faces(config.gan, config.limit))
+    if SDFD_REPO in repos:
+        sources.append(sdfd(repos[SDFD_REPO], config.limit))
     candidates = []
     for source in sources:
         candidates.extend(tqdm(source, desc="reading", unit="file", leave=False))
     return candidates
+
+
+def snapshot_paths(config: BuildConfig) -> dict[str, Path]:
+    """``{owner/name: snapshot path}`` of the repositories the build reads; every one asked
+    for must be there (``fetch`` brings it)."""
+    if config.snapshots is None:
+        return {}
+    paths = {repo: config.snapshots / repo.replace("/", "+") / "repo" for repo in config.repos}
+    missing = [repo for repo, path in paths.items() if not path.exists()]
+    if missing:
+        raise SystemExit(
+            f"error: no snapshot of {', '.join(missing)} under {config.snapshots} "
+            "(fetch it, or leave it out with --repos)"
+        )
+    return paths
 
 
 def build(config: BuildConfig) -> dict:

@@ -1,11 +1,13 @@
-"""One file in, one stored face crop out: decode, the contract's face crop, matching, JPEG.
+"""One file in, one stored face crop out: decode, the contract's face crop or alignment,
+resolution and matching, JPEG.
 
-Every image of both classes goes through :func:`prepare` with the same face crop as the
-server (``core.facecrop`` on the contract's draft decode). Generated faces are matched to a
-real partner first: cut to the partner's aspect (trimmed on one side, as a crop clipped at a
-border is), scaled to the partner's width and height, softened to its sharpness, and stored at
-the partner's JPEG quality. Reals and manipulated fakes are stored at a quality drawn from the
-real photos' own qualities.
+Every image of both classes goes through :func:`prepare` with the same face crop (or the
+same alignment, ``core.facealign``) as the server, on the contract's draft decode. A real or
+manipulated face may be given an effective resolution to be lowered to (the build draws it
+for both classes alike). Generated faces are matched to a real partner: cut to the partner's
+aspect (trimmed on one side, as a crop clipped at a border is), scaled to the partner's width
+and height, softened to its sharpness, and stored at the partner's JPEG quality. Reals and
+manipulated fakes are stored at a quality drawn from the real photos' own qualities.
 """
 
 from __future__ import annotations
@@ -17,20 +19,24 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from core.facealign import AlignTemplate, align_face
+from core.facecrop import MIN_FACE_FRACTION, Face, detect_faces, region_around
 from core.preprocessing import (
     FACE_DRAFT_FACTOR,
     INPUT_SIZE,
     ImageError,
     encode_jpeg,
-    face_crop_and_box,
     open_image,
     to_rgb,
 )
 from dataprep.imaging import (
+    detail,
     estimate_jpeg_quality,
+    is_greyscale,
     laplacian_variance,
     match_sharpness,
     resize_to,
+    soften,
     trim_to_aspect,
 )
 
@@ -51,6 +57,8 @@ class Job:
     data: bytes
     quality: int  # JPEG quality of the stored crop (a generated face takes its partner's)
     partner: PartnerTarget | None = None  # a generated face's matching targets
+    align: str | None = None  # alignment template (core.facealign), None: the plain face crop
+    effective_side: float | None = None  # lower the face's effective resolution to this (px)
 
 
 @dataclass
@@ -64,13 +72,18 @@ class Prepared:
     bytes_original: int
     quality_original: int | None
     face_found: bool
-    crop_side_source: int  # longer side of the face crop in the original's pixels
+    crop_side_source: int  # the face crop's (or aligned square's) side in the original's pixels
     stored_width: int
     stored_height: int
-    effective_fraction: float  # 1.0 unless softened to match sharpness
+    effective_fraction: float  # 1.0 unless softened (to an effective side or a sharpness)
+    effective_side: float  # stored side x effective fraction: the face's real resolution
     sharpness: float  # Laplacian variance of the stored crop at the model's input size
+    detail: float  # mean |x - blur(x)| of the stored crop at the model's input size
     quality: int
     sha256: str
+    greyscale: bool  # a black-and-white photo (the build drops them from every source)
+    outside_fraction: float  # aligned pixels that fell outside the photo (filled)
+    face: dict | None  # box, five landmarks, detector score in the original's pixels
 
 
 def header(data: bytes) -> tuple[int | None, tuple[int, int]]:
@@ -83,11 +96,14 @@ def prepare(job: Job) -> Prepared:
     """Crop, match and encode one image; raises :class:`ImageError` if it cannot be read."""
     image = open_image(job.data, draft_size=INPUT_SIZE * FACE_DRAFT_FACTOR)
     rgb = np.asarray(to_rgb(image), dtype=np.uint8)
-    crop, box = face_crop_and_box(rgb)
-    crop_side = max(crop.shape[:2])
+    framed = frame_face(rgb, job.align)
+    crop = framed.rgb
     fraction = 1.0
     if job.partner is not None:
         crop, fraction = match_partner(crop, job.partner)
+    elif job.effective_side is not None and job.effective_side < max(crop.shape[:2]):
+        fraction = job.effective_side / max(crop.shape[:2])
+        crop = soften(crop, fraction)
     jpeg = encode_jpeg(crop, job.quality)
     stored = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
     quality_original, _ = header(job.data)
@@ -98,15 +114,46 @@ def prepare(job: Job) -> Prepared:
         height=rgb.shape[0],
         bytes_original=len(job.data),
         quality_original=quality_original,
-        face_found=box is not None,
-        crop_side_source=int(crop_side),
+        face_found=framed.face is not None,
+        crop_side_source=int(round(framed.native_side)),
         stored_width=int(stored.shape[1]),
         stored_height=int(stored.shape[0]),
         effective_fraction=round(fraction, 4),
+        effective_side=round(max(stored.shape[:2]) * fraction, 1),
         sharpness=laplacian_variance(stored),
+        detail=round(detail(stored), 3),
         quality=job.quality,
         sha256=hashlib.sha256(jpeg).hexdigest(),
+        greyscale=is_greyscale(rgb),
+        outside_fraction=round(framed.outside_fraction, 4),
+        face=None if framed.face is None else framed.face.as_json(),
     )
+
+
+@dataclass(frozen=True)
+class Framed:
+    """The face a model would see before its resize, and how it was found."""
+
+    rgb: np.ndarray
+    native_side: float  # its side in the original's pixels
+    face: Face | None
+    outside_fraction: float = 0.0
+
+
+def frame_face(rgb: np.ndarray, align: str | None) -> Framed:
+    """The contract's face crop (``align`` None) or aligned face (a template's name), as the
+    server frames uploads; the whole image where no face is found."""
+    faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))
+    region = region_around(faces[0].box, rgb.shape) if faces else None
+    if region is None:
+        return Framed(rgb, max(rgb.shape[:2]), None)
+    if align is None:  # as core.preprocessing.face_crop_and_box cuts it
+        top, bottom, left, right = region
+        crop = rgb[top:bottom, left:right]
+        return Framed(crop, max(crop.shape[:2]), faces[0])
+    template = AlignTemplate.from_name(align)
+    aligned = align_face(rgb, faces[0].landmarks, template, measure_outside=True)
+    return Framed(aligned.rgb, aligned.native_side, faces[0], aligned.outside_fraction)
 
 
 def match_partner(crop: np.ndarray, target: PartnerTarget) -> tuple[np.ndarray, float]:

@@ -116,7 +116,7 @@ def test_trim_to_aspect_cuts_one_side_only():
 def test_build_is_grouped_matched_and_deterministic(sources, tmp_path: Path):
     reals, gan = sources
     config = BuildConfig(
-        out=tmp_path / "ds", real_faces=reals, gan=gan, snapshot=None, workers=1, seed=3
+        out=tmp_path / "ds", real_faces=reals, gan=gan, snapshots=None, workers=1, seed=3
     )
     summary = build(config)
     assert summary["by_class"] == {"real": 24, "fake": 10}
@@ -129,7 +129,7 @@ def test_build_is_grouped_matched_and_deterministic(sources, tmp_path: Path):
         assert stored.size == (row["stored_width"], row["stored_height"])
         assert 60 <= row["quality"] <= 98
         assert row["file"].startswith(f"{row['split']}/{row['class']}/")
-        if row["kind"] == "gan":  # stored like its real partner: same size and quality
+        if row["kind"] == "generated-gan":  # stored like its real partner: same size and quality
             partner = by_origin[row["partner"]]
             assert stored.size == (partner["stored_width"], partner["stored_height"])
             assert row["quality"] == partner["quality"]
@@ -141,7 +141,7 @@ def test_build_is_grouped_matched_and_deterministic(sources, tmp_path: Path):
 
 def test_build_refuses_to_overwrite(sources, tmp_path: Path):
     reals, gan = sources
-    config = BuildConfig(out=tmp_path / "ds", real_faces=reals, gan=gan, snapshot=None, workers=1)
+    config = BuildConfig(out=tmp_path / "ds", real_faces=reals, gan=gan, snapshots=None, workers=1)
     build(config)
     with pytest.raises(SystemExit, match="overwrite"):
         build(config)
@@ -153,7 +153,7 @@ def test_stats_probes_and_card_from_the_command_line(sources, tmp_path: Path, ca
     reals, gan = sources
     out, reports = tmp_path / "ds", tmp_path / "report"
     main(["build", "--out", str(out), "--real-faces", str(reals), "--gan", str(gan),
-          "--snapshot", "none", "--workers", "1", "--ratios", "0.5,0,0.5"])  # fmt: skip
+          "--snapshots", "none", "--workers", "1", "--ratios", "0.5,0,0.5"])  # fmt: skip
     main(["stats", "--data", str(out), "--out", str(reports)])
     stats = json.loads((reports / "stats.json").read_text())
     assert set(stats["measures"]["sharpness"]["by_class"]) == {"real", "fake"}
@@ -163,7 +163,7 @@ def test_stats_probes_and_card_from_the_command_line(sources, tmp_path: Path, ca
     assert set(report["probes"]) == {"metadata", "crop_side", "sharpness", "thumbnail"}
     for probe in report["probes"].values():
         assert 0.0 <= probe["auc"] <= 1.0
-        assert set(probe["per_fake_kind"]) == {"gan"}
+        assert set(probe["per_fake_kind"]) == {"generated-gan"}
     main(["match", "--data", str(out), "--out", str(reports)])
     matched = json.loads((out / "matched.json").read_text())
     assert matched["kept"]["real"] == matched["kept"]["fake"] > 0
@@ -208,3 +208,161 @@ def test_face_region_finds_the_astronaut():
     big = np.asarray(Image.fromarray(rgb).resize((900, 900)))  # detection is scale-free
     top2, bottom2, left2, right2 = face_region(big)
     assert abs(left2 / 3 - left) < 12 and abs(bottom2 / 3 - bottom) < 12
+
+
+def git_snapshot(root: Path, repo: str, files: dict[str, bytes]) -> Path:
+    """A tiny committed git repository at ``root/<owner>+<name>/repo`` holding ``files``."""
+    import subprocess
+
+    path = root / repo.replace("/", "+") / "repo"
+    for name, data in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    run = {"cwd": path, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **run)
+    subprocess.run(["git", "add", "-A"], **run)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "snapshot"], **run
+    )
+    return path
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 85) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def snapshots(tmp_path: Path) -> Path:
+    """Tiny stand-ins of the UTKFace, SDFD and sharp-portrait snapshots."""
+    root = tmp_path / "mirror"
+    utk = {
+        f"data/UTKFace/unlabeled/{20 + n}_{n % 2}_{n % 5}_2017011{n}.jpg.chip.jpg": jpeg_bytes(
+            textured(500 + n, (64, 64))
+        )
+        for n in range(6)
+    }
+    grey = np.repeat(textured(599, (64, 64))[..., :1], 3, axis=2)
+    utk["data/UTKFace/unlabeled/30_0_0_20170120.jpg.chip.jpg"] = jpeg_bytes(grey)
+    utk["data/UTKFace/unlabeled/notes.txt"] = b"not an image"
+    git_snapshot(root, "mattans/AgeProgression", utk)
+    sdfd = {
+        f"allImages/anB-{n // 2},{n}.jpg": jpeg_bytes(textured(700 + n, (96, 96))) for n in range(4)
+    }
+    git_snapshot(root, "gebaltso/SDFD", sdfd)
+    web = {
+        f"inst/neutral_front/00{n}_03.jpg": jpeg_bytes(textured(800 + n, (90, 90)))
+        for n in range(3)
+    }
+    web |= {
+        f"inst/smiling_front/00{n}_08.jpg": jpeg_bytes(textured(810 + n, (90, 90)))
+        for n in range(3)
+    }
+    web["inst/neutral_front/._001_03.jpg"] = b"\x00\x05\x16\x07 macOS shadow"
+    web["inst/canada/003f.jpg"] = jpeg_bytes(textured(820, (90, 120)))
+    git_snapshot(root, "debruine/webmorphR.stim", web)
+    cfd = {
+        "images/female/CFD-AF-200-228-N.jpg": jpeg_bytes(textured(830, (80, 80))),
+        "images/female/CFD-AF-200-229-HC.jpg": jpeg_bytes(textured(831, (80, 80))),
+        "images/male/CFD-AM-201-076-N.jpg": jpeg_bytes(textured(832, (80, 80))),
+    }
+    git_snapshot(root, "Isaac-Crane/opacity-cpt", cfd)
+    deepface = {
+        f"tests/unit/dataset/img{n}.jpg": jpeg_bytes(textured(840 + n, (70, 70)))
+        for n in range(1, 5)
+    }
+    deepface["tests/unit/dataset/couple.jpg"] = jpeg_bytes(textured(850, (70, 70)))
+    deepface["tests/unit/dataset/master.csv"] = (
+        b"file_x,file_y,Decision\nimg1.jpg,img2.jpg,Yes\nimg3.jpg,img4.jpg,No\n"
+    )
+    git_snapshot(root, "serengil/deepface", deepface)
+    return root
+
+
+SNAPSHOT_REPOS = (
+    "mattans/AgeProgression",
+    "gebaltso/SDFD",
+    "debruine/webmorphR.stim",
+    "Isaac-Crane/opacity-cpt",
+    "serengil/deepface",
+)
+
+
+def test_snapshot_readers_name_sources_kinds_groups_and_origins(snapshots: Path):
+    from dataprep.sources import sdfd, sharp_reals, utkface
+
+    faces = list(utkface(snapshots / "mattans+AgeProgression/repo", count=100, seed=0))
+    assert len(faces) == 7 and {f.source for f in faces} == {"utkface"}  # the .txt left out
+    assert all(f.kind == "real" and f.label == 0 for f in faces)
+    assert all(f.origin.startswith("mattans/AgeProgression@") for f in faces)
+    assert len(list(utkface(snapshots / "mattans+AgeProgression/repo", count=3, seed=0))) == 3
+    diffusion = list(sdfd(snapshots / "gebaltso+SDFD/repo"))
+    assert [f.kind for f in diffusion] == ["generated-diffusion"] * 4
+    assert [f.group_hint for f in diffusion] == ["sdfd-anB-0"] * 2 + ["sdfd-anB-1"] * 2
+    paths = {repo: snapshots / repo.replace("/", "+") / "repo" for repo in SNAPSHOT_REPOS}
+    sharp = list(sharp_reals(paths))
+    groups = {f.origin.split(":")[-1]: f.group_hint for f in sharp}
+    assert groups["inst/neutral_front/001_03.jpg"] == groups["inst/smiling_front/001_08.jpg"]
+    assert groups["inst/neutral_front/001_03.jpg"] != groups["inst/neutral_front/002_03.jpg"]
+    female = "images/female/CFD-AF-200-"
+    assert groups[female + "228-N.jpg"] == groups[female + "229-HC.jpg"] == "cfd-AF-200"
+    deep = "tests/unit/dataset/"
+    assert groups[deep + "img1.jpg"] == groups[deep + "img2.jpg"] != groups[deep + "img3.jpg"]
+    assert deep + "couple.jpg" not in groups and not any("._" in path for path in groups)
+    assert {f.source for f in sharp} == {"frl-london", "frl-canada", "cfd", "deepface-tests"}
+
+
+def test_build_reads_every_snapshot_drops_greyscale_and_records_resolution(
+    sources, snapshots: Path, tmp_path: Path
+):
+    reals, gan = sources
+    config = BuildConfig(
+        out=tmp_path / "ds", real_faces=reals, gan=gan, snapshots=snapshots,
+        repos=SNAPSHOT_REPOS, workers=1, degrade_share=1.0, effective_range=(20.0, 40.0),
+    )  # fmt: skip
+    summary = build(config)
+    assert summary["skipped"] == {"utkface: greyscale": 1}
+    assert summary["by_kind"]["generated-diffusion"] == 4
+    rows = json.loads((tmp_path / "ds/manifest.json").read_text())["files"]
+    for row in rows:
+        if row["kind"] in ("real", "photoshop", "faceswap"):  # every one degraded, both classes
+            assert row["effective_fraction"] < 1.0 and 19.0 <= row["effective_side"] <= 41.0
+        assert set(row) >= {"effective_side", "detail", "outside_fraction", "face", "greyscale"}
+    with pytest.raises(SystemExit, match="no snapshot of mattans/AgeProgression, gebaltso/SDFD"):
+        build(BuildConfig(**{**config.__dict__, "snapshots": tmp_path / "empty"}))
+
+
+def test_folds_keep_every_held_out_file_out_of_train_and_val(
+    sources, snapshots: Path, tmp_path: Path, capsys
+):
+    from dataprep.__main__ import main
+
+    reals, gan = sources
+    out, reports = tmp_path / "ds", tmp_path / "reports"
+    main(["build", "--out", str(out), "--real-faces", str(reals), "--gan", str(gan),
+          "--snapshots", str(snapshots), "--repos", ",".join(SNAPSHOT_REPOS),
+          "--workers", "1"])  # fmt: skip
+    main(["folds", "--data", str(out), "--out", str(reports)])
+    report = json.loads((reports / "folds.json").read_text())
+    folds = json.loads((out / "folds.json").read_text())
+    rows = {row["file"]: row for row in load_rows(out)}
+    assert set(folds) == {
+        "utkface",
+        "scut-fbp5500",
+        "all-age-faces",
+        "celeba",
+        "mobilestylegan",
+        "sd21",
+    }
+    for name, roles in folds.items():
+        held = set(report["folds"][name]["held_out_sources"])
+        assert {rows[f]["source"] for f in roles["heldout"]} == held
+        used = roles["train"] + roles["val"]
+        assert not {rows[f]["source"] for f in used} & held
+        assert not {rows[f]["group"] for f in used} & {rows[f]["group"] for f in roles["heldout"]}
+        assert sorted(roles["train"] + roles["val"] + roles["test"] + roles["heldout"]) == sorted(
+            rows
+        )
+        assert all(rows[f]["split"] == "test" for f in roles["test"])
+    assert report["folds"]["sd21"]["counts"]["heldout"] == {"real": 0, "fake": 4}

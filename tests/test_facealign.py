@@ -20,7 +20,7 @@ from core.preprocessing import (
     resize_rgb,
 )
 
-TEMPLATE = AlignTemplate(margin=0.1)
+TEMPLATE = AlignTemplate(zoom=1.1)
 
 
 def rotation(angle_deg: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
@@ -59,8 +59,8 @@ def dot_centres(rgb: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 def test_template_names_round_trip_and_unknown_names_are_refused():
     assert AlignTemplate.from_name(TEMPLATE.name) == TEMPLATE
-    assert TEMPLATE.name == "arcface5/m0.10"
-    for name in ("arcface5", "other/m0.10", "arcface5/mx", "arcface5/m3"):
+    assert TEMPLATE.name == "arcface5/z1.10"
+    for name in ("arcface5", "other/z0.80", "arcface5/zx", "arcface5/z3", "arcface5/m0.1"):
         with pytest.raises(ValueError):
             AlignTemplate.from_name(name)
     points = TEMPLATE.points
@@ -123,7 +123,7 @@ def test_real_face_is_aligned_so_the_detector_finds_its_landmarks_on_the_templat
 def test_contract_names_the_template_and_needs_the_face_crop():
     config = PreprocessConfig(size=64, face_crop=True, face_align=TEMPLATE.name)
     written = contract(config)
-    assert written["face_align"] == "arcface5/m0.10"
+    assert written["face_align"] == "arcface5/z1.10"
     assert written["face_align_template"]["points"] == TEMPLATE.points.round(5).tolist()
     assert contract(PreprocessConfig())["face_align"] is None
     with pytest.raises(ValueError, match="face_crop"):
@@ -179,4 +179,4 @@ async def test_a_model_with_face_align_is_served_aligned(tiny_repo, monkeypatch)
         models = (await client.get("/v1/models")).json()
     aligned = resize_rgb(align_face(rgb, landmarks, TEMPLATE).rgb, 32)
     assert answer["probability_fake"] == pytest.approx(expected_probability(aligned), abs=1e-6)
-    assert "arcface5/m0.10" in json.dumps(models)
+    assert "arcface5/z1.10" in json.dumps(models)
