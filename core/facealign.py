@@ -1,12 +1,12 @@
 """One alignment for every face: a similarity transform from YuNet's five landmarks to a fixed
 template, for the dataset build and the server alike.
 
-A model whose preprocessing contract names a template (``face_align: "arcface5/z0.80"``) is
+A model whose preprocessing contract names a template (``face_align: "arcface5/z0.70"``) is
 fed the aligned face: eyes level at fixed positions, a fixed face scale, so framing carries
 no information about where a photo came from. The template is ArcFace's 112-pixel five-point
 template (the standard for face recognition crops; OpenCV's ``FaceRecognizerSF.alignCrop``
-uses it with YuNet's landmarks) in unit coordinates, zoomed (``AlignTemplate.zoom``). The transform is fitted by least squares (Umeyama, scikit-image's
-``SimilarityTransform``).
+uses it with YuNet's landmarks) in unit coordinates, zoomed (``AlignTemplate.zoom``). The
+transform is fitted by least squares (Umeyama, scikit-image's ``SimilarityTransform``).
 
 The aligned square is cut at the face's *own* resolution (its side is the template's side
 in source pixels, at most :data:`MAX_ALIGNED_SIDE`), so a small face stays small and the
