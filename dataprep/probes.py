@@ -4,7 +4,8 @@ Each probe is trained on the dataset's train split and scored (ROC-AUC) on its t
 
 * ``metadata``: stored width, height, bytes and JPEG quality;
 * ``crop_side``: the face crop's side in the stored file's pixels (what training reads);
-* ``sharpness``: Laplacian variance of the model-size (224 px) crop;
+* ``sharpness``: Laplacian variance and detail (mean |x - blur(x)|) of the model-size
+  (224 px) crop;
 * ``thumbnail``: a 16x16 grey thumbnail (pose, background, framing, tone).
 
 Two classifiers per probe (a standardised logistic regression and gradient-boosted trees);
@@ -44,13 +45,13 @@ def features(rows: list[dict], dataset: Path) -> dict[str, np.ndarray]:
     for row in tqdm(rows, desc="probe features", unit="img"):
         thumb, sharpness = image_features(dataset / row["file"])
         thumbs.append(thumb)
-        sharp.append(sharpness)
+        sharp.append([np.log1p(sharpness), row.get("detail", 0.0)])
     meta = [[r["stored_width"], r["stored_height"], r["bytes"], r["quality"]] for r in rows]
     side = [[max(r["stored_width"], r["stored_height"])] for r in rows]
     return {
         "metadata": np.asarray(meta, dtype=np.float64),
         "crop_side": np.asarray(side, dtype=np.float64),
-        "sharpness": np.log1p(np.asarray(sharp, dtype=np.float64))[:, None],
+        "sharpness": np.asarray(sharp, dtype=np.float64),
         "thumbnail": np.stack(thumbs).astype(np.float64) / 255.0,
     }
 
@@ -63,9 +64,16 @@ def classifiers(seed: int) -> dict:
 
 
 def score_probe(
-    x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, kinds: np.ndarray, seed: int
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    kinds: np.ndarray,
+    seed: int,
+    sources: np.ndarray | None = None,
 ) -> dict:
-    """Test AUC of each classifier, overall and per fake kind (that kind vs all reals)."""
+    """Test AUC of each classifier, overall, per fake kind (that kind vs all reals) and per
+    real source (all fakes vs that source)."""
     result: dict = {}
     fitted = []
     for name, model in classifiers(seed).items():
@@ -81,6 +89,12 @@ def score_probe(
         keep = (y[test] == 0) | (kinds[test] == kind)
         per_kind[kind] = round(float(roc_auc_score(y[test][keep], best_scores[keep])), 4)
     result["per_fake_kind"] = per_kind
+    if sources is not None:
+        per_source = {}
+        for source in sorted(set(sources[test][y[test] == 0])):
+            keep = (y[test] == 1) | (sources[test] == source)
+            per_source[source] = round(float(roc_auc_score(y[test][keep], best_scores[keep])), 4)
+        result["per_real_source"] = per_source
     return result
 
 
@@ -95,13 +109,14 @@ def run_probes(
     y = np.asarray([r["label"] for r in rows])
     split = np.asarray([r["split"] for r in rows])
     kinds = np.asarray([r["kind"] for r in rows])
+    sources = np.asarray([r["source"] for r in rows])
     train, test = split == "train", split == "test"
     if len(set(y[test])) < 2 or len(set(y[train])) < 2:
         raise SystemExit("error: train and test splits need both classes")
     matrices = features(rows, dataset)
     probes = {}
     for name, x in matrices.items():
-        probes[name] = score_probe(x, y, train, test, kinds, seed)
+        probes[name] = score_probe(x, y, train, test, kinds, seed, sources)
         probes[name]["target"] = TARGETS[name]
         probes[name]["met"] = probes[name]["auc"] <= TARGETS[name]
     report = {

@@ -13,6 +13,9 @@ import numpy as np
 
 MEASURES = {  # manifest field -> label
     "crop_side_source": "face-crop side in the original's pixels",
+    "effective_side": "effective face resolution (stored side x effective fraction, px)",
+    "detail": "detail: mean |x - blur(x)| at 224 px",
+    "outside_fraction": "aligned pixels outside the photo (filled)",
     "stored_width": "stored crop width (px)",
     "stored_height": "stored crop height (px)",
     "sharpness": "sharpness: Laplacian variance at 224 px",
@@ -28,6 +31,7 @@ def load_rows(dataset: Path) -> list[dict]:
     rows = json.loads((dataset / "manifest.json").read_text())["files"]
     for row in rows:
         row["bytes"] = (dataset / row["file"]).stat().st_size
+        row.setdefault("outside_fraction", 0.0)
     return rows
 
 

@@ -42,6 +42,11 @@ class Calibration:
     notes: tuple[str, ...] = ()
     training_data: str | None = None
     face_crop: bool = False  # the model was trained on core.facecrop crops
+    face_align: str | None = None  # ... aligned to this core.facealign template
+
+    def preprocess_config(self, size: int) -> PreprocessConfig:
+        """The contract the model was trained with, at input ``size``."""
+        return PreprocessConfig(size=size, face_crop=self.face_crop, face_align=self.face_align)
 
 
 def read_report(path: Path | None) -> Calibration:
@@ -70,8 +75,12 @@ def read_report(path: Path | None) -> Calibration:
     metrics = {key: report[key] for key in METRIC_KEYS if key in report}
     if "test" not in metrics:
         raise ExportError(f"evaluation report {path} lacks 'test' metrics")
-    face_crop = bool((report.get("preprocessing") or {}).get("face_crop", False))
-    return Calibration(threshold, temperature, metrics, (), report.get("training_data"), face_crop)
+    preprocessing = report.get("preprocessing") or {}
+    face_crop = bool(preprocessing.get("face_crop", False))
+    face_align = preprocessing.get("face_align") if face_crop else None
+    return Calibration(
+        threshold, temperature, metrics, (), report.get("training_data"), face_crop, face_align
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -122,7 +131,7 @@ def build_metadata(facts: EntryFacts, calibration: Calibration) -> dict:
             {"name": "probability_fake", "shape": [-1, 1], "dtype": "float32"},
             {"name": "cam", "shape": [-1, *facts.cam_shape], "dtype": "float32"},
         ],
-        "preprocessing": contract(PreprocessConfig(size=size, face_crop=calibration.face_crop)),
+        "preprocessing": contract(calibration.preprocess_config(size)),
         "class_names": list(CLASS_NAMES),
         "positive_class": CLASS_NAMES[1],
         "threshold": calibration.threshold,

@@ -98,7 +98,7 @@ def export_model(config: ExportConfig) -> ExportResult:
     target, version = resolve_target(config.repo, config.name, config.version, config.force)
     with tqdm(total=PROGRESS_STEPS, desc="export", unit="step", disable=not config.progress) as bar:
         with _step(bar, "load and Keras reference", count=2):
-            reference = keras_reference(config, calibration.face_crop)
+            reference = keras_reference(config, calibration)
         with _step(bar, "convert"):
             proto = to_onnx_proto(reference, config)
         with staged_entry(target, config.force) as staging:
@@ -125,7 +125,7 @@ def _step(progress: tqdm, name: str, count: int = 1) -> Iterator[None]:
     progress.update(count)
 
 
-def keras_reference(config: ExportConfig, face_crop: bool = False) -> KerasReference:
+def keras_reference(config: ExportConfig, calibration: Calibration | None = None) -> KerasReference:
     """Load the Keras model, build its export graph (probability + CAM) and run it on the
     parity images (read as the contract says); the CAM must average to the logit, or it is
     not an exact CAM."""
@@ -134,7 +134,7 @@ def keras_reference(config: ExportConfig, face_crop: bool = False) -> KerasRefer
     model = graph.load_keras_model(Path(config.model_path))
     size = graph.input_size_of(model)
     export_graph = graph.build_export_model(model)
-    preprocess = PreprocessConfig(size=size, face_crop=face_crop)
+    preprocess = (calibration or Calibration()).preprocess_config(size)
     images = _parity_images(config, preprocess)
     probability, cam = graph.keras_outputs(export_graph, images.images)
     gap = cam_logit_gap(probability, cam)

@@ -366,3 +366,36 @@ def test_folds_keep_every_held_out_file_out_of_train_and_val(
         )
         assert all(rows[f]["split"] == "test" for f in roles["test"])
     assert report["folds"]["sd21"]["counts"]["heldout"] == {"real": 0, "fake": 4}
+
+
+def test_holdout_report_scores_each_fold_on_what_it_left_out(
+    sources, snapshots: Path, tmp_path: Path, monkeypatch
+):
+    """The per-fold head runs end to end on stand-in features (mean colour and contrast)."""
+    from dataprep.__main__ import main as dataprep_main
+    from train import frozen_features
+    from train.holdout import main
+
+    def stand_in(name: str):
+        return lambda batch: np.stack(
+            [batch.mean(axis=(1, 2)), batch.std(axis=(1, 2))], axis=1
+        ).reshape(len(batch), -1)
+
+    monkeypatch.setattr(frozen_features, "extractor", stand_in)
+    reals, gan = sources
+    out, reports = tmp_path / "ds", tmp_path / "reports"
+    dataprep_main(["build", "--out", str(out), "--real-faces", str(reals), "--gan", str(gan),
+                   "--snapshots", str(snapshots), "--repos", ",".join(SNAPSHOT_REPOS),
+                   "--workers", "1", "--ratios", "0.5,0.25,0.25"])  # fmt: skip
+    dataprep_main(["folds", "--data", str(out), "--out", str(reports)])
+    main(["--data", str(out), "--out", str(reports), "--bootstrap", "20"])
+    report = json.loads((reports / "holdout.json").read_text())
+    folds = json.loads((out / "folds.json").read_text())
+    assert set(report["folds"]) == set(folds)
+    utk = report["folds"]["utkface"]
+    assert utk["heldout_count"] == len(folds["utkface"]["heldout"])
+    assert 0.0 <= utk["flagged_fake_rate"] <= 1.0 and len(utk["flagged_fake_ci"]) == 2
+    sd = report["folds"]["sd21"]
+    assert 0.0 <= sd["auc"] <= 1.0 and sd["auc_ci"][0] <= sd["auc"] <= sd["auc_ci"][1]
+    assert (out / "features/lite0-imagenet.npz").exists()  # cached for the next run
+    assert "| utkface | real source: utkface |" in (reports / "holdout.md").read_text()

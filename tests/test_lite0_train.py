@@ -56,6 +56,7 @@ def test_config_is_checked():
 
 def test_lite0_run_end_to_end(tmp_path: Path):
     root = write_splits(tmp_path / "data", SyntheticConfig(per_class=6, size=40))
+    (root / "manifest.json").write_text(json.dumps({"settings": {"align": "arcface5/z0.70"}}))
     run = tmp_path / "run"
     args = ["--model", "lite0", "--weights", "none", "--data", str(root), "--out", str(run)]
     args += ["--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "8", "--views", "2"]
@@ -64,6 +65,7 @@ def test_lite0_run_end_to_end(tmp_path: Path):
     config = json.loads((run / "config.json").read_text())
     assert config["args"]["model"] == "lite0" and config["args"]["image_size"] == 224
     assert config["preprocessing"]["face_crop"] is True
+    assert config["preprocessing"]["face_align"] == "arcface5/z0.70"  # as the data were cut
     assert config["data"]["counts"]["train"]["total"] == 12
     assert [s["stage"] for s in config["stages"]] == ["head", "fine_tune"]
     with (run / "history.csv").open() as handle:

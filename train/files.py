@@ -166,3 +166,15 @@ def load_split(
 ) -> SplitFiles:
     """List one split and drop its corrupt images: the files a pipeline can safely read."""
     return drop_corrupt(list_split(data_dir, split), max_pixels, workers)
+
+
+def dataset_alignment(data_dir: str | Path) -> str | None:
+    """The face alignment template the dataset's crops were cut with (``dataprep build
+    --align``, recorded in ``manifest.json``); None for plain face crops or no manifest."""
+    import json
+
+    manifest = Path(data_dir) / "manifest.json"
+    if not manifest.exists():
+        return None
+    align = json.loads(manifest.read_text()).get("settings", {}).get("align")
+    return None if align in (None, "", "None") else str(align)

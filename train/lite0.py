@@ -41,7 +41,7 @@ from train.efficientnet_lite import (
     load_lite0_weights,
     read_torch_checkpoint,
 )
-from train.files import SplitFiles, load_split
+from train.files import SplitFiles, dataset_alignment, load_split
 from train.models import CLASSIFIER_LAYER, FEATURES_LAYER, INPUT_NAME
 from train.train import TqdmProgress, compile_model
 from train.views import ViewConfig, random_view
@@ -255,7 +255,13 @@ def train_lite0(config: Lite0Config) -> dict:
         "history_rows": epochs,
         "parameters": int(model.count_params()),
         "trainable_in_fine_tune": int(sum(np.prod(w.shape) for w in upper.trainable_weights)),
-        "preprocessing": contract(PreprocessConfig(size=IMAGE_SIZE, face_crop=config.face_crop)),
+        "preprocessing": contract(
+            PreprocessConfig(
+                size=IMAGE_SIZE,
+                face_crop=config.face_crop,
+                face_align=dataset_alignment(config.data) if config.face_crop else None,
+            )
+        ),
         "started": started.isoformat(timespec="seconds"),
         "caching_s": cached_s,
         "duration_s": round(time.perf_counter() - clock, 1),
