@@ -52,14 +52,21 @@ lint: $(VENV)/.all  ## ruff check + format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-data: $(VENV)/.all  ## Generate GAN faces, build data/detector, write reports/data (about 1 h)
+data: $(VENV)/.all  ## Generate GAN faces, build data/detector (aligned) and its plain-crop twin, write reports/data (about 1.5 h)
 	$(PY) scripts/generate_gan_faces.py --out $(GAN) --count 6000 --psi 0.7,1.0
 	$(PY) -m dataprep build --gan $(GAN) --out $(DATASET) --overwrite
-	$(PY) -m dataprep stats --data $(DATASET) --out reports/data
+	$(PY) -m dataprep stats  --data $(DATASET) --out reports/data
 	$(PY) -m dataprep probes --data $(DATASET) --out reports/data
-	$(PY) -m dataprep match --data $(DATASET) --out reports/data
+	$(PY) -m dataprep match  --data $(DATASET) --out reports/data
 	$(PY) -m dataprep probes --data $(DATASET) --out reports/data --matched
-	$(PY) -m dataprep card --reports reports/data
+	$(PY) -m dataprep folds  --data $(DATASET) --out reports/data
+	$(PY) -m train.holdout   --data $(DATASET) --out reports/data/alignment/aligned
+	$(PY) -m dataprep build --gan $(GAN) --out $(DATASET)-crop --align none --overwrite
+	$(PY) -m dataprep stats  --data $(DATASET)-crop --out reports/data/alignment/crop
+	$(PY) -m dataprep probes --data $(DATASET)-crop --out reports/data/alignment/crop
+	$(PY) -m dataprep folds  --data $(DATASET)-crop --out reports/data/alignment/crop
+	$(PY) -m train.holdout   --data $(DATASET)-crop --out reports/data/alignment/crop
+	$(PY) -m dataprep card   --reports reports/data
 
 train: $(VENV)/.all  ## Train MODEL=cnn|xception on DATA into RUN, then evaluate
 	$(PY) -m train --model $(MODEL) --data $(DATA) --epochs $(EPOCHS) --out $(RUN)

@@ -119,7 +119,7 @@ class Scorer:
         except VideoError as exc:
             return row | {"error_code": exc.code, "error_message": str(exc)}
         probabilities = np.concatenate(calibrated)
-        verdict, results = judged(frames, probabilities, self.entry.threshold)
+        verdict, results = judged(frames, probabilities, self.entry.decision)
         keep = ("label", "probability_fake", "confidence")
         return (
             row
@@ -141,7 +141,7 @@ class Scorer:
         for row, model_input in read:
             if model_input is not None:
                 probability = float(next(probabilities))
-                label, confidence = decide(probability, self.entry.threshold)
+                label, confidence = decide(probability, self.entry.decision)
                 row |= {"label": label, "probability_fake": probability, "confidence": confidence}
             rows.append(row)
         return rows

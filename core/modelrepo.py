@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.decision import DecisionRule
 from core.preprocessing import DEFAULT_MAX_PIXELS, PreprocessConfig
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")  # always used with fullmatch
@@ -73,6 +74,11 @@ class ModelEntry:
         return float(self.metadata.get("threshold", 0.5))
 
     @property
+    def decision(self) -> DecisionRule:
+        """The verdict's two thresholds (``core.decision.DecisionRule.from_metadata``)."""
+        return DecisionRule.from_metadata(self.metadata)
+
+    @property
     def temperature(self) -> float:
         return float(self.metadata.get("temperature", 1.0))
 
@@ -117,6 +123,7 @@ class ModelEntry:
             "inputs": self.metadata["inputs"],
             "outputs": self.metadata["outputs"],
             "threshold": self.threshold,
+            "decision": self.decision.as_json(),
             "temperature": self.temperature,
             "face_crop": self.face_crop,
             "face_align": self.preprocess_config().face_align,

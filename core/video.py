@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.decision import decide
+from core.decision import DecisionRule, decide
 from core.facecrop import import_cv2
 from core.preprocessing import FaceBox, PreprocessConfig, preprocess_rgb_and_box
 from core.videofile import CONTAINER_NAMES, inspect_file
@@ -309,15 +309,18 @@ def aggregate(calibrated: np.ndarray) -> tuple[float, int]:
     return float(values[-k:].mean()), k
 
 
-def video_verdict(calibrated: np.ndarray, threshold: float) -> dict:
-    """Label, probability, confidence and the aggregation rule, for calibrated frame scores."""
+def video_verdict(calibrated: np.ndarray, rule: DecisionRule | float) -> dict:
+    """Label, probability, confidence and the aggregation rule, for calibrated frame scores
+    (``rule``: the model's :class:`~core.decision.DecisionRule`, or one threshold)."""
+    if not isinstance(rule, DecisionRule):
+        rule = DecisionRule.from_threshold(float(rule))
     probability, k = aggregate(calibrated)
-    label, confidence = decide(probability, threshold)
+    label, confidence = decide(probability, rule)
     return {
         "label": label,
         "probability_fake": probability,
         "confidence": confidence,
-        "threshold": threshold,
+        "decision": rule.as_json(),
         "aggregation": {
             "rule": "mean_top_k",
             "description": f"mean of the {k} highest of {len(calibrated)} frame probabilities "
@@ -329,9 +332,11 @@ def video_verdict(calibrated: np.ndarray, threshold: float) -> dict:
     }
 
 
-def judged(frames: list[Frame], calibrated: np.ndarray, threshold: float) -> tuple[dict, list]:
+def judged(
+    frames: list[Frame], calibrated: np.ndarray, rule: DecisionRule | float
+) -> tuple[dict, list]:
     """The clip's verdict (:func:`video_verdict`) and its per-frame results."""
-    return video_verdict(calibrated, threshold), frame_results(frames, calibrated)
+    return video_verdict(calibrated, rule), frame_results(frames, calibrated)
 
 
 def frame_results(frames: list[Frame], calibrated: np.ndarray) -> list[dict]:

@@ -110,6 +110,9 @@ class BuildConfig:
         8000, "UTKFace faces sampled (at most 40 percent of the real class)", int
     )
     limit: int | None = option(None, "cap per source (quick builds)", int)
+    max_real_share: float = option(
+        0.4, "largest share of the real class one source may have (larger ones sampled)", float
+    )
     align: str | None = option(
         "arcface5/z0.70",
         "face alignment template (core.facealign), or 'none' for the plain face crop",
@@ -148,6 +151,8 @@ class BuildConfig:
         low, high = (self.effective_range + (0.0, 0.0))[:2]
         if len(self.effective_range) != 2 or not 8 <= low <= high:
             raise ValueError(f"effective_range must be LOW,HIGH >= 8, got {self.effective_range}")
+        if not 0.0 < self.max_real_share <= 1.0:
+            raise ValueError(f"max_real_share must be in (0, 1], got {self.max_real_share}")
         if not 0.0 <= self.degrade_share <= 1.0:
             raise ValueError(f"degrade_share must be in [0, 1], got {self.degrade_share}")
         if self.align is not None:
@@ -411,7 +416,26 @@ def read_candidates(config: BuildConfig) -> list[Candidate]:
     candidates = []
     for source in sources:
         candidates.extend(tqdm(source, desc="reading", unit="file", leave=False))
-    return candidates
+    return cap_real_sources(candidates, config.max_real_share, config.seed)
+
+
+def cap_real_sources(candidates: list[Candidate], share: float, seed: int) -> list[Candidate]:
+    """Sample down (seeded) every real source above ``share`` of the real class."""
+    counts = Counter(c.source for c in candidates if c.label == 0)
+    total = sum(counts.values())
+    caps = {}
+    for source, n in counts.most_common():
+        others = total - n
+        cap = int(share * others / (1.0 - share)) if share < 1.0 else n
+        if n > cap and others > 0:
+            caps[source] = cap
+            total = others + cap
+    kept = []
+    for source in sorted(caps):
+        members = [c for c in candidates if c.source == source]
+        order = np.random.default_rng([seed, zlib.crc32(source.encode())]).permutation(len(members))
+        kept += [members[i] for i in sorted(order[: caps[source]])]
+    return [c for c in candidates if c.source not in caps] + kept
 
 
 def snapshot_paths(config: BuildConfig) -> dict[str, Path]:

@@ -125,13 +125,15 @@ async def infer(
 def prediction(state: ServingState, model: LoadedModel, probability_raw: float) -> dict:
     """The contract's prediction fields (without latency) for one raw model probability."""
     probability = float(calibrate(np.float64(probability_raw), model.entry.temperature))
-    label, confidence = decide(probability, model.entry.threshold)
+    rule = model.entry.decision
+    label, confidence = decide(probability, rule)
     state.metrics.predictions.labels(model.name, str(model.version), label).inc()
     return {
         "label": label,
         "probability_fake": probability,
         "confidence": confidence,
         "threshold": model.entry.threshold,
+        "decision": rule.as_json(),
         "model": model.name,
         "version": model.version,
     }

@@ -126,7 +126,7 @@ async def score_video(
     finally:
         await state.run_blocking(reader.close)
     calibrated = calibrate(raw, model.entry.temperature)
-    verdict, results = judged(frames, calibrated, model.entry.threshold)
+    verdict, results = judged(frames, calibrated, model.entry.decision)
     shown = min(verdict["aggregation"]["k"], TOP_THUMBNAILS)  # the frames behind the verdict
     top = np.argsort(-calibrated, kind="stable")[:shown]
     thumbnails = await state.run_blocking(
@@ -134,6 +134,7 @@ async def score_video(
     )
     return {
         **verdict,
+        "threshold": model.entry.threshold,
         "model": model.name,
         "version": model.version,
         "video": reader.info.summary(),

@@ -399,3 +399,19 @@ def test_holdout_report_scores_each_fold_on_what_it_left_out(
     assert 0.0 <= sd["auc"] <= 1.0 and sd["auc_ci"][0] <= sd["auc"] <= sd["auc_ci"][1]
     assert (out / "features/lite0-imagenet.npz").exists()  # cached for the next run
     assert "| utkface | real source: utkface |" in (reports / "holdout.md").read_text()
+
+
+def test_no_real_source_is_above_its_share_of_the_real_class():
+    from collections import Counter
+
+    from dataprep.build import cap_real_sources
+    from dataprep.sources import Candidate
+
+    def files(source: str, label: int, n: int) -> list[Candidate]:
+        return [Candidate(source, "real", label, f"{source}/{i}", "") for i in range(n)]
+
+    candidates = files("big", 0, 100) + files("small", 0, 30) + files("gan", 1, 50)
+    kept = cap_real_sources(candidates + files("other", 0, 30), 0.4, seed=0)
+    assert Counter(c.source for c in kept) == {"gan": 50, "big": 40, "small": 30, "other": 30}
+    assert kept == cap_real_sources(candidates + files("other", 0, 30), 0.4, seed=0)
+    assert len(cap_real_sources(candidates, 1.0, seed=0)) == len(candidates)

@@ -302,3 +302,38 @@ def test_face_detector_weights_are_the_documented_file():
 
     digest = hashlib.sha256(facecrop.YUNET_PATH.read_bytes()).hexdigest()
     assert digest in (facecrop.YUNET_PATH.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("probability", "threshold", "label", "confidence"),
+    [
+        (0.346, 0.333, "UNCERTAIN", 0.654),  # over the fitted threshold, below 0.5: not FAKE
+        (0.2, 0.333, "REAL", 0.8),
+        (0.5, 0.333, "FAKE", 0.5),
+        (0.6, 0.7, "UNCERTAIN", 0.6),  # a threshold above 0.5: REAL below 0.5 only
+        (0.49, 0.5, "REAL", 0.51),
+        (0.5, 0.5, "FAKE", 0.5),
+    ],
+)
+def test_a_verdict_never_contradicts_its_probability(probability, threshold, label, confidence):
+    from core.decision import decide
+
+    got, how_sure = decide(probability, threshold)
+    assert (got, how_sure) == (label, pytest.approx(confidence))
+
+
+def test_decision_rule_from_metadata_keeps_fake_at_or_above_one_half_unless_told_why():
+    from core.decision import DecisionRule, decide
+
+    fitted = {"threshold": 0.4, "decision": {"real_below": 0.1, "fake_from": 0.3}}
+    rule = DecisionRule.from_metadata(fitted)
+    assert (rule.real_below, rule.fake_from) == (0.1, 0.5)  # moved up to 0.5
+    assert decide(0.05, rule)[0] == "REAL" and decide(0.3, rule)[0] == "UNCERTAIN"
+    fitted["decision"]["reason"] = "validation reals sit below 0.3 in 99.9 % of cases"
+    told = DecisionRule.from_metadata(fitted)
+    assert told.fake_from == 0.3 and decide(0.3, told) == ("FAKE", 0.3)
+    assert DecisionRule.from_metadata({"threshold": 0.7}) == DecisionRule(0.5, 0.7)
+    with pytest.raises(ValueError, match="contradict"):
+        DecisionRule(0.6, 0.7)
+    with pytest.raises(ValueError, match="real_below"):
+        DecisionRule(0.4, 0.3)

@@ -78,14 +78,16 @@ async def test_predict_raw_body(tiny_repo, content_type):
 
 async def test_predict_applies_temperature_and_threshold(model_entry_writer):
     root = model_entry_writer("cnn", 1, threshold=0.3, temperature=2.5)
-    image = png_image(5, mean=100.0)  # raw p ~ 0.2: REAL at 0.5, calibrated ~0.37: FAKE at 0.3
+    image = png_image(5, mean=100.0)  # raw p ~ 0.2: REAL at 0.5, calibrated ~0.37: over 0.3
     async with serving_client(test_config(root)) as (client, _):
         body = (await client.post("/v1/predict", files={"file": ("a.png", image)})).json()
     label, probability, confidence = expected(image, threshold=0.3, temperature=2.5)
-    assert body["label"] == label == "FAKE"
+    assert 0.3 < probability < 0.5  # over the fitted threshold, yet more likely REAL than FAKE:
+    assert body["label"] == label == "UNCERTAIN"  # never FAKE below 0.5
     assert body["probability_fake"] == pytest.approx(probability, abs=1e-6)
-    assert body["confidence"] == pytest.approx(confidence, abs=1e-6)
+    assert body["confidence"] == pytest.approx(1 - probability, abs=1e-6)
     assert body["threshold"] == 0.3
+    assert body["decision"] == {"real_below": 0.3, "fake_from": 0.5}
 
 
 async def test_model_and_version_selection(model_entry_writer):

@@ -32,7 +32,7 @@ from helpers import (
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from core.decision import decide
+from core.decision import DecisionRule, decide
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 
 pytestmark = pytest.mark.browser
@@ -197,13 +197,20 @@ def assert_verdict(item, data: bytes, threshold: float = 0.5, model: str = "cnn 
     expect(item).to_have_attribute("data-state", "done")
     label, probability, confidence = expected_for(data, threshold)
     percent = f"{confidence * 100:.1f}"
+    text = f"{percent}% confident"
+    if label == "UNCERTAIN":
+        text = f"{percent}% likely {'fake' if probability >= 0.5 else 'real'}: too close to call"
+    expect(item).to_have_attribute("data-verdict", label.lower())
     expect(item.locator(".verdict-label")).to_have_text(label)
-    expect(item.locator(".confidence-text")).to_have_text(f"{percent}% confident")
+    expect(item.locator(".confidence-text")).to_have_text(text)
     meter = item.locator(".meter")
     expect(meter).to_have_attribute("aria-valuenow", percent)
-    expect(meter).to_have_attribute("aria-valuetext", f"{percent}% confident {label}")
+    expect(meter).to_have_attribute("aria-valuetext", f"{label}: {text}")
     expect(item.locator(".probability")).to_have_text(f"{probability:.3f}")
-    expect(item.locator(".threshold")).to_have_text(f"{threshold:.3f}")
+    rule = DecisionRule.from_threshold(threshold)
+    expect(item.locator(".threshold")).to_have_text(
+        f"REAL below {rule.real_below:.3f}, FAKE from {rule.fake_from:.3f}"
+    )
     expect(item.locator(".model-used")).to_have_text(model)
     expect(item.locator(".latency")).to_have_text(re.compile(r"^\d+\.\d ms server, \d+ ms total$"))
     fill_width = item.locator(".meter-fill").evaluate("e => e.getBoundingClientRect().width")
@@ -347,8 +354,9 @@ def test_model_card_names_the_reduced_precision_file_it_serves(ui: Session):
 def test_model_selector_choice_is_sent_and_shown(ui: Session):
     ui.page.select_option("#model-select", label="strict v1")
     expect(ui.page.locator("#model-info")).to_contain_text("Threshold 0.90")
-    data = image_bytes(3, mean=170.0)  # p(fake) about 0.89: FAKE for cnn, REAL for strict
-    assert expected_for(data)[0] == "FAKE" and expected_for(data, STRICT_THRESHOLD)[0] == "REAL"
+    data = image_bytes(3, mean=170.0)  # p(fake) about 0.89: FAKE for cnn; under strict's 0.9
+    assert expected_for(data)[0] == "FAKE"  # but over 0.5, so not REAL either: UNCERTAIN
+    assert expected_for(data, STRICT_THRESHOLD)[0] == "UNCERTAIN"
     upload(ui.page, ("face.png", "image/png", data))
     assert_verdict(card(ui.page, 0), data, STRICT_THRESHOLD, model="strict v1")
     assert any("model=strict" in url for url in ui.api_requests)

@@ -432,24 +432,38 @@
     }
   }
 
-  function renderPrediction(card, result, roundTripMs) {
-    const label = result.label === "FAKE" ? "FAKE" : "REAL";
+  // The three verdicts, each with its own words: a label never contradicts its probability.
+  const VERDICTS = ["REAL", "UNCERTAIN", "FAKE"];
+
+  function showVerdict(card, result) {
+    const label = VERDICTS.includes(result.label) ? result.label : "UNCERTAIN";
     const confidence = Math.min(1, Math.max(0, Number(result.confidence)));
     const percent = (confidence * 100).toFixed(1);
-    card.model = { name: result.model, version: result.version };
-    card.root.dataset.state = "done";
+    const likelier = Number(result.probability_fake) >= 0.5 ? "fake" : "real";
+    const text =
+      label === "UNCERTAIN"
+        ? `${percent}% likely ${likelier}: too close to call`
+        : `${percent}% confident`;
     card.root.dataset.verdict = label.toLowerCase();
-    setStatus(card, "");
-
     part(card, ".verdict-label").textContent = label;
-    part(card, ".confidence-text").textContent = `${percent}% confident`;
+    part(card, ".confidence-text").textContent = text;
     const meter = part(card, ".meter");
     meter.setAttribute("aria-valuenow", percent);
-    meter.setAttribute("aria-valuetext", `${percent}% confident ${label}`);
+    meter.setAttribute("aria-valuetext", `${label}: ${text}`);
     meter.setAttribute("aria-label", "Confidence");
     part(card, ".meter-fill").style.width = `${percent}%`;
     part(card, ".probability").textContent = Number(result.probability_fake).toFixed(3);
-    part(card, ".threshold").textContent = Number(result.threshold).toFixed(3);
+    const rule = result.decision;
+    part(card, ".threshold").textContent = rule
+      ? `REAL below ${Number(rule.real_below).toFixed(3)}, FAKE from ${Number(rule.fake_from).toFixed(3)}`
+      : Number(result.threshold).toFixed(3);
+  }
+
+  function renderPrediction(card, result, roundTripMs) {
+    card.model = { name: result.model, version: result.version };
+    card.root.dataset.state = "done";
+    setStatus(card, "");
+    showVerdict(card, result);
     part(card, ".model-used").textContent = `${result.model} v${result.version}`;
     part(card, ".latency").textContent =
       `${Number(result.latency_ms).toFixed(1)} ms server, ${Math.round(roundTripMs)} ms total`;
@@ -565,6 +579,7 @@
     ? window.DeepfakeVideo.create({
         apiFetch,
         describeError,
+        showVerdict,
         isRetryable,
         modelQuery,
         formatBytes,

@@ -131,19 +131,9 @@ window.DeepfakeVideo = (() => {
     }
 
     function render(card, result, roundTripMs) {
-      const label = result.label === "FAKE" ? "FAKE" : "REAL";
-      const percent = (Math.min(1, Math.max(0, Number(result.confidence))) * 100).toFixed(1);
       card.root.dataset.state = "done";
-      card.root.dataset.verdict = label.toLowerCase();
       part(card, ".status").hidden = true;
-      part(card, ".verdict-label").textContent = label;
-      part(card, ".confidence-text").textContent = `${percent}% confident`;
-      const meter = part(card, ".meter");
-      meter.setAttribute("aria-valuenow", percent);
-      meter.setAttribute("aria-valuetext", `${percent}% confident ${label}`);
-      part(card, ".meter-fill").style.width = `${percent}%`;
-      part(card, ".probability").textContent = Number(result.probability_fake).toFixed(3);
-      part(card, ".threshold").textContent = Number(result.threshold).toFixed(3);
+      page.showVerdict(card, result);
       const video = result.video || {};
       part(card, ".frames-scored").textContent =
         `${result.frames.length} of ${video.frame_count}, ${seconds(video.duration_s)} clip`;

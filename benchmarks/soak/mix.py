@@ -62,8 +62,12 @@ def _prediction_check(expected: float, threshold: float) -> Callable[[dict], str
         got = body.get("probability_fake")
         if not isinstance(got, float) or abs(got - expected) > PROBABILITY_TOLERANCE:
             return f"probability {got}, expected {expected:.6f}"
-        label = "FAKE" if expected >= threshold else "REAL"
-        if abs(expected - threshold) > PROBABILITY_TOLERANCE and body.get("label") != label:
+        from core.decision import decide
+
+        label, _ = decide(expected, threshold)
+        edges = (threshold, 0.5)
+        clear = all(abs(expected - edge) > PROBABILITY_TOLERANCE for edge in edges)
+        if clear and body.get("label") != label:
             return f"label {body.get('label')}, expected {label}"
         return None
 
