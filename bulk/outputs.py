@@ -10,17 +10,18 @@ import re
 from pathlib import Path
 
 COLUMNS = ("path", "sha256", "label", "probability_fake", "confidence", "model", "version",
-           "error_code", "error_message", "evidence", "frames", "frames_file")  # fmt: skip
+           "error_code", "error_message", "evidence", "frames", "frames_file", "face")  # fmt: skip
 FRAME_COLUMNS = ("index", "time_s", "probability_fake", "face_top", "face_bottom", "face_left",
                  "face_right")  # fmt: skip
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
 def flat(row: dict) -> dict:
-    """``row`` with every column, its evidence list as JSON text (CSV and Parquet cells)."""
-    evidence = row.get("evidence")
+    """``row`` with every column, its evidence list and face as JSON text (CSV and Parquet
+    cells)."""
     flat_row = {key: row.get(key) for key in COLUMNS}
-    flat_row["evidence"] = None if evidence is None else json.dumps(evidence)
+    for key in ("evidence", "face"):
+        flat_row[key] = None if row.get(key) is None else json.dumps(row[key])
     return flat_row
 
 
@@ -90,6 +91,7 @@ class ResultWriter:
             + [("error_code", pa.string()), ("error_message", pa.string())]
             + [("evidence", pa.string())]  # JSON list of findings
             + [("frames", pa.int64()), ("frames_file", pa.string())]
+            + [("face", pa.string())]  # JSON: box, landmarks, score, image size
         )
         previous = pq.read_table(self.path) if self.path.is_file() else None
         partial = self.path.with_name(self.path.name + ".partial")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.decision import calibrate, decide
+from core.decision import NO_FACE, calibrate, decide
 from core.modelrepo import ModelEntry, ModelRepository
 from core.options import check_at_least, option, parse_optional_int, parse_optional_str
-from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, preprocess_bytes
+from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, preprocess_upload
 from core.provenance import EvidenceConfig, EvidenceReader
 from core.video import (
     VIDEO_SUFFIXES,
@@ -79,6 +79,7 @@ class Scorer:
         return {"path": path, "model": self.entry.name, "version": self.entry.version}
 
     def _read(self, path: str) -> tuple[dict, np.ndarray | None]:
+        """The row so far and the model input (None: an error, or no face to judge)."""
         row = self._row(path)
         try:
             data = Path(path).read_bytes()
@@ -86,12 +87,15 @@ class Scorer:
             return row | {"error_code": "unreadable", "error_message": str(exc)}, None
         row["sha256"] = hashlib.sha256(data).hexdigest()
         try:
-            model_input = preprocess_bytes(data, self.config)
+            upload = preprocess_upload(data, self.config)
         except ImageError as exc:
             return row | {"error_code": exc.code, "error_message": str(exc)}, None
         if self.evidence is not None:
             row["evidence"] = self.evidence.read(data)
-        return row, model_input
+        row["face"] = upload.face_json()
+        if upload.no_face:  # as the server answers: no verdict, no probability
+            return row | {"label": NO_FACE}, None
+        return row, upload.model_input
 
     def _calibrated(self, inputs: list[np.ndarray]) -> np.ndarray:
         """Calibrated probabilities of FAKE for model inputs, in one session run."""
@@ -119,7 +123,7 @@ class Scorer:
         except VideoError as exc:
             return row | {"error_code": exc.code, "error_message": str(exc)}
         probabilities = np.concatenate(calibrated)
-        verdict, results = judged(frames, probabilities, self.entry.decision)
+        verdict, results = judged(frames, probabilities, self.entry.decision, self.config.face_crop)
         keep = ("label", "probability_fake", "confidence")
         return (
             row

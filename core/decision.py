@@ -17,6 +17,7 @@ import numpy as np
 CLASS_NAMES = ("REAL", "FAKE")  # label 0, label 1
 UNCERTAIN = "UNCERTAIN"
 VERDICTS = (CLASS_NAMES[0], UNCERTAIN, CLASS_NAMES[1])
+NO_FACE = "NO_FACE"  # a face-crop model found no face in the image: no verdict at all
 _EPS = 1e-7
 
 

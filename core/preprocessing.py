@@ -34,13 +34,19 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.facealign import AlignTemplate
-from core.facecrop import DETECT_MAX_SIDE, DETECTOR_NAME, FACE_MARGIN, MIN_FACE_FRACTION
+from core.facecrop import (
+    DETECT_MAX_SIDE,
+    DETECTOR_NAME,
+    FACE_MARGIN,
+    MIN_FACE_FRACTION,
+    Face,
+)
 from core.options import check_at_least
 
 try:  # libjpeg-turbo's decoder without Pillow's overhead; optional, same pixels
@@ -294,13 +300,45 @@ def preprocess_rgb_and_box(
     return resize_rgb(rgb, config.size).astype(np.float32), box
 
 
-def face_input(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, FaceBox | None]:
-    """What a face-crop model sees before the resize: the aligned face where the contract
-    names a template, else the face crop; the whole image and None when no face is found."""
-    template = config.align_template
+@dataclass(frozen=True)
+class Framed:
+    """What a face-crop model sees before its resize, and the face it came from."""
+
+    rgb: np.ndarray  # the crop, the aligned face, or the whole image when no face was found
+    box: FaceBox | None  # the face crop's region as fractions of the image (None: no face)
+    face: Face | None  # the detected face (box, five landmarks, score) in the image's pixels
+    native_side: float  # the crop's (or aligned square's) side in the image's pixels
+    outside_fraction: float = 0.0  # aligned pixels that fell outside the image (filled)
+
+
+def frame_face(
+    rgb: np.ndarray, template: AlignTemplate | None = None, measure_outside: bool = False
+) -> Framed:
+    """The contract's face framing of ``rgb``: the largest YuNet face of at least
+    :data:`~core.facecrop.MIN_FACE_FRACTION` of the shorter side, cut as the face crop (squared
+    box plus the margin) or, with a ``template``, aligned to it; the whole image when no face
+    is found. The dataset build and the server both frame faces here."""
+    from core.facealign import align_face  # OpenCV is only needed when asked for
+    from core.facecrop import detect_faces, region_around
+
+    faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))
+    region = region_around(faces[0].box, rgb.shape[:2]) if faces else None
+    if region is None:
+        return Framed(rgb, None, None, max(rgb.shape[:2]))
+    top, bottom, left, right = region
+    height, width = rgb.shape[:2]
+    box = FaceBox(top / height, bottom / height, left / width, right / width)
     if template is None:
-        return face_crop_and_box(rgb)
-    return aligned_face_and_box(rgb, template)
+        crop = rgb[top:bottom, left:right]
+        return Framed(crop, box, faces[0], max(crop.shape[:2]))
+    aligned = align_face(rgb, faces[0].landmarks, template, measure_outside=measure_outside)
+    return Framed(aligned.rgb, box, faces[0], aligned.native_side, aligned.outside_fraction)
+
+
+def face_input(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, FaceBox | None]:
+    """What a face-crop model sees before the resize (:func:`frame_face` by the contract)."""
+    framed = frame_face(rgb, config.align_template)
+    return framed.rgb, framed.box
 
 
 def aligned_face_and_box(
@@ -308,31 +346,15 @@ def aligned_face_and_box(
 ) -> tuple[np.ndarray, FaceBox | None]:
     """The largest face aligned to ``template`` at its own resolution, and the face's crop
     box (for drawing); the whole image and None when no face is found."""
-    from core.facealign import align_face
-    from core.facecrop import MIN_FACE_FRACTION, detect_faces, region_around
-
-    faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))
-    region = None if not faces else region_around(faces[0].box, rgb.shape[:2])
-    if region is None:
-        return rgb, None
-    top, bottom, left, right = region
-    height, width = rgb.shape[:2]
-    box = FaceBox(top / height, bottom / height, left / width, right / width)
-    return align_face(rgb, faces[0].landmarks, template).rgb, box
+    framed = frame_face(rgb, template)
+    return framed.rgb, framed.box
 
 
 def face_crop_and_box(rgb: np.ndarray) -> tuple[np.ndarray, FaceBox | None]:
     """The contract's face crop of ``rgb`` and where it lies in the image (the whole image
     and None when no face is found)."""
-    from core.facecrop import face_region  # OpenCV is only needed when asked for
-
-    region = face_region(rgb)
-    if region is None:
-        return rgb, None
-    top, bottom, left, right = region
-    height, width = rgb.shape[:2]
-    box = FaceBox(top / height, bottom / height, left / width, right / width)
-    return rgb[top:bottom, left:right], box
+    framed = frame_face(rgb)
+    return framed.rgb, framed.box
 
 
 def preprocess_bytes(data: bytes, config: PreprocessConfig | None = None) -> np.ndarray:
@@ -357,6 +379,29 @@ class Preprocessed:
     model_input: np.ndarray  # float32 size x size x 3
     box: FaceBox | None  # the face crop it came from, None for the whole image
     full_size: np.ndarray | None = None  # uint8 RGB, every pixel of the crop, when asked for
+    face: Face | None = None  # the face found, in the decoded image's pixels
+    face_searched: bool = False  # the contract asked for a face (face_crop)
+    scale: float = 1.0  # upload pixels per decoded pixel (the JPEG draft's reduction)
+    image_size: tuple[int, int] = (0, 0)  # the upright upload's width and height
+
+    @property
+    def no_face(self) -> bool:
+        """A face was searched for and none found: no verdict for this upload."""
+        return self.face_searched and self.face is None
+
+    def face_json(self) -> dict | None:
+        """The face found in the upload's own pixels (box ``[x, y, width, height]``, five
+        landmarks ``[x, y]``, detector score) and the upload's size; None without one."""
+        if self.face is None:
+            return None
+        x, y, width, height = (round(v * self.scale) for v in self.face.box)
+        landmarks = np.round(self.face.landmarks * self.scale, 1).tolist()
+        return {
+            "box": [x, y, width, height],
+            "landmarks": landmarks,
+            "score": round(float(self.face.score), 4),
+            "image_size": list(self.image_size),
+        }
 
 
 def preprocess_upload(
@@ -370,6 +415,7 @@ def preprocess_upload(
     draft = config.size * FACE_DRAFT_FACTOR if config.face_crop else config.size
     image = to_rgb(open_image(data, config.max_pixels, draft_size=draft))
     rgb = None  # the decoded pixels, once they are needed as an array
+    face = None
     if not config.face_crop:
         resized = image
         if image.size != (config.size, config.size):
@@ -377,23 +423,30 @@ def preprocess_upload(
         model_input, box = np.asarray(resized, dtype=np.float32), None
     else:
         rgb = np.asarray(image, dtype=np.uint8)
-        crop, box = face_input(rgb, config)
+        framed = frame_face(rgb, config.align_template)
+        crop, box, face = framed.rgb, framed.box, framed.face
         model_input = resize_rgb(crop, config.size).astype(np.float32)
+    size = _upright_size(data, image.size)
+    found = Preprocessed(
+        model_input, box, None, face, config.face_crop, size[0] / image.width, size
+    )
     if not full_size:
-        return Preprocessed(model_input, box)
+        return found
     if config.face_align is not None and box is not None:
-        return Preprocessed(model_input, box, crop)  # the aligned face at its own resolution
-    if image.width * image.height != _header_pixels(data):  # reduced by the decoder
+        return replace(found, full_size=crop)  # the aligned face at its own resolution
+    if image.size != size:  # reduced by the decoder
         rgb = np.asarray(to_rgb(open_image(data, config.max_pixels, full_size=True)), np.uint8)
     elif rgb is None:
         rgb = np.asarray(image, dtype=np.uint8)
-    return Preprocessed(model_input, box, rgb if box is None else box.crop(rgb))
+    return replace(found, full_size=rgb if box is None else box.crop(rgb))
 
 
-def _header_pixels(data: bytes) -> int:
-    """The pixel count the image's header declares (already checked by :func:`open_image`)."""
+def _upright_size(data: bytes, decoded: tuple[int, int]) -> tuple[int, int]:
+    """The upload's full width and height, upright: the header's size, turned like the
+    decoded image (an EXIF rotation swaps the two)."""
     width, height = Image.open(io.BytesIO(data)).size
-    return width * height
+    turned = (decoded[0] >= decoded[1]) != (width >= height) and decoded[0] != decoded[1]
+    return (height, width) if turned else (width, height)
 
 
 def preprocess_file(path: str, config: PreprocessConfig | None = None) -> np.ndarray:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.decision import DecisionRule, decide
+from core.decision import NO_FACE, DecisionRule, decide
 from core.facecrop import import_cv2
 from core.preprocessing import FaceBox, PreprocessConfig, preprocess_rgb_and_box
 from core.videofile import CONTAINER_NAMES, inspect_file
@@ -332,11 +332,35 @@ def video_verdict(calibrated: np.ndarray, rule: DecisionRule | float) -> dict:
     }
 
 
+def no_face_verdict(rule: DecisionRule, frames: int) -> dict:
+    """The verdict of a clip in none of whose sampled frames a face was found."""
+    return {
+        "label": NO_FACE,
+        "probability_fake": None,
+        "confidence": None,
+        "decision": rule.as_json(),
+        "message": f"No face found in any of the {frames} sampled frames: no verdict.",
+        "aggregation": {"rule": "mean_top_k", "k": 0, "frames": 0, "sampled": frames},
+    }
+
+
 def judged(
-    frames: list[Frame], calibrated: np.ndarray, rule: DecisionRule | float
+    frames: list[Frame],
+    calibrated: np.ndarray,
+    rule: DecisionRule | float,
+    face_search: bool = False,
 ) -> tuple[dict, list]:
-    """The clip's verdict (:func:`video_verdict`) and its per-frame results."""
-    return video_verdict(calibrated, rule), frame_results(frames, calibrated)
+    """The clip's verdict (:func:`video_verdict`) and its per-frame results. With
+    ``face_search`` (a face-crop model) only frames with a face count and carry a
+    probability; a clip with none is NO_FACE."""
+    if not isinstance(rule, DecisionRule):
+        rule = DecisionRule.from_threshold(float(rule))
+    values = np.asarray(calibrated, dtype=np.float64).reshape(-1)
+    if face_search:
+        values = np.where([frame.box is not None for frame in frames], values, np.nan)
+    faced = values[~np.isnan(values)]
+    verdict = video_verdict(faced, rule) if faced.size else no_face_verdict(rule, len(frames))
+    return verdict, frame_results(frames, values)
 
 
 def frame_results(frames: list[Frame], calibrated: np.ndarray) -> list[dict]:
@@ -345,7 +369,7 @@ def frame_results(frames: list[Frame], calibrated: np.ndarray) -> list[dict]:
         {
             "index": frame.index,
             "time_s": round(frame.time_s, 6),
-            "probability_fake": float(probability),
+            "probability_fake": None if np.isnan(probability) else float(probability),
             "face_box": None if frame.box is None else asdict(frame.box),
         }
         for frame, probability in zip(frames, calibrated, strict=True)

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.facealign import AlignTemplate, align_face
-from core.facecrop import MIN_FACE_FRACTION, Face, detect_faces, region_around
+from core.facealign import AlignTemplate
 from core.preprocessing import (
     FACE_DRAFT_FACTOR,
     INPUT_SIZE,
     ImageError,
     encode_jpeg,
+    frame_face,
     open_image,
     to_rgb,
 )
@@ -96,7 +96,8 @@ def prepare(job: Job) -> Prepared:
     """Crop, match and encode one image; raises :class:`ImageError` if it cannot be read."""
     image = open_image(job.data, draft_size=INPUT_SIZE * FACE_DRAFT_FACTOR)
     rgb = np.asarray(to_rgb(image), dtype=np.uint8)
-    framed = frame_face(rgb, job.align)
+    template = None if job.align is None else AlignTemplate.from_name(job.align)
+    framed = frame_face(rgb, template, measure_outside=True)
     crop = framed.rgb
     fraction = 1.0
     if job.partner is not None:
@@ -128,32 +129,6 @@ def prepare(job: Job) -> Prepared:
         outside_fraction=round(framed.outside_fraction, 4),
         face=None if framed.face is None else framed.face.as_json(),
     )
-
-
-@dataclass(frozen=True)
-class Framed:
-    """The face a model would see before its resize, and how it was found."""
-
-    rgb: np.ndarray
-    native_side: float  # its side in the original's pixels
-    face: Face | None
-    outside_fraction: float = 0.0
-
-
-def frame_face(rgb: np.ndarray, align: str | None) -> Framed:
-    """The contract's face crop (``align`` None) or aligned face (a template's name), as the
-    server frames uploads; the whole image where no face is found."""
-    faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))
-    region = region_around(faces[0].box, rgb.shape) if faces else None
-    if region is None:
-        return Framed(rgb, max(rgb.shape[:2]), None)
-    if align is None:  # as core.preprocessing.face_crop_and_box cuts it
-        top, bottom, left, right = region
-        crop = rgb[top:bottom, left:right]
-        return Framed(crop, max(crop.shape[:2]), faces[0])
-    template = AlignTemplate.from_name(align)
-    aligned = align_face(rgb, faces[0].landmarks, template, measure_outside=True)
-    return Framed(aligned.rgb, aligned.native_side, faces[0], aligned.outside_fraction)
 
 
 def match_partner(crop: np.ndarray, target: PartnerTarget) -> tuple[np.ndarray, float]:

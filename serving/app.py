@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from core.preprocessing import Preprocessed
 from serving import kserve, video
 from serving.access import access_middleware
 from serving.config import ServerConfig
@@ -34,9 +35,10 @@ from serving.explain import ExplainRequest, find_explainer, parse_params
 from serving.inference import (
     infer,
     prediction,
-    preprocess,
     preprocess_and_infer,
+    preprocess_off_loop,
     probabilities,
+    scored_prediction,
 )
 from serving.metrics import RequestMetricsMiddleware
 from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -76,7 +78,7 @@ async def predict(request: Request) -> JSONResponse:
             [upload.data],
             preprocess_and_infer(state, model, upload.data, config, announcement),
         )
-    body = prediction(state, model, probabilities(scored.outputs)[0])
+    body = scored_prediction(state, model, scored)
     return JSONResponse({**body, **evidence, "latency_ms": _elapsed_ms(started)})
 
 
@@ -87,9 +89,9 @@ async def predict_batch(request: Request) -> JSONResponse:
     model = _requested_model(request, state)
     config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
 
-    async def attempt(data: bytes) -> np.ndarray | APIError:
+    async def attempt(data: bytes) -> Preprocessed | APIError:
         try:
-            return await preprocess(state, data, config)
+            return await preprocess_off_loop(state, data, config)
         except APIError as exc:
             return exc
 
@@ -100,14 +102,14 @@ async def predict_batch(request: Request) -> JSONResponse:
             [upload.data for upload in uploads],
             asyncio.gather(*(attempt(upload.data) for upload in uploads)),
         )
-    good = [row for row in rows if isinstance(row, np.ndarray)]
+    good = [row.model_input for row in rows if isinstance(row, Preprocessed) and not row.no_face]
     probs = iter(probabilities(await infer(state, model, np.stack(good))) if good else [])
     results = []
     for upload, row, found in zip(uploads, rows, evidence, strict=True):
         if isinstance(row, APIError):
             results.append({"filename": upload.filename, **row.body()})
         else:
-            body = prediction(state, model, next(probs))
+            body = prediction(state, model, None if row.no_face else next(probs), row)
             results.append({"filename": upload.filename, **body, **found})
     return JSONResponse(
         {
@@ -140,6 +142,9 @@ async def explain(request: Request) -> JSONResponse:
             state, model, upload.data, config, announcement, full_size=True,
             holds_bulk=params.method != "lime",
         )  # fmt: skip
+    if scored.outputs is None:  # no face: no verdict, nothing to explain
+        body = {"prediction": scored_prediction(state, model, scored), "method": params.method}
+        return JSONResponse({**body, "latency_ms": _elapsed_ms(started)})
     assert scored.upload.full_size is not None
     context = ExplainRequest(
         model=model,
@@ -147,7 +152,7 @@ async def explain(request: Request) -> JSONResponse:
         encode_overlay=OVERLAY_ENCODERS[params.overlay],
         model_input=scored.upload.model_input,
         outputs={name: value[0] for name, value in scored.outputs.items()},
-        prediction=prediction(state, model, probabilities(scored.outputs)[0]),
+        prediction=scored_prediction(state, model, scored),
         params=params,
         infer=lambda rows: infer(state, model, rows, bulk=True),
         run_blocking=state.run_blocking,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.decision import calibrate, decide
+from core.decision import NO_FACE, calibrate, decide
 from core.preprocessing import ImageError, PreprocessConfig, Preprocessed, preprocess_upload
 from serving.batcher import (
     Announcement,
@@ -22,11 +22,6 @@ from serving.models import LoadedModel
 from serving.state import ServingState
 
 logger = logging.getLogger("serving")
-
-
-async def preprocess(state: ServingState, data: bytes, config: PreprocessConfig) -> np.ndarray:
-    """``core.preprocessing.preprocess_bytes`` on the thread pool; image errors become 4xx."""
-    return (await preprocess_off_loop(state, data, config)).model_input
 
 
 async def preprocess_off_loop(
@@ -49,12 +44,27 @@ def preprocessing_error(exc: Exception) -> APIError:
     return APIError(500, "preprocessing_failed", f"preprocessing failed: {exc}")
 
 
+NO_FACE_MESSAGE = (
+    "No face found: the model judges faces, so this image gets no verdict. Upload a photo "
+    "with a face of at least a quarter of the shorter side, or ask for the whole image with "
+    "face_crop=false."
+)
+
+
+class NoFaceFound(Exception):
+    """The contract searched the upload for a face and found none (no model run)."""
+
+    def __init__(self, upload: Preprocessed) -> None:
+        super().__init__("no face found")
+        self.upload = upload
+
+
 @dataclass(frozen=True)
 class Scored:
-    """One upload through the model."""
+    """One upload through the model (``outputs`` None: no face found, nothing run)."""
 
     upload: Preprocessed  # what the model saw, the face box (and the full-size crop)
-    outputs: dict[str, np.ndarray]  # the model's outputs, batch axis of one kept
+    outputs: dict[str, np.ndarray] | None  # the model's outputs, batch axis of one kept
 
 
 async def preprocess_and_infer(
@@ -74,6 +84,8 @@ async def preprocess_and_infer(
     if not model.batcher.idle:
         upload = await preprocess_off_loop(state, data, config, full_size)
         announcement.end()
+        if upload.no_face:
+            return Scored(upload, None)
         rows = upload.model_input[None]
         return Scored(upload, await infer(state, model, rows, holds_bulk=holds_bulk))
     state.touch()
@@ -81,10 +93,14 @@ async def preprocess_and_infer(
 
     def prepare() -> np.ndarray:
         found.append(preprocess_upload(data, config, full_size))
+        if found[0].no_face:
+            raise NoFaceFound(found[0])
         return found[0].model_input[None]
 
     try:
         outputs = await model.batcher.run_alone(prepare, holds_bulk)
+    except NoFaceFound as exc:
+        return Scored(exc.upload, None)
     except (BatcherStopped, RequestTimeout, ModelRunError) as exc:
         raise batcher_error(state, exc) from None
     except Exception as exc:  # from prepare: the upload's preprocessing
@@ -122,21 +138,37 @@ async def infer(
         raise batcher_error(state, exc) from None
 
 
-def prediction(state: ServingState, model: LoadedModel, probability_raw: float) -> dict:
-    """The contract's prediction fields (without latency) for one raw model probability."""
-    probability = float(calibrate(np.float64(probability_raw), model.entry.temperature))
+def prediction(
+    state: ServingState,
+    model: LoadedModel,
+    probability_raw: float | None,
+    upload: Preprocessed | None = None,
+) -> dict:
+    """The contract's prediction fields (without latency) for one raw model probability and
+    the face it was given (``upload``); NO_FACE, without a probability, for an upload whose
+    face search found nothing (``probability_raw`` None)."""
     rule = model.entry.decision
-    label, confidence = decide(probability, rule)
-    state.metrics.predictions.labels(model.name, str(model.version), label).inc()
-    return {
-        "label": label,
-        "probability_fake": probability,
-        "confidence": confidence,
+    common = {
         "threshold": model.entry.threshold,
         "decision": rule.as_json(),
         "model": model.name,
         "version": model.version,
+        "face": None if upload is None else upload.face_json(),
     }
+    if probability_raw is None:
+        state.metrics.predictions.labels(model.name, str(model.version), NO_FACE).inc()
+        verdict = {"label": NO_FACE, "probability_fake": None, "confidence": None}
+        return verdict | {"message": NO_FACE_MESSAGE} | common
+    probability = float(calibrate(np.float64(probability_raw), model.entry.temperature))
+    label, confidence = decide(probability, rule)
+    state.metrics.predictions.labels(model.name, str(model.version), label).inc()
+    return {"label": label, "probability_fake": probability, "confidence": confidence} | common
+
+
+def scored_prediction(state: ServingState, model: LoadedModel, scored: Scored) -> dict:
+    """:func:`prediction` for one scored upload (NO_FACE when nothing was run)."""
+    raw = None if scored.outputs is None else float(probabilities(scored.outputs)[0])
+    return prediction(state, model, raw, scored.upload)
 
 
 def probabilities(outputs: dict[str, np.ndarray]) -> np.ndarray:

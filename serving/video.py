@@ -126,9 +126,10 @@ async def score_video(
     finally:
         await state.run_blocking(reader.close)
     calibrated = calibrate(raw, model.entry.temperature)
-    verdict, results = judged(frames, calibrated, model.entry.decision)
+    verdict, results = judged(frames, calibrated, model.entry.decision, config.face_crop)
     shown = min(verdict["aggregation"]["k"], TOP_THUMBNAILS)  # the frames behind the verdict
-    top = np.argsort(-calibrated, kind="stable")[:shown]
+    scores = [np.nan if r["probability_fake"] is None else r["probability_fake"] for r in results]
+    top = np.argsort(-np.asarray(scores), kind="stable")[:shown]  # faceless frames (NaN) last
     thumbnails = await state.run_blocking(
         lambda: [base64.b64encode(encode_jpeg(frames[i].thumbnail, 80)).decode() for i in top]
     )

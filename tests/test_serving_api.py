@@ -19,6 +19,7 @@ from helpers import (
     test_config,
     truncated,
 )
+from helpers.faces import left_half_face
 from PIL import Image
 
 from core.decision import calibrate, decide
@@ -405,15 +406,10 @@ def trained_on_face_crops(repo) -> None:
     metadata_path.write_text(json.dumps(metadata))
 
 
-def left_half(rgb: np.ndarray) -> tuple[int, int, int, int]:
-    """A stand-in face detector: the left half of the image is "the face"."""
-    return 0, rgb.shape[0], 0, rgb.shape[1] // 2
-
-
 async def test_face_crop_is_passed_to_core_preprocessing(tiny_repo, monkeypatch):
     import core.facecrop
 
-    monkeypatch.setattr(core.facecrop, "face_region", left_half)
+    monkeypatch.setattr(core.facecrop, "detect_faces", left_half_face)
     rgb = np.full((40, 80, 3), 20, np.uint8)
     rgb[:, 40:] = 240  # the "face" (left half) is dark, the whole image mid-grey
     image = {"file": ("a.png", encode_png(rgb))}
@@ -430,7 +426,7 @@ async def test_model_trained_on_face_crops_is_cropped_by_default(tiny_repo, monk
     import core.facecrop
 
     trained_on_face_crops(tiny_repo)
-    monkeypatch.setattr(core.facecrop, "face_region", left_half)
+    monkeypatch.setattr(core.facecrop, "detect_faces", left_half_face)
     rgb = np.full((40, 80, 3), 20, np.uint8)
     rgb[:, 40:] = 240
     image = {"file": ("a.png", encode_png(rgb))}
@@ -451,10 +447,10 @@ async def test_model_trained_on_face_crops_is_cropped_by_default(tiny_repo, monk
 async def test_preprocessing_failure_is_a_json_500_and_serving_goes_on(tiny_repo, monkeypatch):
     import core.facecrop
 
-    def broken(rgb):
+    def broken(rgb, min_size=None):
         raise RuntimeError("face detector unavailable")
 
-    monkeypatch.setattr(core.facecrop, "face_region", broken)
+    monkeypatch.setattr(core.facecrop, "detect_faces", broken)
     image = {"file": ("a.png", png_image(1))}
     async with serving_client(test_config(tiny_repo)) as (client, _):
         failed = await client.post("/v1/predict?face_crop=true", files=image)

@@ -153,11 +153,11 @@ def test_sampling_rules():
 @pytest.mark.asyncio
 async def test_face_crop_box_is_reported_and_matches_predict(tiny_repo, temp_dir, tmp_path,
                                                              monkeypatch):  # fmt: skip
+    from helpers.faces import left_half_face
+
     import core.facecrop
 
-    monkeypatch.setattr(  # a stand-in detector: the left half of the frame is "the face"
-        core.facecrop, "face_region", lambda rgb: (0, rgb.shape[0], 0, rgb.shape[1] // 2)
-    )
+    monkeypatch.setattr(core.facecrop, "detect_faces", left_half_face)  # left half: the face
     clip = write_clip(tmp_path / "c.mp4", count=6, width=64, height=48)
     frames = decode_all(clip)
     async with serving_client(config(tiny_repo, temp_dir)) as (client, _):

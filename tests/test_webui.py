@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from core.decision import DecisionRule, decide
-from core.preprocessing import PreprocessConfig, preprocess_bytes
+from core.preprocessing import PreprocessConfig, encode_png, preprocess_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -90,9 +91,10 @@ if CHROMIUM is None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A real server with four tiny models: ``cnn`` (threshold 0.5), ``strict`` (0.9),
-    ``nocam`` (no ``cam`` output, so its fast explanation map is refused with 501) and
-    ``quant`` (served from its INT8 file, as the shipped detector is)."""
+    """A real server with five tiny models: ``cnn`` (threshold 0.5), ``strict`` (0.9),
+    ``nocam`` (no ``cam`` output, so its fast explanation map is refused with 501),
+    ``quant`` (served from its INT8 file, as the shipped detector is) and ``faces`` (trained
+    on face crops: it finds the face, or answers NO_FACE)."""
     root = tmp_path_factory.mktemp("webui") / "models"
     write_model_entry(root, "cnn", 1, TinyModelSpec(size=MODEL_SIZE))
     quant = write_model_entry(root, "quant", 1, TinyModelSpec(size=MODEL_SIZE))
@@ -100,6 +102,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                              "accuracy": 0.938, "accuracy_fp32": 0.935})  # fmt: skip
     write_model_entry(root, "strict", 1, TinyModelSpec(size=MODEL_SIZE), STRICT_THRESHOLD)
     write_model_entry(root, "nocam", 1, TinyModelSpec(size=MODEL_SIZE, with_cam=False))
+    faces = write_model_entry(root, "faces", 1, TinyModelSpec(size=MODEL_SIZE))
+    metadata = json.loads((faces / "metadata.json").read_text())
+    metadata["preprocessing"]["face_crop"] = True  # judges faces only: NO_FACE without one
+    (faces / "metadata.json").write_text(json.dumps(metadata))
     with ServerProcess(root, *SERVER_FLAGS) as process:
         yield process
 
@@ -243,7 +249,7 @@ def test_index_has_security_headers_and_page_runs_under_csp(ui: Session, server:
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.IGNORECASE)
     page = ui.page
     options = page.locator("#model-select option")
-    expect(options).to_have_text(["cnn v1", "nocam v1", "quant v1", "strict v1"])
+    expect(options).to_have_text(["cnn v1", "faces v1", "nocam v1", "quant v1", "strict v1"])
     expect(page.locator("#model-select option:checked")).to_have_text("cnn v1")
     expect(page.locator("#model-info")).to_contain_text("Threshold 0.50")
     # the tiny model's metadata states test ROC-AUC 0: the model card says not to rely on it
@@ -656,3 +662,31 @@ def test_api_key_is_asked_for_sent_and_kept_for_the_tab_only(browser: Browser, t
             screenshot(fresh.page, "api-key-asked.png")
         finally:
             fresh.page.context.close()
+
+
+def test_no_face_is_said_plainly_and_a_found_face_is_boxed(ui: Session):
+    data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
+    ui.page.select_option("#model-select", label="faces v1")
+    plain = png_image(0, height=480, width=640, mean=200.0)  # noise: no face in it
+    face = encode_png(data.astronaut()[20:260, 120:360])
+    upload(ui.page, ("plain.png", "image/png", plain), ("face.png", "image/png", face))
+    none, found = card(ui.page, 0), card(ui.page, 1)
+    expect(none).to_have_attribute("data-verdict", "no-face")
+    expect(none.locator(".verdict-label")).to_have_text("No face found")
+    expect(none.locator(".confidence-text")).to_contain_text("no verdict")
+    expect(none.locator(".meter")).to_be_hidden()
+    expect(none.locator(".explain-toggle")).to_be_hidden()
+    expect(none.locator(".face-box")).to_be_hidden()
+    expect(found).to_have_attribute("data-state", "done")
+    expect(found.locator(".verdict-label")).to_have_text(re.compile("^(REAL|UNCERTAIN|FAKE)$"))
+    box = found.locator(".face-box")
+    expect(box).to_be_visible()
+    image = found.locator(".preview").bounding_box()
+    drawn = box.bounding_box()
+    assert (
+        image["x"] <= drawn["x"] and drawn["x"] + drawn["width"] <= image["x"] + image["width"] + 1
+    )
+    assert 0.3 * image["width"] < drawn["width"] < 0.9 * image["width"]  # the face, not the image
+    expect(found.locator(".preview-caption")).to_contain_text("the face judged")
+    screenshot(ui.page, "no-face-and-face.png")
+    ui.assert_clean()

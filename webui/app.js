@@ -435,7 +435,44 @@
   // The three verdicts, each with its own words: a label never contradicts its probability.
   const VERDICTS = ["REAL", "UNCERTAIN", "FAKE"];
 
+  // The face the model judged, drawn over the preview: its box in the upload's pixels.
+  function drawFace(card, face) {
+    const box = card.root.querySelector(".face-box");
+    const caption = card.root.querySelector(".preview-caption");
+    if (!box) return;
+    const size = face && Array.isArray(face.image_size) ? face.image_size.map(Number) : null;
+    if (!size || !(size[0] > 0 && size[1] > 0) || !Array.isArray(face.box)) {
+      box.hidden = true;
+      if (caption) caption.textContent = "Uploaded image";
+      return;
+    }
+    const [x, y, width, height] = face.box.map(Number);
+    box.style.left = `${(100 * x) / size[0]}%`;
+    box.style.top = `${(100 * y) / size[1]}%`;
+    box.style.width = `${(100 * width) / size[0]}%`;
+    box.style.height = `${(100 * height) / size[1]}%`;
+    box.hidden = false;
+    if (caption) {
+      caption.textContent = `Uploaded image: the face judged (detector score ${Number(face.score).toFixed(2)})`;
+    }
+  }
+
+  function showNoFace(card, result) {
+    card.root.dataset.verdict = "no-face";
+    part(card, ".verdict-label").textContent = "No face found";
+    const message = String(result.message || "This image gets no verdict.");
+    part(card, ".confidence-text").textContent = message.replace(/^No face found:\s*/, "");
+    part(card, ".probability").textContent = "—";
+    part(card, ".threshold").textContent = "—";
+    drawFace(card, null);
+  }
+
   function showVerdict(card, result) {
+    if (result.label === "NO_FACE") {
+      showNoFace(card, result);
+      return;
+    }
+    drawFace(card, result.face);
     const label = VERDICTS.includes(result.label) ? result.label : "UNCERTAIN";
     const confidence = Math.min(1, Math.max(0, Number(result.confidence)));
     const percent = (confidence * 100).toFixed(1);

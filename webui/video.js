@@ -56,7 +56,10 @@ window.DeepfakeVideo = (() => {
 
   /** The per-frame chart: P(fake) (0..1, up) against time (s, right), threshold dashed. */
   function drawChart(chart, result) {
-    const frames = Array.isArray(result.frames) ? result.frames : [];
+    // Frames without a face (a face-crop model) carry no probability: not drawn.
+    const frames = (Array.isArray(result.frames) ? result.frames : []).filter(
+      (f) => f.probability_fake !== null && f.probability_fake !== undefined,
+    );
     const duration = Math.max(Number(result.video && result.video.duration_s) || 0, 1e-6);
     const width = CHART.width - CHART.left - CHART.right;
     const height = CHART.height - CHART.top - CHART.bottom;
@@ -142,7 +145,9 @@ window.DeepfakeVideo = (() => {
         `${Number(result.latency_ms).toFixed(0)} ms server, ${Math.round(roundTripMs)} ms total`;
       const aggregation = result.aggregation || {};
       part(card, ".rule").textContent =
-        `Verdict: ${aggregation.description}; ${aggregation.calibration}.`;
+        result.label === "NO_FACE"
+          ? String(result.message || "No face found in the sampled frames: no verdict.")
+          : `Verdict: ${aggregation.description}; ${aggregation.calibration}.`;
       drawChart(part(card, ".chart"), result);
       const list = part(card, ".top-frames");
       list.replaceChildren();
