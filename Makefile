@@ -60,6 +60,7 @@ data: $(VENV)/.all  ## Generate GAN faces, build data/detector (aligned) and its
 	$(PY) -m dataprep match  --data $(DATASET) --out reports/data
 	$(PY) -m dataprep probes --data $(DATASET) --out reports/data --matched
 	$(PY) -m dataprep folds  --data $(DATASET) --out reports/data
+	$(PY) -m dataprep zoom   --data $(DATASET) --out reports/data
 	$(PY) -m train.holdout   --data $(DATASET) --out reports/data/alignment/aligned
 	$(PY) -m dataprep build --gan $(GAN) --out $(DATASET)-crop --align none --overwrite
 	$(PY) -m dataprep stats  --data $(DATASET)-crop --out reports/data/alignment/crop

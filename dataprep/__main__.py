@@ -24,6 +24,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ("probes", "train and score the shortcut probes"),
         ("match", "the shortcut-matched subset (propensity bins) -> DATA/matched.json"),
         ("folds", "source-holdout folds -> DATA/folds.json and OUT/folds.json"),
+        ("zoom", "fill outside the photo per source and template zoom -> OUT/zoom.json"),
     ):
         sub = commands.add_parser(name, help=text, formatter_class=formatter)
         sub.add_argument("--data", type=Path, default=Path("data/detector"), help="dataset")
@@ -71,6 +72,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "folds.json").write_text(json.dumps(report, indent=1))
         summary = {name: fold["counts"]["heldout"] for name, fold in report["folds"].items()}
+    elif args.command == "zoom":
+        from dataprep.zoom import zoom_sweep
+
+        report = zoom_sweep(args.data)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "zoom.json").write_text(json.dumps(report, indent=1))
+        summary = {"chosen_zoom": report["chosen_zoom"]}
     elif args.command == "match":
         from dataprep.match import match
 

@@ -60,6 +60,12 @@ class ExportConfig:
         f"least {GATE_MIN_IMAGES} labelled parity images is at most this much below FP32's",
         float,
     )
+    int8_min_agreement: float = option(
+        0.995, "serve INT8 only when at least this share of per-image verdicts equal FP32's", float
+    )
+    int8_max_p99_diff: float = option(
+        0.02, "serve INT8 only when the 99th percentile of |Δp| against FP32 is at most this", float
+    )
     parity_images: Path | None = option(
         None,
         "folder of images for the parity check (labelled if in real/ and fake/); "

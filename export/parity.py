@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.decision import CLASS_NAMES, calibrate
+from core.decision import CLASS_NAMES, DecisionRule, calibrate, decide
 from core.preprocessing import ImageError, PreprocessConfig, encode_png, preprocess_bytes
 
 from .config import ExportError, ParityError
@@ -186,11 +186,29 @@ def compare_variant(
         "mean_abs_diff_vs_fp32": float(np.abs(probability - reference_probability).mean()),
         "images": len(images.images),
         "batch_sizes": list(batch_sizes),
+        **verdict_agreement(reference_probability[:, 0], probability[:, 0], threshold, temperature),
     }
     if images.labels is not None:
         result.update(_labelled_deltas(images.labels, reference_probability[:, 0],
                                        probability[:, 0], threshold, temperature))  # fmt: skip
     return result
+
+
+def verdict_agreement(
+    fp32: np.ndarray, variant: np.ndarray, threshold: float, temperature: float
+) -> dict:
+    """Per image, on calibrated probabilities: the share of verdicts (REAL / UNCERTAIN /
+    FAKE at the entry's threshold) the variant gives as FP32 does, and the 99th percentile
+    and maximum of |Δp|."""
+    rule = DecisionRule.from_threshold(threshold)
+    p32, pv = calibrate(fp32, temperature), calibrate(variant, temperature)
+    same = [decide(a, rule)[0] == decide(b, rule)[0] for a, b in zip(p32, pv, strict=True)]
+    diff = np.abs(np.asarray(pv) - np.asarray(p32))
+    return {
+        "verdict_agreement": float(np.mean(same)),
+        "calibrated_abs_diff_p99": float(np.percentile(diff, 99)),
+        "calibrated_abs_diff_max": float(diff.max()),
+    }
 
 
 def _labelled_deltas(

@@ -69,13 +69,19 @@ def _calibration_images(config: ExportConfig, reference: KerasReference) -> np.n
 
 
 def serve_precision(parity: dict, config: ExportConfig) -> str | None:
-    """``int8`` when the INT8 file's ROC-AUC on enough labelled parity images is within
-    ``--int8-max-auc-drop`` of FP32's; otherwise None (the server then serves FP32)."""
+    """``int8`` when, on enough labelled parity images, the INT8 file's ROC-AUC is within
+    ``--int8-max-auc-drop`` of FP32's **and** it agrees with FP32 image by image (at least
+    ``--int8-min-agreement`` of the verdicts equal, the 99th percentile of |Δp| at most
+    ``--int8-max-p99-diff``); otherwise None (the server then serves FP32)."""
     int8 = parity.get("int8") or {}
     delta = int8.get("roc_auc_delta")
     if delta is None or int8.get("images", 0) < GATE_MIN_IMAGES:
         return None
-    return "int8" if delta >= -config.int8_max_auc_drop else None
+    agrees = (
+        int8.get("verdict_agreement", 0.0) >= config.int8_min_agreement
+        and int8.get("calibrated_abs_diff_p99", 1.0) <= config.int8_max_p99_diff
+    )
+    return "int8" if agrees and delta >= -config.int8_max_auc_drop else None
 
 
 @dataclass(frozen=True)

@@ -228,18 +228,24 @@ def test_cpu_int8_is_static_uint8_activations_and_batch_independent(cnn_export, 
     np.testing.assert_allclose(alone, together, atol=1e-6)
 
 
+AGREES = {"verdict_agreement": 0.998, "calibrated_abs_diff_p99": 0.01}
+
+
 @pytest.mark.parametrize(
     ("int8", "expected"),
     [
-        ({"images": 3115, "roc_auc_delta": -0.0004}, "int8"),
-        ({"images": 3115, "roc_auc_delta": 0.002}, "int8"),
-        ({"images": 3115, "roc_auc_delta": -0.0051}, None),  # lost too much
+        (AGREES | {"images": 3115, "roc_auc_delta": -0.0004}, "int8"),
+        (AGREES | {"images": 3115, "roc_auc_delta": 0.002}, "int8"),
+        (AGREES | {"images": 3115, "roc_auc_delta": -0.0051}, None),  # lost too much
+        (AGREES | {"images": 3115, "roc_auc_delta": 0.0, "verdict_agreement": 0.99}, None),
+        (AGREES | {"images": 3115, "roc_auc_delta": 0.0, "calibrated_abs_diff_p99": 0.05}, None),
+        ({"images": 3115, "roc_auc_delta": 0.0}, None),  # agreement not measured
         ({"images": 16, "roc_auc_delta": 0.0}, None),  # too few images to trust
         ({"images": 3115}, None),  # unlabelled parity images: no AUC, no gate
         (None, None),  # no INT8 file
     ],
 )
-def test_int8_is_served_by_default_only_when_it_passes_the_auc_gate(int8, expected):
+def test_int8_is_served_by_default_only_when_it_passes_the_auc_and_agreement_gates(int8, expected):
     from export.pipeline import serve_precision
 
     parity = {} if int8 is None else {"int8": int8}
@@ -462,3 +468,32 @@ def test_parity_folder_without_labels_and_with_broken_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ExportError, match="no readable images"):
         folder_images(tmp_path / "empty", 4, PreprocessConfig(size=24))
+
+
+def test_a_reduced_precision_twin_with_the_same_auc_but_other_verdicts_is_not_served(tmp_path):
+    """A twin whose probabilities are stretched (scale x1.6) ranks every image as FP32 does
+    (same ROC-AUC) yet moves single verdicts: the per-image gate keeps FP32 served."""
+    from helpers import TinyModelSpec, write_model_entry
+
+    from export.parity import ParityImages, compare_variant
+    from export.pipeline import serve_precision
+
+    fp32 = write_model_entry(tmp_path / "a", "m", 1, TinyModelSpec(size=16)) / "model.onnx"
+    twin = write_model_entry(tmp_path / "b", "m", 1, TinyModelSpec(size=16, scale=0.08))
+    same = write_model_entry(tmp_path / "c", "m", 1, TinyModelSpec(size=16)) / "model.onnx"
+    rng = np.random.default_rng(0)
+    means = rng.uniform(60, 195, 1200)
+    images = (means[:, None, None, None] + rng.normal(0, 5, (1200, 16, 16, 3))).astype(np.float32)
+    labels = (means > 127.5).astype(int)
+    parity = ParityImages(images, labels, "synthetic, labelled by brightness")
+    config = ExportConfig(model_path=Path("m.keras"), name="m")
+    stretched = compare_variant(twin / "model.onnx", fp32, parity, 0.5, 1.0, [1, 7])
+    assert abs(stretched["roc_auc_delta"]) < 1e-9  # the AUC gate alone would pass it
+    assert stretched["verdict_agreement"] == 1.0  # both cross 0.5 at the same image ...
+    assert stretched["calibrated_abs_diff_p99"] > 0.02  # ... but move probabilities a lot
+    assert serve_precision({"int8": stretched}, config) is None
+    shifted = compare_variant(twin / "model.onnx", fp32, parity, 0.35, 1.0, [1])
+    assert shifted["verdict_agreement"] < 0.995  # an off-centre threshold: verdicts move too
+    identical = compare_variant(same, fp32, parity, 0.5, 1.0, [1])
+    assert identical["verdict_agreement"] == 1.0 and identical["calibrated_abs_diff_p99"] == 0.0
+    assert serve_precision({"int8": identical}, config) == "int8"

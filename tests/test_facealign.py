@@ -180,3 +180,16 @@ async def test_a_model_with_face_align_is_served_aligned(tiny_repo, monkeypatch)
     aligned = resize_rgb(align_face(rgb, landmarks, TEMPLATE).rgb, 32)
     assert answer["probability_fake"] == pytest.approx(expected_probability(aligned), abs=1e-6)
     assert "arcface5/z1.10" in json.dumps(models)
+
+
+def test_zoom_sweep_measures_the_fill_a_template_would_need():
+    from dataprep.zoom import outside_fraction
+
+    template = AlignTemplate(0.7)
+    inside = map_points(rotation(0, 100, (50, 50)), template.points)  # square at 50..150
+    assert outside_fraction(inside, (200, 200), template) == 0.0
+    assert outside_fraction(inside, (100, 200), template) == pytest.approx(0.5, abs=0.03)
+    wider = AlignTemplate(1.0)  # the same face, a wider square: more of it outside
+    assert outside_fraction(inside, (160, 160), wider) > outside_fraction(
+        inside, (160, 160), template
+    )
