@@ -43,6 +43,7 @@ class Calibration:
     training_data: str | None = None
     face_crop: bool = False  # the model was trained on core.facecrop crops
     face_align: str | None = None  # ... aligned to this core.facealign template
+    decision: dict | None = None  # the two verdict thresholds fitted on validation
 
     def preprocess_config(self, size: int) -> PreprocessConfig:
         """The contract the model was trained with, at input ``size``."""
@@ -78,9 +79,15 @@ def read_report(path: Path | None) -> Calibration:
     preprocessing = report.get("preprocessing") or {}
     face_crop = bool(preprocessing.get("face_crop", False))
     face_align = preprocessing.get("face_align") if face_crop else None
+    decision = report.get("decision")
+    if decision is not None:
+        decision = {
+            key: decision[key] for key in ("real_below", "fake_from", "reason") if key in decision
+        }
     return Calibration(
-        threshold, temperature, metrics, (), report.get("training_data"), face_crop, face_align
-    )
+        threshold, temperature, metrics, (), report.get("training_data"), face_crop, face_align,
+        decision,
+    )  # fmt: skip
 
 
 def sha256_of(path: Path) -> str:
@@ -135,6 +142,7 @@ def build_metadata(facts: EntryFacts, calibration: Calibration) -> dict:
         "class_names": list(CLASS_NAMES),
         "positive_class": CLASS_NAMES[1],
         "threshold": calibration.threshold,
+        **({"decision": calibration.decision} if calibration.decision else {}),
         "temperature": calibration.temperature,
         "metrics": calibration.metrics,
         "training_data": training_data,

@@ -128,3 +128,23 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
     for name in ("accuracy", "f1", "roc_auc", "pr_auc", "eer"):
         assert first[name]["low"] <= point[name] <= first[name]["high"], name
         assert first[name]["high"] - first[name]["low"] < 0.3
+
+
+def test_two_verdict_thresholds_are_fitted_on_validation_and_never_contradict():
+    from core.decision import DecisionRule, decide
+    from train.report import fit_decision, verdict_shares
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(2000), np.ones(2000)].astype(int)
+    p = np.r_[rng.beta(2, 8, 2000), rng.beta(8, 2, 2000)]  # overlapping classes
+    decision = fit_decision(y, p)
+    rule = DecisionRule(decision["real_below"], decision["fake_from"])
+    assert rule.real_below <= 0.5 <= rule.fake_from
+    flagged = np.mean([decide(q, rule)[0] == "FAKE" for q in p[y == 0]])
+    missed = np.mean([decide(q, rule)[0] == "REAL" for q in p[y == 1]])
+    assert flagged <= 0.011 and missed <= 0.011  # at most 1 % each way on validation
+    shares = verdict_shares(y, p, decision)
+    assert shares["real"]["FAKE"] == pytest.approx(flagged)
+    assert sum(shares["fake"].values()) == pytest.approx(1.0)
+    apart = fit_decision(y, np.r_[np.full(2000, 0.1), np.full(2000, 0.9)])
+    assert (apart["real_below"], apart["fake_from"]) == (0.5, 0.5)  # no band needed

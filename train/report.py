@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from core.decision import calibrate, to_logit
+from core.decision import VERDICTS, DecisionRule, calibrate, decide, to_logit
 from train import metrics
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -97,6 +97,33 @@ def split_metrics(y: np.ndarray, p_raw: np.ndarray, temperature: float, threshol
     }
 
 
+DECISION_ERROR = 0.01  # at most this share of validation reals FAKE, of validation fakes REAL
+
+
+def fit_decision(y: np.ndarray, p_cal: np.ndarray, error: float = DECISION_ERROR) -> dict:
+    """The two verdict thresholds on calibrated validation probabilities: FAKE from where at
+    most ``error`` of the reals lie, REAL below where at most ``error`` of the fakes lie,
+    moved to 0.5 where they would contradict the probability (``core.decision``)."""
+    y, p_cal = np.asarray(y).ravel(), np.asarray(p_cal, dtype=np.float64).ravel()
+    fake_fit = float(np.quantile(p_cal[y == 0], 1.0 - error))
+    real_fit = float(np.quantile(p_cal[y == 1], error))
+    rule = DecisionRule(min(real_fit, 0.5), max(fake_fit, 0.5))
+    return {"real_below": rule.real_below, "fake_from": rule.fake_from,
+            "fitted": {"real_below": real_fit, "fake_from": fake_fit, "error": error}}  # fmt: skip
+
+
+def verdict_shares(y: np.ndarray, p_cal: np.ndarray, decision: dict) -> dict:
+    """Share of each class's images per verdict under ``decision``."""
+    rule = DecisionRule(decision["real_below"], decision["fake_from"])
+    labels = np.asarray([decide(p, rule)[0] for p in np.asarray(p_cal).ravel()])
+    y = np.asarray(y).ravel()
+    return {
+        cls: {v: float(np.mean(labels[y == index] == v)) for v in VERDICTS}
+        for index, cls in enumerate(("real", "fake"))
+        if (y == index).any()
+    }
+
+
 def evaluate_predictions(
     y_val: np.ndarray,
     p_val: np.ndarray,
@@ -118,6 +145,11 @@ def evaluate_predictions(
         "threshold_rule": threshold_rule,
         "val": split_metrics(y_val, p_val, temperature, threshold),
         "test": split_metrics(y_test, p_test, temperature, threshold),
+    }
+    report["decision"] = fit_decision(y_val, calibrate(p_val, temperature))
+    report["verdicts"] = {
+        split: verdict_shares(y, calibrate(p, temperature), report["decision"])
+        for split, y, p in (("val", y_val, p_val), ("test", y_test, p_test))
     }
     report["ci"] = (
         bootstrap_ci(y_test, calibrate(p_test, temperature), threshold, bootstrap, seed)
