@@ -57,7 +57,7 @@ def load_model(entry: Path | None, keras_path: Path | None):
     if path is not None:
         model = keras.models.load_model(path, compile=False)
         return model, {"keras_model": str(path), "origin": origin, "weights_match_onnx": True}
-    from train.models import build_model
+    from train.zoo import build_model
 
     kind = "cnn"
     if entry is not None:
@@ -66,7 +66,7 @@ def load_model(entry: Path | None, keras_path: Path | None):
     model = build_model(kind, weights=None)
     return model, {
         "keras_model": None,
-        "origin": f"{origin}; built train.models.build_model({kind!r}) with random weights",
+        "origin": f"{origin}; built train.zoo.build_model({kind!r}) with random weights",
         "weights_match_onnx": False,
     }
 

@@ -55,7 +55,7 @@ LIME_OVERHEAD_TARGET = 0.10  # LIME median over the bare model scoring its sampl
 SEGMENTATIONS = ("quickshift", "slic")
 UNTRAINED_NOTE = "none: untrained random weights, exported by benchmarks.explain (timing only)"
 BUILD_SNIPPET = (
-    "import sys; from train.models import build_model; "
+    "import sys; from train.zoo import build_model; "
     "build_model(sys.argv[1], weights=None).save(sys.argv[2])"
 )
 
@@ -137,7 +137,7 @@ def find_or_export(name: str, config: ExplainBenchConfig) -> tuple[Path, dict]:
 
 
 def export_untrained(kind: str, repo: Path, workdir: Path) -> None:
-    """Build ``train.models.build_model(kind)`` with random weights, run ``python -m export``."""
+    """Build ``train.zoo.build_model(kind)`` with random weights, run ``python -m export``."""
     workdir.mkdir(parents=True, exist_ok=True)
     keras_path = workdir / f"{kind}-untrained.keras"
     print(f"exporting an untrained {kind} to {repo} (TensorFlow, about a minute)", file=sys.stderr)

@@ -114,16 +114,3 @@ def unfreeze_top(model: keras.Model, prefixes: tuple[str, ...] = XCEPTION_FINE_T
         layer.trainable = trainable
         opened += int(trainable)
     return opened
-
-
-def build_model(kind: str, input_size: int = 224, weights: str | None = None) -> keras.Model:
-    """Build ``cnn``, ``xception`` or ``lite0`` (224 px; ``weights``: lite0-imagenet | none)."""
-    if kind == "cnn":
-        return build_cnn(input_size)
-    if kind == "xception":
-        return build_xception(input_size, weights=weights)
-    if kind == "lite0":
-        from train.lite0 import Lite0Config, build_detector
-
-        return build_detector(Lite0Config(data="", out="", weights=weights or "none"))[0]
-    raise ValueError(f"unknown model kind {kind!r}: use 'cnn', 'xception' or 'lite0'")
