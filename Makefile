@@ -14,7 +14,7 @@ GAN    ?= data/gan
 DATASET ?= data/detector
 RANDOM_FACE := random-face==2021.7.21.1
 
-.PHONY: help install install-serve install-dev browser serve test lint data train evaluate export bench clean
+.PHONY: help install install-serve install-dev browser serve test lint lock data train evaluate export bench clean
 
 help:  ## List targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,12 +23,21 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(VENV)/.serve: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[serve,provenance]'
+# Installs come from the committed locks (make lock refreshes them from pyproject.toml);
+# the project itself is installed editable on top, without resolving anything again.
+SERVE_EXTRAS := serve provenance
+ALL_EXTRAS   := train serve provenance data bench bulk ray dev
+UV_COMPILE    = $(VENV)/bin/uv pip compile pyproject.toml --quiet --python-version 3.11 \
+                --no-header --annotation-style line
+
+$(VENV)/.serve: pyproject.toml locks/serve.txt | $(VENV)/bin/python
+	$(PIP) install -q -r locks/serve.txt
+	$(PIP) install -q --no-deps -e .
 	@touch $@
 
-$(VENV)/.all: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[train,serve,provenance,data,bench,bulk,ray,dev]'
+$(VENV)/.all: pyproject.toml locks/all.txt | $(VENV)/bin/python
+	$(PIP) install -q -r locks/all.txt
+	$(PIP) install -q --no-deps -e .
 	$(PIP) install -q --no-deps $(RANDOM_FACE)
 	@touch $@ $(VENV)/.serve
 
@@ -47,6 +56,10 @@ serve: $(VENV)/.serve  ## Start the inference server with the shipped models
 
 test: $(VENV)/.all browser  ## Install what the tests need and run them
 	$(PY) -m pytest -q
+
+lock: $(VENV)/.all  ## Re-resolve locks/serve.txt and locks/all.txt from pyproject.toml (uv)
+	$(UV_COMPILE) $(addprefix --extra ,$(SERVE_EXTRAS)) -o locks/serve.txt
+	$(UV_COMPILE) $(addprefix --extra ,$(ALL_EXTRAS)) -o locks/all.txt
 
 lint: $(VENV)/.all  ## ruff check + format check
 	$(VENV)/bin/ruff check .
