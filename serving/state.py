@@ -150,26 +150,7 @@ class ServingState:
             "execution providers: preference %s, available %s",
             ",".join(self.config.providers), ",".join(ort.get_available_providers()),
         )  # fmt: skip
-        loaded = []
-        for entry in entries:
-            try:
-                batching = batcher_config(self.config, entry)
-                runtime = await asyncio.to_thread(ModelRuntime, entry, self.config.runtime_config())
-                await asyncio.to_thread(runtime.warmup, self.config.warmup_sizes)
-                batching = await asyncio.to_thread(choose_quiet_bulk_size, runtime, batching)
-            except Exception as exc:
-                logger.error("could not load %s:%s: %s", entry.name, entry.version, exc)
-                continue
-            batcher = DynamicBatcher(
-                runtime.run,
-                batching,
-                self.metrics.observer(entry.name, entry.version),
-                name=f"{entry.name}:{entry.version}",
-                run_lone=functools.partial(runtime.run, lone=True),
-                run_stoppable=runtime.run,
-            )
-            batcher.start()
-            loaded.append(LoadedModel(entry, runtime, batcher))
+        loaded = [model for model in [await self._load(e) for e in entries] if model is not None]
         self.pool = ModelPool(loaded, self.config.default_model)
         if not loaded:
             self.problem = f"no model in {root} could be loaded; see the log"
@@ -192,6 +173,28 @@ class ServingState:
         self.metrics.ready.set(1)
         names = ", ".join(f"{m.name}:{m.version}" for m in loaded)
         logger.info("ready: %s (default %s)", names, self.pool.default_name)
+
+    async def _load(self, entry: ModelEntry) -> LoadedModel | None:
+        """One entry's session, warmed up, with its batcher started; None (logged) if it
+        cannot be loaded."""
+        try:
+            batching = batcher_config(self.config, entry)
+            runtime = await asyncio.to_thread(ModelRuntime, entry, self.config.runtime_config())
+            await asyncio.to_thread(runtime.warmup, self.config.warmup_sizes)
+            batching = await asyncio.to_thread(choose_quiet_bulk_size, runtime, batching)
+        except Exception as exc:
+            logger.error("could not load %s:%s: %s", entry.name, entry.version, exc)
+            return None
+        batcher = DynamicBatcher(
+            runtime.run,
+            batching,
+            self.metrics.observer(entry.name, entry.version),
+            name=f"{entry.name}:{entry.version}",
+            run_lone=functools.partial(runtime.run, lone=True),
+            run_stoppable=runtime.run,
+        )
+        batcher.start()
+        return LoadedModel(entry, runtime, batcher)
 
     async def warm_decode_threads(self) -> None:
         """Every model's preprocessing once on every decode thread and on its own inference
