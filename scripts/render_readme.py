@@ -253,10 +253,17 @@ def _probes_table(probes: dict, path: Path, report: dict) -> list[str]:
         "folder"
     )
     caption = f"Shortcut probes (`{_shown(path)}`"
+    tested = ((report.get("counts") or {}).get("test") or {}).get("total")
+    probed = probes.get("test_images")
     if dataset:
         caption += f", on `{_shown(Path(dataset))}`"
         if model_data and Path(dataset).name != Path(model_data).name:
             caption += f", not the data this model was tested on, `{model_data}`"
+        elif tested and probed and tested != probed:
+            caption += (
+                f" as rebuilt since ({probed:,} test images), not the build this model was "
+                f"trained and tested on ({tested:,} test images)"
+            )
     caption += "): classifiers that see only what should not separate the classes; "
     caption += "test ROC-AUC 0.5 = no shortcut."
     lines = [caption, "", "| probe | sees | ROC-AUC | target | |", "|---|---|---:|---:|---|"]

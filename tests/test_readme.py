@@ -185,3 +185,14 @@ def test_readme_benchmark_section_is_the_rendering_of_the_newest_results():
     assert found, "README.md lacks the benchmark markers"
     expected = render_section(json.loads(path.read_text()), path.name)
     assert found.group(0) == expected, "stale: python -m benchmarks summary --readme README.md"
+
+
+def test_probes_of_a_rebuilt_dataset_are_not_passed_off_as_the_models_data():
+    probes = {"dataset": "data/detector", "test_images": 4549,
+              "probes": {"thumbnail": {"auc": 0.9, "target": 0.75, "met": False}}}  # fmt: skip
+    report = {"data": {"folder": "data/detector"}, "counts": {"test": {"total": 3337}}}
+    caption = render_readme._probes_table(probes, Path("reports/data/probes.json"), report)[0]
+    assert "as rebuilt since (4,549 test images)" in caption and "(3,337 test images)" in caption
+    report["counts"]["test"]["total"] = 4549
+    same = render_readme._probes_table(probes, Path("reports/data/probes.json"), report)[0]
+    assert "rebuilt" not in same
