@@ -196,3 +196,12 @@ def test_probes_of_a_rebuilt_dataset_are_not_passed_off_as_the_models_data():
     report["counts"]["test"]["total"] = 4549
     same = render_readme._probes_table(probes, Path("reports/data/probes.json"), report)[0]
     assert "rebuilt" not in same
+
+
+def test_training_docs_design_table_is_the_rendering_of_the_committed_reports(monkeypatch):
+    from train.holdout_table import DESIGNS, update
+
+    monkeypatch.chdir(REPO_ROOT)  # the table names the report folders as the command does
+    assert update(Path("docs/TRAINING.md"), DESIGNS, check=True), (
+        "docs/TRAINING.md is out of date: run python -m train.holdout_table"
+    )
