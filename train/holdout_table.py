@@ -19,6 +19,7 @@ DESIGNS = (  # the committed reports docs/TRAINING.md compares (``make data`` an
     Path("reports/data/alignment/aligned"),
     Path("reports/designs/frozen-lite0-texture"),
     Path("reports/designs/frozen-lite0-residual"),
+    Path("reports/designs/frozen-lite0-texture-half"),
 )
 
 
@@ -47,8 +48,10 @@ def render(folders: Sequence[Path]) -> str:
         rates = [f["flagged_fake_rate"] for f in found.values() if "flagged_fake_rate" in f]
         aucs = [f["auc"] for f in found.values() if "auc" in f]
         cells = " | ".join(cell(found[name]) if name in found else "—" for name in folds)
+        share = float(report["settings"].get("sample", 1.0))
+        dataset = f"`{report['dataset']}`" + ("" if share >= 1.0 else f", {share:.0%} of it")
         lines.append(
-            f"| {report['settings']['features']} (`{folder}`) | `{report['dataset']}` | {cells} | "
+            f"| {report['settings']['features']} (`{folder}`) | {dataset} | {cells} | "
             f"{sum(rates) / len(rates):.1%} | {sum(aucs) / len(aucs):.3f} |"
         )
     return "\n".join([*lines, "", END])
