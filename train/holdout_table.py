@@ -20,6 +20,7 @@ DESIGNS = (  # the committed reports docs/TRAINING.md compares (``make data`` an
     Path("reports/designs/frozen-lite0-texture"),
     Path("reports/designs/frozen-lite0-residual"),
     Path("reports/designs/frozen-lite0-texture-half"),
+    Path("reports/designs/frozen-dinov2-small-half"),
 )
 
 
