@@ -130,11 +130,12 @@ class Face:
     landmarks: np.ndarray  # float64 (5, 2)
     score: float
 
-    def as_json(self) -> dict:
-        """The face as plain numbers (answers and manifests)."""
+    def as_json(self, scale: float = 1.0) -> dict:
+        """The face as plain numbers (answers and manifests), its pixels multiplied by
+        ``scale`` (e.g. from a reduced decode back to the upload's own pixels)."""
         return {
-            "box": [int(v) for v in self.box],
-            "landmarks": np.round(self.landmarks, 1).tolist(),
+            "box": [round(v * scale) for v in self.box],
+            "landmarks": np.round(self.landmarks * scale, 1).tolist(),
             "score": round(float(self.score), 4),
         }
 

@@ -309,11 +309,9 @@ def aggregate(calibrated: np.ndarray) -> tuple[float, int]:
     return float(values[-k:].mean()), k
 
 
-def video_verdict(calibrated: np.ndarray, rule: DecisionRule | float) -> dict:
+def video_verdict(calibrated: np.ndarray, rule: DecisionRule) -> dict:
     """Label, probability, confidence and the aggregation rule, for calibrated frame scores
-    (``rule``: the model's :class:`~core.decision.DecisionRule`, or one threshold)."""
-    if not isinstance(rule, DecisionRule):
-        rule = DecisionRule.from_threshold(float(rule))
+    (``rule``: the model's :class:`~core.decision.DecisionRule`)."""
     probability, k = aggregate(calibrated)
     label, confidence = decide(probability, rule)
     return {

@@ -107,10 +107,11 @@ def test_a_large_face_is_cut_at_the_cap_and_the_outside_is_filled_and_measured()
 def test_real_face_is_aligned_so_the_detector_finds_its_landmarks_on_the_template():
     data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
     from core.facecrop import detect_faces
-    from core.preprocessing import aligned_face_and_box
+    from core.preprocessing import frame_face
 
     rgb = data.astronaut()[20:260, 120:360]  # the face fills about half of the side
-    aligned, box = aligned_face_and_box(rgb, TEMPLATE)
+    framed = frame_face(rgb, TEMPLATE)
+    aligned, box = framed.rgb, framed.box
     assert box is not None and aligned.shape[0] == aligned.shape[1]
     side = aligned.shape[0]
     canvas = np.zeros((2 * side, 2 * side, 3), np.uint8)  # room around it for the detector
