@@ -84,10 +84,27 @@ def read_report(path: Path | None) -> Calibration:
         decision = {
             key: decision[key] for key in ("real_below", "fake_from", "reason") if key in decision
         }
+    holdout = read_holdout(Path(path).parent / "holdout.json")
+    if holdout:
+        metrics["holdout"] = holdout
     return Calibration(
         threshold, temperature, metrics, (), report.get("training_data"), face_crop, face_align,
         decision,
     )  # fmt: skip
+
+
+def read_holdout(path: Path) -> dict | None:
+    """Per fold of ``python -m train.holdout``'s report beside the evaluation report: what was
+    held out and how the model did on it (flagged-FAKE rate or AUC, and whether the target
+    was met), so that ``/v1/models`` and the model card can say where it fails."""
+    if not path.is_file():
+        return None
+    try:
+        folds = json.loads(path.read_text())["folds"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ExportError(f"cannot read source-holdout report {path}: {exc}") from None
+    keys = ("kind", "held_out_sources", "flagged_fake_rate", "auc", "met")
+    return {name: {k: fold[k] for k in keys if k in fold} for name, fold in folds.items()}
 
 
 def sha256_of(path: Path) -> str:

@@ -5,7 +5,8 @@
 
 Reads ``reports/NAME/report.json`` (``python -m train.evaluate``; required) and, when they
 exist, ``reports/NAME/robustness.json`` (``python -m train.robustness``),
-``reports/NAME/per_source.json`` (``scripts/per_source_report.py``) and
+``reports/NAME/per_source.json`` (``scripts/per_source_report.py``),
+``reports/NAME/holdout.json`` (``python -m train.holdout``) and
 ``reports/data/probes.json`` (``python -m dataprep probes``),
 ``reports/NAME/int8/robustness.json`` (``python -m train.robustness --onnx`` on the served
 INT8 file) and the latest
@@ -43,14 +44,20 @@ SCORE_METRICS = (
     ("eer", "EER"),
     ("ece", "ECE (after temperature)"),
 )
-KINDS = {"cnn": "custom CNN", "xception": "Xception", "lite0": "EfficientNet-Lite0"}
+KINDS = {
+    "cnn": "custom CNN",
+    "xception": "Xception",
+    "lite0": "EfficientNet-Lite0",
+    "texture": "linear head on the ImageNet EfficientNet-Lite0's early blocks",
+}
 PROBE_VIEWS = {
     "metadata": "stored width, height, bytes, JPEG quality",
     "crop_side": "face crop side in stored pixels",
     "sharpness": "Laplacian variance at 224 px",
     "thumbnail": "16x16 grey thumbnail",
 }
-MAX_SUBSETS = 13  # per-source rows shown in the README; the rest stay in per_source.md
+ROBUSTNESS_TARGETS = ("jpeg_q50", "downscale_x0.5", "reshared_256_q75")
+MAX_SUBSETS = 5  # per-source rows shown in the README; the rest stay in per_source.md
 
 
 def _read(path: Path) -> dict | None:
@@ -244,6 +251,88 @@ def _per_source_table(per_source: dict, path: Path) -> list[str]:
     return lines
 
 
+def _met(ok: bool, short: float, unit: str) -> str:
+    """``met``, or by how much it is missed (AUC to 3 decimals, points to 1)."""
+    return (
+        "met"
+        if ok
+        else f"**missed** by {short:.1f}{unit}"
+        if unit
+        else f"**missed** by {short:.3f}"
+    )
+
+
+def _targets_table(report: dict, reports: Path, name: str) -> list[str]:
+    """The detector targets (docs/TRAINING.md) against this model's reports: met, or by how
+    much they are missed."""
+    rows = []
+    auc = report["test"]["roc_auc"]
+    rows.append(("test ROC-AUC >= 0.99", f"{auc:.3f}", _met(auc >= 0.99, 0.99 - auc, "")))
+    folds = (_read(reports / name / "holdout.json") or {}).get("folds") or {}
+    reals = {k: f["flagged_fake_rate"] for k, f in folds.items() if "flagged_fake_rate" in f}
+    if reals:
+        worst = max(reals, key=reals.get)
+        rate = reals[worst]
+        met = sum(r <= 0.10 for r in reals.values())
+        rows.append((
+            "every held-out real source flagged FAKE <= 10 %",
+            f"{met} of {len(reals)} met; worst {worst} {rate:.1%}",
+            _met(rate <= 0.10, 100 * (rate - 0.10), " points"),
+        ))  # fmt: skip
+    generated = {
+        k: f["auc"] for k, f in folds.items() if "auc" in f and k not in ("photoshop", "faceswap")
+    }
+    if generated:
+        worst = min(generated, key=generated.get)
+        low = generated[worst]
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in generated.items())
+        rows.append(("every held-out generated family AUC >= 0.90", shown,
+                     _met(low >= 0.90, 0.90 - low, "")))  # fmt: skip
+    conditions = (_read(reports / name / "robustness.json") or {}).get("conditions") or {}
+    lost = {k: conditions[k]["auc_drop"] for k in ROBUSTNESS_TARGETS if k in conditions}
+    if lost:
+        worst = max(lost, key=lost.get)
+        shown = ", ".join(f"{_condition(k)} {100 * v:+.1f}" for k, v in lost.items())
+        rows.append(("<= 3 AUC points lost (JPEG q50, x0.5, 256 px re-share)", shown,
+                     _met(lost[worst] <= 0.03, 100 * (lost[worst] - 0.03), " points")))  # fmt: skip
+    return [
+        "Targets of the detector (from the reports below):",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *(f"| {target} | {measured} | {verdict} |" for target, measured, verdict in rows),
+    ]
+
+
+def _holdout_table(holdout: dict, path: Path) -> list[str]:
+    folds = holdout.get("folds") or {}
+    if not folds:
+        return []
+    detail = path.with_suffix(".md")
+    lines = [
+        f"Source holdout (`{_shown(detail if detail.is_file() else path)}`, `python -m "
+        "train.holdout`): per fold, the head retrained without one real source or fake family, "
+        "threshold at 5 % of the remaining validation reals flagged; 95 % intervals.",
+        "",
+        "| held out | result on it | target | |",
+        "|---|---|---|---|",
+    ]
+    for name, fold in folds.items():
+        if "flagged_fake_rate" in fold:
+            low, high = fold["flagged_fake_ci"]
+            result = (
+                f"real photos flagged FAKE {fold['flagged_fake_rate']:.1%} [{low:.1%}, {high:.1%}]"
+            )
+            target = "<= 10 %"
+        else:
+            low, high = fold["auc_ci"]
+            result = f"AUC {fold['auc']:.3f} [{low:.3f}, {high:.3f}] against test reals"
+            target = ">= 0.90"
+        verdict = "met" if fold.get("met") else "**missed**"
+        lines.append(f"| {name} ({fold.get('kind', '')}) | {result} | {target} | {verdict} |")
+    return lines
+
+
 def _probes_table(probes: dict, path: Path, report: dict) -> list[str]:
     found = probes.get("probes") or {}
     if not found:
@@ -287,8 +376,10 @@ def render_section(name: str, reports: Path, models: Path = REPO_ROOT / "models"
     others = _same_test_set(name, report, reports)
     blocks = [_intro(name, report, reports), _served_file(name, models)]
     blocks.append(_metrics_table(name, report, others))
+    blocks.append(_targets_table(report, reports, name))
     optional = (
         (reports / name / "robustness.json", _robustness_table),
+        (reports / name / "holdout.json", _holdout_table),
         (reports / name / "per_source.json", _per_source_table),
     )
     for path, table in optional:

@@ -20,8 +20,9 @@ from serving.runtime import ModelRuntime, served_metrics
 logger = logging.getLogger("serving.models")
 
 # The default model when none is named: the first of these in the repository, else the first
-# name. lite0 is the detector; the small cnn stays as the fast model.
-PREFERRED_DEFAULTS = ("lite0", "cnn")
+# name. texture is the detector that generalises best to unseen sources (docs/TRAINING.md);
+# lite0 is the fine-tuned one, more accurate on its own test split.
+PREFERRED_DEFAULTS = ("texture", "lite0")
 
 
 def preferred_default(names: list[str]) -> str | None:

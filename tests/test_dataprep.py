@@ -399,6 +399,12 @@ def test_holdout_report_scores_each_fold_on_what_it_left_out(
     assert 0.0 <= sd["auc"] <= 1.0 and sd["auc_ci"][0] <= sd["auc"] <= sd["auc_ci"][1]
     assert (out / "features/lite0-imagenet.npz").exists()  # cached for the next run
     assert "| utkface | real source: utkface |" in (reports / "holdout.md").read_text()
+    assert set(utk["verdicts"]) == {"REAL", "UNCERTAIN", "FAKE"}  # the served rule, per fold
+    assert abs(sum(utk["verdicts"].values()) - 1.0) < 1e-3
+    boosted = tmp_path / "boosted"  # the nonlinear control head on the same cached features
+    main(["--data", str(out), "--out", str(boosted), "--bootstrap", "20", "--head", "boosted"])
+    report = json.loads((boosted / "holdout.json").read_text())
+    assert report["head"].startswith("gradient-boosted") and set(report["folds"]) == set(folds)
 
 
 def test_no_real_source_is_above_its_share_of_the_real_class():

@@ -58,6 +58,14 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+HOLDOUT_FOLDS = {  # as python -m train.holdout writes them
+    "yonsei": {"kind": "real source", "held_out_sources": ["yonsei-real"], "threshold": 0.61,
+               "flagged_fake_rate": 0.449, "flagged_fake_ci": [0.419, 0.478], "met": False},
+    "sd21": {"kind": "fake family", "held_out_sources": ["sd21-sdfd"], "auc": 0.836,
+             "auc_ci": [0.822, 0.849], "detection_rate": 0.315, "met": False},
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("export")
@@ -90,6 +98,7 @@ def cnn_export(workdir: Path, cnn_keras: Path):
     report = workdir / "run" / "report.json"
     report.parent.mkdir()
     report.write_text(json.dumps(REPORT))
+    (report.parent / "holdout.json").write_text(json.dumps({"folds": HOLDOUT_FOLDS}))
     images = _labelled_folder(workdir / "parity")
     config = ExportConfig(
         model_path=cnn_keras,
@@ -117,6 +126,12 @@ def test_cnn_224_entry_follows_the_contract(cnn_export, cnn_keras):
     assert meta["class_names"] == ["REAL", "FAKE"] and meta["positive_class"] == "FAKE"
     assert (meta["threshold"], meta["temperature"]) == (0.42, 1.3)
     assert meta["metrics"]["test"] == REPORT["test"] and meta["metrics"]["val"] == REPORT["val"]
+    assert meta["metrics"]["holdout"] == {  # what the model card names; the rest stays in reports
+        "yonsei": {"kind": "real source", "held_out_sources": ["yonsei-real"],
+                   "flagged_fake_rate": 0.449, "met": False},
+        "sd21": {"kind": "fake family", "held_out_sources": ["sd21-sdfd"], "auc": 0.836,
+                 "met": False},
+    }  # fmt: skip
     assert meta["training_data"] == "random noise (test)"
     assert meta["source"]["sha256"] == sha256_of(cnn_keras)
     assert meta["preprocessing"]["module"] == "core.preprocessing"

@@ -99,6 +99,12 @@ def test_renderer_uses_every_optional_file_and_the_cli_writes_and_checks(tmp_pat
     subset = {"roc_auc": 0.7, "n": 6, "counts": {"real": 3, "fake": 3}}
     subset["ci"] = {"roc_auc": {"low": 0.5, "high": 0.9}}
     (reports / "tiny" / "per_source.json").write_text(json.dumps({"subsets": {"src_a": subset}}))
+    holdout = {"folds": {
+        "src_a": {"kind": "real source", "flagged_fake_rate": 0.12, "flagged_fake_ci": [0.1, 0.14],
+                  "met": False},
+        "gen_b": {"kind": "fake family", "auc": 0.93, "auc_ci": [0.91, 0.95], "met": True},
+    }}  # fmt: skip
+    (reports / "tiny" / "holdout.json").write_text(json.dumps(holdout))
     probes = {
         "dataset": "data/other",
         "probes": {
@@ -137,6 +143,14 @@ def test_renderer_uses_every_optional_file_and_the_cli_writes_and_checks(tmp_pat
     assert "| AUC lost (points) | +0.00 | +2.25 | +0.00 |" in section
     assert "| accuracy | 75.0 % | 62.5 % | 75.0 % |" in section
     assert "| src_a | 6 (3 / 3) | 0.700 [0.500, 0.900] |" in section
+    missed = "| src_a (real source) | real photos flagged FAKE 12.0% [10.0%, 14.0%] | <= 10 % |"
+    assert f"{missed} **missed** |" in section
+    met = "| gen_b (fake family) | AUC 0.930 [0.910, 0.950] against test reals | >= 0.90 | met |"
+    assert met in section
+    assert "| test ROC-AUC >= 0.99 | 0.810 | **missed** by 0.180 |" in section  # the targets
+    assert "| 0 of 1 met; worst src_a 12.0% | **missed** by 2.0 points |" in section
+    assert "| gen_b 0.930 | met |" in section
+    assert "| downscale x0.5 +0.0 | met |" in section  # only the conditions the report has
     assert "| 0.610 | <= 0.65 | met |" in section and "| 0.800 | <= 0.75 | **missed** |" in section
     assert "not the data this model was tested on, `data/tiny`" in section
     assert "`roc.png`" in section

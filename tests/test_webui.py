@@ -105,9 +105,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     faces = write_model_entry(root, "faces", 1, TinyModelSpec(size=MODEL_SIZE))
     metadata = json.loads((faces / "metadata.json").read_text())
     metadata["preprocessing"]["face_crop"] = True  # judges faces only: NO_FACE without one
+    metadata["metrics"]["holdout"] = HOLDOUT  # what python -m export copies from holdout.json
     (faces / "metadata.json").write_text(json.dumps(metadata))
     with ServerProcess(root, *SERVER_FLAGS) as process:
         yield process
+
+
+HOLDOUT = {
+    "celeba": {"kind": "real source", "flagged_fake_rate": 0.038, "met": True},
+    "yonsei": {"kind": "real source", "flagged_fake_rate": 0.449, "met": False},
+    "sd21": {"kind": "fake family", "auc": 0.836, "met": False},
+}
 
 
 @pytest.fixture(scope="module")
@@ -354,6 +362,17 @@ def test_model_card_names_the_reduced_precision_file_it_serves(ui: Session):
     expect(ui.page.locator("#model-info")).to_contain_text(
         "served as INT8: test ROC AUC 0.987, accuracy 93.8%"
     )
+    ui.assert_clean()
+
+
+def test_model_card_names_the_unseen_sources_it_misjudges(ui: Session):
+    expect(ui.page.locator("#model-info")).not_to_contain_text("Misjudged")
+    ui.page.select_option("#model-select", label="faces v1")
+    expect(ui.page.locator("#model-info")).to_contain_text(
+        "Misjudged when unseen in training: yonsei real photos 45% flagged FAKE; "
+        "sd21 fakes detected with AUC 0.84"
+    )
+    expect(ui.page.locator("#model-info")).not_to_contain_text("celeba")  # met: not named
     ui.assert_clean()
 
 

@@ -1,4 +1,5 @@
-"""``python -m train``: train the custom CNN or Xception on a split image folder."""
+"""``python -m train``: train a detector (texture, Lite0, the custom CNN or Xception) on a split
+image folder."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 
 from core.options import add_options, options_from
 from train.cli import run_command
-from train.config import AugmentConfig, Lite0Config, TrainConfig
+from train.config import AugmentConfig, Lite0Config, TextureConfig, TrainConfig
 from train.files import DatasetError
 
 EPILOG = """\
@@ -19,26 +20,30 @@ examples:
   python -m train --model xception --data data/faces --epochs 5 --fine-tune-epochs 5 \\
       --out runs/xception
   python -m train --model lite0 --data data/detector --out runs/lite0 --cut block6a
+  python -m train --model texture --data data/detector --out runs/texture
 """
 
 
-MODELS = ("cnn", "xception", "lite0")
+MODELS = ("cnn", "xception", "lite0", "texture")
 
 
 def build_parser(model: str) -> argparse.ArgumentParser:
     """The parser for ``--model model``: that model's config fields, one flag each."""
     parser = argparse.ArgumentParser(
         prog="python -m train",
-        description="Train a deepfake image detector with Keras: the small CNN, Xception, or\n"
-        "EfficientNet-Lite0 (ImageNet weights, the default detector). Writes OUT/model.keras\n"
-        "(best validation loss), OUT/history.csv, OUT/config.json. The options listed are\n"
-        f"those of --model {model}; see --model lite0 --help for Lite0's.",
+        description="Train a deepfake image detector with Keras: the texture detector (a head on\n"
+        "the ImageNet EfficientNet-Lite0's early blocks, the default), Lite0 fine-tuned, the\n"
+        "small CNN or Xception. Writes OUT/model.keras, OUT/history.csv, OUT/config.json.\n"
+        f"The options listed are those of --model {model}; each model has its own --help.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", choices=MODELS, default="cnn", help="which model (cnn)")
     if model == "lite0":
         add_options(parser.add_argument_group("EfficientNet-Lite0"), Lite0Config)
+        return parser
+    if model == "texture":
+        add_options(parser.add_argument_group("texture detector"), TextureConfig)
         return parser
     add_options(parser, TrainConfig)
     group = parser.add_argument_group("augmentation (training split only)")
@@ -54,20 +59,26 @@ def chosen_model(argv: list[str] | None) -> str:
     return first.parse_known_args(argv)[0].model
 
 
-def parse_config(argv: list[str] | None = None) -> TrainConfig | Lite0Config:
+def parse_config(argv: list[str] | None = None) -> TrainConfig | Lite0Config | TextureConfig:
     """The run's config from ``argv``; raises ValueError for impossible values."""
     model = chosen_model(argv)
     namespace = build_parser(model).parse_args(argv)
     if model == "lite0":
         return options_from(Lite0Config, namespace)
+    if model == "texture":
+        return options_from(TextureConfig, namespace)
     augment = AugmentConfig.off()
     if not namespace.no_augment:
         augment = options_from(AugmentConfig, namespace)
     return options_from(TrainConfig, namespace, model=model, augment=augment).resolved()
 
 
-def run(config: TrainConfig | Lite0Config) -> dict:
+def run(config: TrainConfig | Lite0Config | TextureConfig) -> dict:
     """Train; TensorFlow loads here, not for ``--help``. The summary line to print."""
+    if isinstance(config, TextureConfig):
+        from train.texture import train_texture
+
+        return {"out": config.out, "stages": train_texture(config)["stages"]}
     if isinstance(config, Lite0Config):
         from train.lite0 import train_lite0
 

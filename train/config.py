@@ -171,3 +171,19 @@ class Lite0Config:
             raise ValueError(
                 f"weights must be {' | '.join(LITE0_WEIGHTS)} or a .pth file: {self.weights!r}"
             )
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """Everything one texture-detector run depends on (stored in ``config.json``)."""
+
+    data: str = option(help="dataset folder with train/ val/ test/", metavar="DIR")
+    out: str = option(help="run folder to write", metavar="DIR")
+    c: float = option(0.05, "logistic regression's inverse regularisation strength", float)
+    face_crop: bool = True  # the data are aligned face crops: the contract says so
+    workers: int = option(2, "threads for the image check", int)
+    progress: bool = option(True, "progress bars", parse_bool)
+
+    def __post_init__(self) -> None:
+        if self.c <= 0:
+            raise ValueError(f"c must be > 0, got {self.c}")

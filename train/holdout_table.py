@@ -21,7 +21,15 @@ DESIGNS = (  # the committed reports docs/TRAINING.md compares (``make data`` an
     Path("reports/designs/frozen-lite0-residual"),
     Path("reports/designs/frozen-lite0-texture-half"),
     Path("reports/designs/frozen-dinov2-small-half"),
+    Path("reports/texture"),  # the shipped texture detector: lite0-moments, its own head
+    Path("reports/designs/boosted-lite0-moments"),
 )
+
+
+def design(report: dict) -> str:
+    """Features, and the head where it is not the linear one."""
+    head = report["settings"].get("head", "logistic")
+    return report["settings"]["features"] + ("" if head == "logistic" else f", {head} head")
 
 
 def cell(fold: dict) -> str:
@@ -52,7 +60,7 @@ def render(folders: Sequence[Path]) -> str:
         share = float(report["settings"].get("sample", 1.0))
         dataset = f"`{report['dataset']}`" + ("" if share >= 1.0 else f", {share:.0%} of it")
         lines.append(
-            f"| {report['settings']['features']} (`{folder}`) | {dataset} | {cells} | "
+            f"| {design(report)} (`{folder}`) | {dataset} | {cells} | "
             f"{sum(rates) / len(rates):.1%} | {sum(aucs) / len(aucs):.3f} |"
         )
     return "\n".join([*lines, "", END])

@@ -246,8 +246,22 @@
     if (test && typeof test.roc_auc === "number" && test.roc_auc < WEAK_MODEL_AUC) {
       parts.push("weak on its own test set: do not rely on its verdicts");
     }
+    const unseen = missedHoldout(entry.metrics && entry.metrics.holdout);
+    if (unseen) parts.push(unseen);
     if (entry.ready === false) parts.push("still warming up");
     return parts.join(" · ");
+  }
+
+  // The source-holdout folds whose target the model missed (metrics.holdout, written by the
+  // export from python -m train.holdout): photos like these it misjudges when it never saw them.
+  function missedHoldout(holdout) {
+    if (!holdout || typeof holdout !== "object") return "";
+    const missed = Object.entries(holdout)
+      .filter(([, fold]) => fold && fold.met === false)
+      .map(([name, fold]) => (typeof fold.flagged_fake_rate === "number"
+        ? `${name} real photos ${(fold.flagged_fake_rate * 100).toFixed(0)}% flagged FAKE`
+        : `${name} fakes detected with AUC ${Number(fold.auc).toFixed(2)}`));
+    return missed.length ? `Misjudged when unseen in training: ${missed.join("; ")}` : "";
   }
 
   async function loadModels() {
