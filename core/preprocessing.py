@@ -2,14 +2,18 @@
 
 Contract (also written into every model's ``metadata.json`` via :func:`contract`):
 
-* **Decode**: Pillow. Formats JPEG, PNG, WebP, GIF (first frame), BMP, TIFF (first page).
+* **Decode**: Pillow. Formats JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF (``pillow-heif``)
+  and AVIF (Pillow's own); of an animated GIF, WebP or PNG, or a multi-page TIFF, the first
+  frame only (:attr:`Preprocessed.frames` says how many there were).
   The pixel count is checked from the header *before* any pixel is decoded, so a
   decompression bomb costs a few bytes of parsing, not gigabytes of memory. Colour and grey
   JPEGs are decoded by libjpeg-turbo through ``simplejpeg`` when it is installed, with the
   same DCT scale as Pillow's draft: the pixels are identical, the decode about a third faster.
 * **Orientation**: the EXIF orientation tag is applied (the image is turned upright).
-* **Colour**: 8-bit **RGB**. Alpha is composited over white; palette, grey, CMYK and
-  16-bit images are converted to 8-bit RGB.
+* **Colour**: 8-bit **sRGB**. An embedded ICC profile other than sRGB (Display P3 phone
+  photos, Adobe RGB, CMYK press profiles) is converted to sRGB with LittleCMS (Pillow's
+  ``ImageCms``), perceptual intent; an unreadable profile is ignored. Alpha is composited
+  over white; palette, grey, CMYK and 16-bit images are converted to 8-bit RGB.
 * **Face crop** (only for models whose contract says ``face_crop: true``): JPEGs are
   draft-decoded to no less than 4x the target size, then :func:`face_crop_and_box`
   takes the largest YuNet face of at least a quarter of the shorter side (portrait framing),
@@ -37,7 +41,7 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from core.facealign import AlignTemplate
 from core.facecrop import (
@@ -54,10 +58,20 @@ try:  # libjpeg-turbo's decoder without Pillow's overhead; optional, same pixels
 except ImportError:  # pragma: no cover - exercised where simplejpeg is not installed
     _simplejpeg = None
 
+try:  # HEIC/HEIF (iPhone photos) as a Pillow format, "HEIF"
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - without pillow-heif a HEIC upload is a 415
+    pass
+
 INPUT_SIZE = 224
 FACE_DRAFT_FACTOR = 4  # face-crop models decode JPEGs to >= 4x the input size, then crop
 DEFAULT_MAX_PIXELS = 40_000_000  # about 40 megapixels, e.g. 7300 x 5500
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"})
+FIRST_FRAME_NOTE = "an animated or multi-page image: only its first frame was judged"
+PROFILE_MODES = ("RGB", "RGBA", "CMYK", "L")  # modes whose ICC profile is converted to sRGB
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 EXIF_ORIENTATION = 0x0112
 ORIENTATION_TRANSPOSE = {  # as PIL.ImageOps.exif_transpose turns an image upright
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -201,11 +215,13 @@ def open_image(
             f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
             status=413,
         )
+    profile = image.info.get("icc_profile")
     fast = _decode_jpeg_turbo(image, data, None if full_size else draft_size)
     if fast is not None:
-        return fast
+        return to_srgb(fast, profile)
     try:
-        if getattr(image, "n_frames", 1) > 1:
+        frames = int(getattr(image, "n_frames", 1))
+        if frames > 1:
             image.seek(0)
         if image.format in ("JPEG", "MPO") and not full_size:
             image.draft("RGB", (draft_size, draft_size))
@@ -217,7 +233,26 @@ def open_image(
         raise
     except Exception as exc:  # truncated, corrupt or otherwise undecodable data
         raise ImageError(f"corrupt or truncated image: {exc}") from None
+    image = to_srgb(image, profile)
+    image.info["frames"] = frames
     return image
+
+
+def to_srgb(image: Image.Image, profile: bytes | None) -> Image.Image:
+    """``image`` converted from its embedded ICC ``profile`` to sRGB (RGB, or RGBA with
+    alpha); unchanged without a profile, with an sRGB one, in another mode, or when the
+    profile cannot be read."""
+    if not profile or image.mode not in PROFILE_MODES:
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        if "srgb" in ImageCms.getProfileDescription(source).lower():
+            return image
+        mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, source, SRGB, outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image  # a broken profile: the pixels as they are, not an error
+    return image if converted is None else converted
 
 
 def draft_scale(size: tuple[int, int], draft_size: int) -> int:
@@ -374,11 +409,19 @@ class Preprocessed:
     face_searched: bool = False  # the contract asked for a face (face_crop)
     scale: float = 1.0  # upload pixels per decoded pixel (the JPEG draft's reduction)
     image_size: tuple[int, int] | None = None  # the upright upload's size, where a face was found
+    frames: int = 1  # frames (or pages) in the file; only the first is judged
 
     @property
     def no_face(self) -> bool:
         """A face was searched for and none found: no verdict for this upload."""
         return self.face_searched and self.face is None
+
+    def frames_json(self) -> dict | None:
+        """For an animated image or a multi-page file, how many frames it has and which one
+        was judged; None for a single image."""
+        if self.frames <= 1:
+            return None
+        return {"count": self.frames, "judged": "first", "note": FIRST_FRAME_NOTE}
 
     def face_json(self) -> dict | None:
         """The face found in the upload's own pixels (box ``[x, y, width, height]``, five
@@ -397,7 +440,9 @@ def preprocess_upload(
     second, full-size decode only when it did."""
     config = config or PreprocessConfig()
     draft = config.size * FACE_DRAFT_FACTOR if config.face_crop else config.size
-    image = to_rgb(open_image(data, config.max_pixels, draft_size=draft))
+    opened = open_image(data, config.max_pixels, draft_size=draft)
+    frames = int(opened.info.get("frames", 1))
+    image = to_rgb(opened)
     rgb = None  # the decoded pixels, once they are needed as an array
     face = None
     if not config.face_crop:
@@ -414,7 +459,7 @@ def preprocess_upload(
     # to place a found face in the upload's pixels, or to know whether a full decode is owed.
     size = _upright_size(data, image.size) if face is not None or full_size else None
     scale = 1.0 if size is None else size[0] / image.width
-    found = Preprocessed(model_input, box, None, face, config.face_crop, scale, size)
+    found = Preprocessed(model_input, box, None, face, config.face_crop, scale, size, frames)
     if not full_size:
         return found
     if config.face_align is not None and box is not None:

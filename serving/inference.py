@@ -158,11 +158,19 @@ def prediction(
     if probability_raw is None:
         state.metrics.predictions.labels(model.name, str(model.version), NO_FACE).inc()
         verdict = {"label": NO_FACE, "probability_fake": None, "confidence": None}
-        return verdict | {"message": NO_FACE_MESSAGE} | common
+        return verdict | {"message": NO_FACE_MESSAGE} | common | animation(upload)
     probability = float(calibrate(np.float64(probability_raw), model.entry.temperature))
     label, confidence = decide(probability, rule)
     state.metrics.predictions.labels(model.name, str(model.version), label).inc()
-    return {"label": label, "probability_fake": probability, "confidence": confidence} | common
+    verdict = {"label": label, "probability_fake": probability, "confidence": confidence}
+    return verdict | common | animation(upload)
+
+
+def animation(upload: Preprocessed | None) -> dict:
+    """``{"frames": ...}`` for an animated or multi-page upload (first frame judged), else
+    nothing."""
+    frames = None if upload is None else upload.frames_json()
+    return {} if frames is None else {"frames": frames}
 
 
 def scored_prediction(state: ServingState, model: LoadedModel, scored: Scored) -> dict:

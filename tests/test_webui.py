@@ -30,6 +30,7 @@ from helpers import (
     png_image,
     write_model_entry,
 )
+from helpers.formats import heic
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -280,6 +281,21 @@ def test_file_input_upload_shows_verdicts_and_confidence(ui: Session):
     expect(card(ui.page, 0).locator(".card-title")).to_have_text("bright.png")
     assert card(ui.page, 0).locator(".preview").evaluate("img => img.naturalWidth") == 96
     screenshot(ui.page, "desktop-results.png")
+    ui.assert_clean()
+
+
+def test_heic_without_a_browser_preview_and_an_animation_are_judged_and_said(ui: Session):
+    photo = heic(np.asarray(Image.open(io.BytesIO(image_bytes(5, mean=170.0)))))
+    frames = [Image.open(io.BytesIO(image_bytes(seed, mean=m))) for seed, m in ((6, 175), (7, 60))]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    upload(ui.page, ("phone.heic", "", photo), ("moving.gif", "image/gif", gif.getvalue()))
+    expect(card(ui.page, 0).locator(".verdict-label")).to_have_text(re.compile("REAL|FAKE"))
+    expect(card(ui.page, 0).locator(".preview-note")).to_be_visible()  # Chromium has no HEIC
+    expect(card(ui.page, 1).locator(".frames-note")).to_have_text(
+        "Animated or multi-page file: only the first of its 2 frames was judged."
+    )
+    expect(card(ui.page, 1).locator(".preview-note")).to_be_hidden()
     ui.assert_clean()
 
 

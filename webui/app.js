@@ -17,7 +17,12 @@
     "image/bmp",
     "image/x-ms-bmp",
     "image/tiff",
+    "image/heic",
+    "image/heif",
+    "image/avif",
   ]);
+  // Extensions accepted when the browser gives no type (HEIC on most desktops).
+  const ACCEPTED_EXTENSIONS = /\.(jpe?g|png|webp|gif|bmp|tiff?|heic|heif|avif)$/i;
   const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
   const PREDICT_TIMEOUT_MS = 30000;
   const EXPLAIN_TIMEOUT_MS = { cam: 30000, lime: 180000 };
@@ -322,8 +327,8 @@
 
   /** Why a file cannot be sent, or "" when it looks fine. The server checks again. */
   function clientSideProblem(file) {
-    if (file.type && !ACCEPTED_TYPES.has(file.type)) {
-      return `Not a supported image (${shorten(file.type)}). Use JPEG, PNG, WebP, GIF, BMP or TIFF.`;
+    if (file.type && !ACCEPTED_TYPES.has(file.type) && !ACCEPTED_EXTENSIONS.test(file.name || "")) {
+      return `Not a supported image (${shorten(file.type)}). Use JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF.`;
     }
     if (!file.type && file.size === 0) return "The file is empty.";
     if (file.size > maxBytes) {
@@ -392,6 +397,11 @@
     card.previewUrl = URL.createObjectURL(card.file);
     const preview = part(card, ".preview");
     preview.alt = `Preview of ${card.file.name}`;
+    // A format the browser cannot draw (HEIC outside Safari): the server still judges it.
+    preview.addEventListener("error", () => {
+      card.root.classList.add("no-preview");
+      part(card, ".preview-note").hidden = false;
+    }, { once: true });
     preview.src = card.previewUrl;
     card.root.classList.remove("no-preview");
   }
@@ -518,6 +528,10 @@
     part(card, ".model-used").textContent = `${result.model} v${result.version}`;
     part(card, ".latency").textContent =
       `${Number(result.latency_ms).toFixed(1)} ms server, ${Math.round(roundTripMs)} ms total`;
+    const frames = result.frames && Number(result.frames.count) > 1 ? Number(result.frames.count) : 0;
+    part(card, ".frames-note").hidden = !frames;
+    part(card, ".frames-note").textContent = frames
+      ? `Animated or multi-page file: only the first of its ${frames} frames was judged.` : "";
     renderEvidence(card, result.evidence);
     part(card, ".outcome").hidden = false;
   }

@@ -177,6 +177,9 @@ def upload_cases() -> list[Case]:
         Case("100 MB multipart file, chunked", "size", "POST", "/v1/predict", 413,
              "payload_too_large", stream=Stream(100 * MB, False, as_multipart=True)),
     ]  # fmt: skip
+    for name, data in images.LYING_SIZE.items():
+        cases.append(Case(name, "size", "POST", "/v1/predict", 413, "image_too_large",
+                          as_jpg_upload(data)))  # fmt: skip
     for name, data in images.SUPPORTED.items():
         cases.append(Case(name, "format", "POST", "/v1/predict", 200, None,
                           form(("file", "face.img", "image/jpeg", data)), image=data))  # fmt: skip

@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 from helpers import jpeg_image, noise_rgb, png_image, truncated
+from helpers.formats import avif, claiming_size, heic, swapped_primaries_profile
 from PIL import Image
 
 BOMB_SIDE = 20_000  # 400 megapixels: 10x the server's default --max-pixels
@@ -118,6 +119,16 @@ def corrupt_png_crc() -> bytes:
     return bytes(data)
 
 
+@functools.cache
+def phone_heic() -> bytes:
+    return heic(np.asarray(_rgb(8)))
+
+
+@functools.cache
+def phone_avif() -> bytes:
+    return avif(np.asarray(_rgb(9)))
+
+
 def pdf_document() -> bytes:
     return _save(_rgb(), "PDF")
 
@@ -151,6 +162,20 @@ SUPPORTED = {
     "BMP": lambda: _save(_rgb(), "BMP"),
     "1x1 PNG": lambda: _save(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"),
     "JPEG with corrupt scan data (concealed by libjpeg)": corrupt_jpeg_scan,
+    "HEIC (sent as image/jpeg)": phone_heic,
+    "AVIF (sent as image/jpeg)": phone_avif,
+    "animated PNG (first frame used)": lambda: _save(
+        _frames()[0], "PNG", save_all=True, append_images=_frames()[1:]
+    ),
+    "PNG with a non-sRGB colour profile": lambda: _save(
+        _rgb(), "PNG", icc_profile=swapped_primaries_profile()
+    ),
+    "PNG with a broken colour profile": lambda: _save(_rgb(), "PNG", icc_profile=b"\0" * 200),
+}
+
+# An AVIF whose header claims 7000 x 7000 (49 MP, over the 40 MP limit): 413 unread.
+LYING_SIZE = {
+    "AVIF header claiming 7000x7000": lambda: claiming_size(phone_avif(), 7000, 7000),
 }
 
 # Formats Pillow recognises but the server refuses with 415.
@@ -175,6 +200,10 @@ UNREADABLE = {
     "truncated PNG": lambda: truncated(png_image(3, 64, 64)),
     "JPEG with corrupt Huffman table": corrupt_jpeg_tables,
     "PNG with a corrupt data chunk": corrupt_png_crc,
+    "truncated HEIC": lambda: truncated(phone_heic()),
+    # libheif sizes the image from its coded stream; a header that disagrees is refused
+    "HEIC header claiming 7000x7000": lambda: claiming_size(phone_heic(), 7000, 7000),
+    "truncated AVIF": lambda: truncated(phone_avif()),
 }
 
 GOOD_IMAGES = {
