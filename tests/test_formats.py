@@ -116,3 +116,21 @@ async def test_the_server_judges_heic_and_avif_and_names_an_animation(tiny_repo)
         answer = await client.post("/v1/predict", files={"file": ("clip.gif", gif)})
         assert answer.json()["frames"]["count"] == 3
         assert answer.json()["frames"]["judged"] == "first"
+
+
+def test_bulk_scores_phone_formats_found_in_a_folder(tiny_repo, tmp_path):
+    import csv
+
+    from bulk.__main__ import main
+
+    folder = tmp_path / "camera-roll"
+    folder.mkdir()
+    (folder / "a.heic").write_bytes(heic(smooth_rgb()))
+    (folder / "b.avif").write_bytes(avif(smooth_rgb()))
+    out = tmp_path / "scores.csv"
+    assert main([str(folder), "--models", str(tiny_repo), "--out", str(out)]) == 0
+    with out.open(newline="") as handle:
+        rows = {row["path"].rsplit("/", 1)[-1]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"a.heic", "b.avif"}
+    assert all(row["label"] in ("REAL", "UNCERTAIN", "FAKE") for row in rows.values())
+    assert not any(row["error_code"] for row in rows.values())
