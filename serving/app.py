@@ -42,6 +42,7 @@ from serving.inference import (
 )
 from serving.metrics import RequestMetricsMiddleware
 from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from serving.openapi import API_VERSION, openapi_document
 from serving.overlay import OVERLAY_ENCODERS
 from serving.params import face_crop_flag
 from serving.state import ServingState
@@ -203,7 +204,12 @@ async def ready(request: Request) -> JSONResponse:
 
 async def server_metadata(request: Request) -> JSONResponse:
     """GET /v2: KServe v2 server metadata."""
-    return JSONResponse({"name": "deepfake-detect", "version": "1", "extensions": []})
+    return JSONResponse({"name": "deepfake-detect", "version": API_VERSION, "extensions": []})
+
+
+async def openapi(request: Request) -> JSONResponse:
+    """GET /openapi.json: the API's OpenAPI 3.1 description (serving/openapi.py)."""
+    return JSONResponse(openapi_document(API_VERSION))
 
 
 async def v2_model_metadata(request: Request) -> JSONResponse:
@@ -278,6 +284,7 @@ def _routes(config: ServerConfig) -> list[BaseRoute]:
         Route(v2_model + "/infer", v2_infer, methods=["POST"]),
         Route(v2_version + "/infer", v2_infer, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *_webui_routes(config),
     ]
 
