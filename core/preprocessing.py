@@ -129,9 +129,10 @@ class PreprocessConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     face_crop: bool = False
     face_align: str | None = None  # an alignment template's name (core.facealign); needs face_crop
+    max_faces: int = 1  # faces judged per upload: a serving choice, not part of the contract
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "size", "max_pixels")
+        check_at_least(self, 1, "size", "max_pixels", "max_faces")
         if self.face_align is not None:
             if not self.face_crop:
                 raise ValueError("face_align needs face_crop: an aligned face is a face crop")
@@ -353,21 +354,45 @@ def frame_face(
     :data:`~core.facecrop.MIN_FACE_FRACTION` of the shorter side, cut as the face crop (squared
     box plus the margin) or, with a ``template``, aligned to it; the whole image when no face
     is found. The dataset build and the server both frame faces here."""
-    from core.facealign import align_face  # OpenCV is only needed when asked for
-    from core.facecrop import detect_faces, region_around
+    from core.facecrop import detect_faces
 
     faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))
-    region = region_around(faces[0].box, rgb.shape[:2]) if faces else None
+    framed = _framed(rgb, faces[0], template, measure_outside) if faces else None
+    return framed or Framed(rgb, None, None, max(rgb.shape[:2]))
+
+
+def frame_faces(
+    rgb: np.ndarray, template: AlignTemplate | None = None, max_faces: int = 1
+) -> list[Framed]:
+    """Every face :func:`frame_face` would consider (at least
+    :data:`~core.facecrop.MIN_FACE_FRACTION` of the shorter side), the ``max_faces`` largest,
+    each framed as the contract frames one, in reading order (left to right, then top to
+    bottom); empty when there is none."""
+    from core.facecrop import detect_faces
+
+    faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))[:max_faces]
+    framed = [f for f in (_framed(rgb, face, template) for face in faces) if f is not None]
+    return sorted(framed, key=lambda f: (f.face.box[0], f.face.box[1]))
+
+
+def _framed(
+    rgb: np.ndarray, face: Face, template: AlignTemplate | None, measure_outside: bool = False
+) -> Framed | None:
+    """One face cut as the face crop or aligned to ``template`` (None: no usable region)."""
+    from core.facealign import align_face  # OpenCV is only needed when asked for
+    from core.facecrop import region_around
+
+    region = region_around(face.box, rgb.shape[:2])
     if region is None:
-        return Framed(rgb, None, None, max(rgb.shape[:2]))
+        return None
     top, bottom, left, right = region
     height, width = rgb.shape[:2]
     box = FaceBox(top / height, bottom / height, left / width, right / width)
     if template is None:
         crop = rgb[top:bottom, left:right]
-        return Framed(crop, box, faces[0], max(crop.shape[:2]))
-    aligned = align_face(rgb, faces[0].landmarks, template, measure_outside=measure_outside)
-    return Framed(aligned.rgb, box, faces[0], aligned.native_side, aligned.outside_fraction)
+        return Framed(crop, box, face, max(crop.shape[:2]))
+    aligned = align_face(rgb, face.landmarks, template, measure_outside=measure_outside)
+    return Framed(aligned.rgb, box, face, aligned.native_side, aligned.outside_fraction)
 
 
 def face_input(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, FaceBox | None]:
@@ -410,6 +435,20 @@ class Preprocessed:
     scale: float = 1.0  # upload pixels per decoded pixel (the JPEG draft's reduction)
     image_size: tuple[int, int] | None = None  # the upright upload's size, where a face was found
     frames: int = 1  # frames (or pages) in the file; only the first is judged
+    faces: tuple[Face, ...] = ()  # with max_faces > 1: every face judged, in reading order
+    face_rows: np.ndarray | None = None  # ... and their model inputs, one row per face
+
+    def model_rows(self) -> np.ndarray:
+        """What the model is run on: one row per face judged (``N x size x size x 3``)."""
+        return self.model_input[None] if self.face_rows is None else self.face_rows
+
+    def faces_json(self) -> list[dict]:
+        """Each face judged (as :meth:`face_json`), in the order of :meth:`model_rows`."""
+        if self.face_rows is None:
+            single = self.face_json()
+            return [] if single is None else [single]
+        size = {"image_size": list(self.image_size)} if self.image_size else {}
+        return [face.as_json(self.scale) | size for face in self.faces]
 
     @property
     def no_face(self) -> bool:
@@ -444,22 +483,29 @@ def preprocess_upload(
     frames = int(opened.info.get("frames", 1))
     image = to_rgb(opened)
     rgb = None  # the decoded pixels, once they are needed as an array
-    face = None
+    face, faces, face_rows = None, (), None
     if not config.face_crop:
         resized = image
         if image.size != (config.size, config.size):
             resized = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
         model_input, box = np.asarray(resized, dtype=np.float32), None
-    else:
+    else:  # the largest face is the upload's face; with max_faces > 1, every face is a row
         rgb = np.asarray(image, dtype=np.uint8)
-        framed = frame_face(rgb, config.align_template)
-        crop, box, face = framed.rgb, framed.box, framed.face
+        every = frame_faces(rgb, config.align_template, config.max_faces)
+        largest = max(every, key=lambda f: f.face.box[2], default=Framed(rgb, None, None, 0.0))
+        crop, box, face = largest.rgb, largest.box, largest.face
         model_input = resize_rgb(crop, config.size).astype(np.float32)
+        if len(every) > 1:
+            faces = tuple(f.face for f in every)
+            face_rows = np.stack([resize_rgb(f.rgb, config.size) for f in every])
+            face_rows = face_rows.astype(np.float32)
     # The upload's own size (a second header parse, about 15-25 us) only where it is used:
     # to place a found face in the upload's pixels, or to know whether a full decode is owed.
     size = _upright_size(data, image.size) if face is not None or full_size else None
     scale = 1.0 if size is None else size[0] / image.width
-    found = Preprocessed(model_input, box, None, face, config.face_crop, scale, size, frames)
+    found = Preprocessed(
+        model_input, box, None, face, config.face_crop, scale, size, frames, faces, face_rows
+    )
     if not full_size:
         return found
     if config.face_align is not None and box is not None:

@@ -71,7 +71,9 @@ async def predict(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = _state(request)
     model = _requested_model(request, state)
-    config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
+    config = model.preprocess_config(
+        state.config.max_pixels, _face_crop(request), state.config.max_faces
+    )
     with model.batcher.incoming() as announcement:
         upload = await read_image(request)
         scored, [evidence] = await alongside(
@@ -88,7 +90,9 @@ async def predict_batch(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = _state(request)
     model = _requested_model(request, state)
-    config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
+    config = model.preprocess_config(
+        state.config.max_pixels, _face_crop(request), state.config.max_faces
+    )
 
     async def attempt(data: bytes) -> Preprocessed | APIError:
         try:
@@ -103,14 +107,19 @@ async def predict_batch(request: Request) -> JSONResponse:
             [upload.data for upload in uploads],
             asyncio.gather(*(attempt(upload.data) for upload in uploads)),
         )
-    good = [row.model_input for row in rows if isinstance(row, Preprocessed) and not row.no_face]
-    probs = iter(probabilities(await infer(state, model, np.stack(good))) if good else [])
-    results = []
+    good = [row.model_rows() for row in rows if isinstance(row, Preprocessed) and not row.no_face]
+    probs = probabilities(await infer(state, model, np.concatenate(good))) if good else []
+    results, start = [], 0
     for upload, row, found in zip(uploads, rows, evidence, strict=True):
         if isinstance(row, APIError):
             results.append({"filename": upload.filename, **row.body()})
+        elif row.no_face:
+            results.append({"filename": upload.filename, **prediction(state, model, None, row),
+                            **found})  # fmt: skip
         else:
-            body = prediction(state, model, None if row.no_face else next(probs), row)
+            count = len(row.model_rows())
+            body = prediction(state, model, probs[start : start + count], row)
+            start += count
             results.append({"filename": upload.filename, **body, **found})
     return JSONResponse(
         {

@@ -117,13 +117,22 @@ def components() -> dict:
                 },
                 ("count", "judged"),
             ),  # fmt: skip
+            "faces": {"type": "array", "items": ref("FaceVerdict"),
+                      "description": "every face judged, left to right (face-crop models)"},
+            "overall": obj({"rule": {"type": "string"}, "face": {"type": "integer"}},
+                           ("rule", "face")),
             "model": {"type": "string"},
             "version": {"type": "integer"},
             "evidence": {"type": "array", "items": ref("Evidence")},
             "latency_ms": number(0),
         },
         ("label", "probability_fake", "confidence", "decision", "model", "version"),
-    )
+    )  # fmt: skip
+    face_verdict = obj(
+        {"face": ref("Face"), "label": verdict, "probability_fake": number(0, 1),
+         "confidence": number(0, 1)},
+        ("face", "label", "probability_fake", "confidence"),
+    )  # fmt: skip
     failed_file = obj({"filename": {"type": "string"}, "error": ref("ErrorDetail")},
                       ("error",))  # fmt: skip
     return {
@@ -136,6 +145,7 @@ def components() -> dict:
                 {"real_below": number(0, 1), "fake_from": number(0, 1)}, ("real_below", "fake_from")
             ),  # fmt: skip
             "Face": face,
+            "FaceVerdict": face_verdict,
             "Evidence": obj(
                 {
                     "kind": {"type": "string"},

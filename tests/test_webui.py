@@ -299,6 +299,23 @@ def test_heic_without_a_browser_preview_and_an_animation_are_judged_and_said(ui:
     ui.assert_clean()
 
 
+def test_a_group_photo_gets_a_box_and_a_verdict_per_face(ui: Session):
+    data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
+    ui.page.select_option("#model-select", label="faces v1")
+    face = data.astronaut()[20:260, 120:360].astype(float)
+    group = np.concatenate([np.clip(face * k, 0, 255) for k in (0.8, 1.0, 1.2)], axis=1)
+    upload(ui.page, ("group.png", "image/png", encode_png(group.astype(np.uint8))))
+    found = card(ui.page, 0)
+    expect(found).to_have_attribute("data-state", "done")
+    expect(found.locator(".face-box")).to_have_count(3)  # the verdict's face and two others
+    expect(found.locator(".face-box.other .face-tag")).to_have_count(2)
+    for tag in found.locator(".face-tag").all_inner_texts():
+        assert tag in ("REAL", "UNCERTAIN", "FAKE")
+    expect(found.locator(".preview-caption")).to_contain_text("3 faces judged")
+    screenshot(ui.page, "group-photo.png")
+    ui.assert_clean()
+
+
 CONTRAST_FAILURES_JS = """() => {
     const rgba = (text) => {
         const parts = text.match(/rgba?\\(([^)]+)\\)/)[1].split(/[\\s,\\/]+/).filter(Boolean);

@@ -459,25 +459,46 @@
   // The three verdicts, each with its own words: a label never contradicts its probability.
   const VERDICTS = ["REAL", "UNCERTAIN", "FAKE"];
 
-  // The face the model judged, drawn over the preview: its box in the upload's pixels.
-  function drawFace(card, face) {
-    const box = card.root.querySelector(".face-box");
-    const caption = card.root.querySelector(".preview-caption");
-    if (!box) return;
+  // Place a box over the preview at a face's box, given in the upload's pixels.
+  function placeBox(box, face) {
     const size = face && Array.isArray(face.image_size) ? face.image_size.map(Number) : null;
-    if (!size || !(size[0] > 0 && size[1] > 0) || !Array.isArray(face.box)) {
-      box.hidden = true;
-      if (caption) caption.textContent = "Uploaded image";
-      return;
-    }
+    if (!size || !(size[0] > 0 && size[1] > 0) || !Array.isArray(face.box)) return false;
     const [x, y, width, height] = face.box.map(Number);
     box.style.left = `${(100 * x) / size[0]}%`;
     box.style.top = `${(100 * y) / size[1]}%`;
     box.style.width = `${(100 * width) / size[0]}%`;
     box.style.height = `${(100 * height) / size[1]}%`;
-    box.hidden = false;
+    return true;
+  }
+
+  // The face the verdict is about, drawn over the preview; with several faces judged, every
+  // other face too, each tagged with its own verdict.
+  function drawFace(card, face, faces = []) {
+    const box = card.root.querySelector(".face-box");
+    const caption = card.root.querySelector(".preview-caption");
+    if (!box) return;
+    card.root.querySelectorAll(".face-box.other").forEach((other) => other.remove());
+    box.hidden = !placeBox(box, face);
+    if (box.hidden) {
+      if (caption) caption.textContent = "Uploaded image";
+      return;
+    }
+    const judged = faces.filter((entry) => entry && entry.face);
+    for (const entry of judged) {
+      if (JSON.stringify(entry.face.box) === JSON.stringify(face.box)) continue;
+      const other = document.createElement("div");
+      other.className = "face-box other";
+      other.dataset.verdict = String(entry.label || "").toLowerCase();
+      const tag = document.createElement("span");
+      tag.className = "face-tag";
+      tag.textContent = VERDICTS.includes(entry.label) ? entry.label : "?";
+      other.append(tag);
+      if (placeBox(other, entry.face)) box.after(other);
+    }
     if (caption) {
-      caption.textContent = `Uploaded image: the face judged (detector score ${Number(face.score).toFixed(2)})`;
+      caption.textContent = judged.length > 1
+        ? `Uploaded image: ${judged.length} faces judged; the verdict is the most suspicious one's (thick box)`
+        : `Uploaded image: the face judged (detector score ${Number(face.score).toFixed(2)})`;
     }
   }
 
@@ -496,7 +517,7 @@
       showNoFace(card, result);
       return;
     }
-    drawFace(card, result.face);
+    drawFace(card, result.face, Array.isArray(result.faces) ? result.faces : []);
     const label = VERDICTS.includes(result.label) ? result.label : "UNCERTAIN";
     const confidence = Math.min(1, Math.max(0, Number(result.confidence)));
     const percent = (confidence * 100).toFixed(1);
