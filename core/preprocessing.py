@@ -67,7 +67,7 @@ except ImportError:  # pragma: no cover - without pillow-heif a HEIC upload is a
 
 INPUT_SIZE = 224
 FACE_DRAFT_FACTOR = 4  # face-crop models decode JPEGs to >= 4x the input size, then crop
-DEFAULT_MAX_PIXELS = 40_000_000  # about 40 megapixels, e.g. 7300 x 5500
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 megapixels: a 48 MP phone photo (8064 x 6048) fits
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"})
 FIRST_FRAME_NOTE = "an animated or multi-page image: only its first frame was judged"
 PROFILE_MODES = ("RGB", "RGBA", "CMYK", "L")  # modes whose ICC profile is converted to sRGB
@@ -229,7 +229,8 @@ def open_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
-            image = ImageOps.exif_transpose(image)
+            if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # else it would copy every pixel
+                image = ImageOps.exif_transpose(image)
     except ImageError:
         raise
     except Exception as exc:  # truncated, corrupt or otherwise undecodable data

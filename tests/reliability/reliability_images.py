@@ -173,9 +173,9 @@ SUPPORTED = {
     "PNG with a broken colour profile": lambda: _save(_rgb(), "PNG", icc_profile=b"\0" * 200),
 }
 
-# An AVIF whose header claims 7000 x 7000 (49 MP, over the 40 MP limit): 413 unread.
+# An AVIF whose header claims 7500 x 7500 (56 MP, over the 50 MP limit): 413 unread.
 LYING_SIZE = {
-    "AVIF header claiming 7000x7000": lambda: claiming_size(phone_avif(), 7000, 7000),
+    "AVIF header claiming 7500x7500": lambda: claiming_size(phone_avif(), 7500, 7500),
 }
 
 # Formats Pillow recognises but the server refuses with 415.
