@@ -9,7 +9,7 @@ split (what the shipped model uses), with seeded bootstrap 95 % intervals
 re-compression shortcut documented in DATA.md; for one-class sources, every fake source
 against every real source.
 
-    python scripts/per_source_report.py --run runs/texture --data data/detector --out reports/texture
+    python scripts/per_source_report.py --run runs/texture --data data/detector
 """
 
 from __future__ import annotations
