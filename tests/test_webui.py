@@ -400,7 +400,9 @@ def test_model_card_names_the_reduced_precision_file_it_serves(ui: Session):
 
 def test_model_card_names_the_unseen_sources_it_misjudges(ui: Session):
     expect(ui.page.locator("#model-info")).not_to_contain_text("Misjudged")
+    expect(ui.page.locator("#model-info")).to_contain_text("not measured on photo sources")
     ui.page.select_option("#model-select", label="faces v1")
+    expect(ui.page.locator("#model-info")).not_to_contain_text("not measured")
     expect(ui.page.locator("#model-info")).to_contain_text(
         "Misjudged when unseen in training: yonsei real photos 45% flagged FAKE; "
         "sd21 fakes detected with AUC 0.84"

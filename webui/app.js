@@ -251,7 +251,9 @@
     if (test && typeof test.roc_auc === "number" && test.roc_auc < WEAK_MODEL_AUC) {
       parts.push("weak on its own test set: do not rely on its verdicts");
     }
-    const unseen = missedHoldout(entry.metrics && entry.metrics.holdout);
+    const holdout = entry.metrics && entry.metrics.holdout;
+    if (!holdout) parts.push("not measured on photo sources it never saw");
+    const unseen = missedHoldout(holdout);
     if (unseen) parts.push(unseen);
     if (entry.ready === false) parts.push("still warming up");
     return parts.join(" · ");
