@@ -62,7 +62,8 @@ def load_model(entry: Path | None, keras_path: Path | None):
     kind = "cnn"
     if entry is not None:
         name = json.loads((entry / "metadata.json").read_text()).get("name", "cnn")
-        kind = next((k for k in ("xception", "lite0") if k in str(name).lower()), "cnn")
+        kinds = ("xception", "lite0", "texture")
+        kind = next((k for k in kinds if k in str(name).lower()), "cnn")
     model = build_model(kind, weights=None)
     return model, {
         "keras_model": None,
@@ -71,16 +72,14 @@ def load_model(entry: Path | None, keras_path: Path | None):
     }
 
 
-def create_app(
-    model, info: dict, threshold: float = 0.5, temperature: float = 1.0, face_crop: bool = False
-):
+def create_app(model, info: dict, threshold: float = 0.5, temperature: float = 1.0,
+               config: PreprocessConfig | None = None):  # fmt: skip
     """The Flask app: ``POST /v1/predict`` (raw body or multipart ``file``) and health.
-    ``face_crop`` as the model's contract says (the same crop as our server's)."""
+    ``config``: the model's contract (the same face crop and alignment as our server's)."""
     from flask import Flask, jsonify, request
 
     app = Flask("baseline_flask")
-    size = int(model.input_shape[1])
-    config = PreprocessConfig(size=size, face_crop=face_crop)
+    config = config or PreprocessConfig(size=int(model.input_shape[1]))
 
     @app.get("/v2/health/ready")
     @app.get("/v2/health/live")
@@ -136,17 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    threshold, temperature, face_crop = 0.5, 1.0, False
+    threshold, temperature = 0.5, 1.0
+    config = PreprocessConfig(size=int(model.input_shape[1]))
     if args.entry is not None:  # its contract, read as the server reads it
         metadata = json.loads((args.entry / "metadata.json").read_text())
         entry = ModelEntry(args.entry.parent.name, 0, args.entry, metadata)  # name, version unused
-        threshold, temperature, face_crop = entry.threshold, entry.temperature, entry.face_crop
-    info["face_crop"] = face_crop
+        threshold, temperature = entry.threshold, entry.temperature
+        config = entry.preprocess_config()
+    info["face_crop"], info["face_align"] = config.face_crop, config.face_align
     model.predict(np.zeros((1, *model.input_shape[1:]), np.float32), verbose=0)  # warm-up
     print(json.dumps(info), flush=True)
     from werkzeug.serving import run_simple
 
-    app = create_app(model, info, threshold, temperature, face_crop)
+    app = create_app(model, info, threshold, temperature, config)
     run_simple(args.host, args.port, app, threaded=True)
     return 0
 

@@ -99,7 +99,7 @@ def post_file(settings: HttpSettings, path: str) -> dict:
             continue
         if answer.status == 200:
             keep = ("label", "probability_fake", "confidence", "model", "version", "evidence")
-            keep += ("face",)
+            keep += ("face", "faces")
             row |= {key: body[key] for key in keep if key in body}
             if video:
                 row |= {"frames": len(body["frames"]), "frame_results": body["frames"]}

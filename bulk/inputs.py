@@ -9,7 +9,9 @@ from pathlib import Path
 
 from core.video import VIDEO_SUFFIXES
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
 LIST_SUFFIXES = frozenset({".txt", ".csv", ".parquet"})
 GLOB_CHARS = frozenset("*?[")
 SCORED_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES  # what a folder walk picks up

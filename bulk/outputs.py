@@ -10,17 +10,18 @@ import re
 from pathlib import Path
 
 COLUMNS = ("path", "sha256", "label", "probability_fake", "confidence", "model", "version",
-           "error_code", "error_message", "evidence", "frames", "frames_file", "face")  # fmt: skip
+           "error_code", "error_message", "evidence", "frames", "frames_file", "face",
+           "faces")  # fmt: skip
 FRAME_COLUMNS = ("index", "time_s", "probability_fake", "face_top", "face_bottom", "face_left",
                  "face_right")  # fmt: skip
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
 def flat(row: dict) -> dict:
-    """``row`` with every column, its evidence list and face as JSON text (CSV and Parquet
-    cells)."""
+    """``row`` with every column, its evidence list, face and faces as JSON text (CSV and
+    Parquet cells)."""
     flat_row = {key: row.get(key) for key in COLUMNS}
-    for key in ("evidence", "face"):
+    for key in ("evidence", "face", "faces"):
         flat_row[key] = None if row.get(key) is None else json.dumps(row[key])
     return flat_row
 
@@ -92,6 +93,7 @@ class ResultWriter:
             + [("evidence", pa.string())]  # JSON list of findings
             + [("frames", pa.int64()), ("frames_file", pa.string())]
             + [("face", pa.string())]  # JSON: box, landmarks, score, image size
+            + [("faces", pa.string())]  # JSON: every face judged, each with its verdict
         )
         previous = pq.read_table(self.path) if self.path.is_file() else None
         partial = self.path.with_name(self.path.name + ".partial")

@@ -40,13 +40,14 @@ class ModelChoice:
     version: int | None = option(None, "model version (default: latest)", parse_optional_int)
     intra_op_threads: int = 1
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_faces: int = option(16, "faces judged per image, largest first (the server's)", int)
     evidence: EvidenceConfig | None = EvidenceConfig()
     video_sampling: Sampling = Sampling()
     video_limits: VideoLimits = VideoLimits()
 
     def __post_init__(self) -> None:
         check_at_least(self, 0, "intra_op_threads")
-        check_at_least(self, 1, "version", "max_pixels")
+        check_at_least(self, 1, "version", "max_pixels", "max_faces")
 
     def entry(self) -> ModelEntry:
         from serving.models import preferred_default
@@ -66,7 +67,7 @@ class Scorer:
 
         self.choice = choice
         self.entry = choice.entry()
-        self.config = self.entry.preprocess_config(choice.max_pixels)
+        self.config = self.entry.preprocess_config(choice.max_pixels, max_faces=choice.max_faces)
         self.runtime = ModelRuntime(
             self.entry,
             RuntimeConfig(
@@ -94,12 +95,13 @@ class Scorer:
             row["evidence"] = self.evidence.read(data)
         row["face"] = upload.face_json()
         if upload.no_face:  # as the server answers: no verdict, no probability
-            return row | {"label": NO_FACE}, None
-        return row, upload.model_input
+            return row | {"label": NO_FACE, "faces": []}, None
+        row["faces"] = upload.faces_json()
+        return row, upload.model_rows()
 
-    def _calibrated(self, inputs: list[np.ndarray]) -> np.ndarray:
-        """Calibrated probabilities of FAKE for model inputs, in one session run."""
-        outputs = self.runtime.run(np.stack(inputs))
+    def _calibrated(self, rows: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of FAKE for model input rows, in one session run."""
+        outputs = self.runtime.run(rows)
         raw = np.asarray(outputs["probability_fake"], dtype=np.float64).reshape(-1)
         return calibrate(raw, self.entry.temperature)
 
@@ -119,7 +121,9 @@ class Scorer:
                 indices = reader.sample(self.choice.video_sampling)
                 for chunk in reader.chunks(indices, self.config):
                     frames += chunk
-                    calibrated.append(self._calibrated([frame.model_input for frame in chunk]))
+                    calibrated.append(
+                        self._calibrated(np.stack([frame.model_input for frame in chunk]))
+                    )
         except VideoError as exc:
             return row | {"error_code": exc.code, "error_message": str(exc)}
         probabilities = np.concatenate(calibrated)
@@ -139,16 +143,32 @@ class Scorer:
         read = [
             (self.score_video(path), None) if is_video(path) else self._read(path) for path in paths
         ]
-        inputs = [model_input for _, model_input in read if model_input is not None]
-        probabilities = iter(self._calibrated(inputs) if inputs else ())
-        rows = []
-        for row, model_input in read:
-            if model_input is not None:
-                probability = float(next(probabilities))
-                label, confidence = decide(probability, self.entry.decision)
-                row |= {"label": label, "probability_fake": probability, "confidence": confidence}
+        inputs = [face_rows for _, face_rows in read if face_rows is not None]
+        probabilities = self._calibrated(np.concatenate(inputs)) if inputs else np.zeros(0)
+        rows, start = [], 0
+        for row, face_rows in read:
+            if face_rows is not None:
+                faces = probabilities[start : start + len(face_rows)]
+                start += len(face_rows)
+                row |= self._verdicts(row, [float(p) for p in faces])
             rows.append(row)
         return rows
+
+    def _verdicts(self, row: dict, faces: list[float]) -> dict:
+        """The file's verdict, the most suspicious face's (as the server's), and each face's."""
+        verdicts = []
+        for probability in faces:
+            label, confidence = decide(probability, self.entry.decision)
+            verdicts.append({"label": label, "probability_fake": probability,
+                             "confidence": confidence})  # fmt: skip
+        worst = int(np.argmax(faces))
+        found = row.get("faces") or []
+        if found:
+            return verdicts[worst] | {
+                "face": found[worst],
+                "faces": [{"face": f} | v for f, v in zip(found, verdicts, strict=True)],
+            }
+        return verdicts[worst]
 
 
 def is_video(path: str) -> bool:

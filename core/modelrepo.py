@@ -103,14 +103,17 @@ class ModelEntry:
         return bool(self.metadata.get("preprocessing", {}).get("face_crop", False))
 
     def preprocess_config(
-        self, max_pixels: int = DEFAULT_MAX_PIXELS, face_crop: bool | None = None
-    ) -> PreprocessConfig:
-        """The model's preprocessing contract; ``face_crop`` overrides its face-crop setting."""
+        self, max_pixels: int = DEFAULT_MAX_PIXELS, face_crop: bool | None = None,
+        max_faces: int = 1,
+    ) -> PreprocessConfig:  # fmt: skip
+        """The model's preprocessing contract; ``face_crop`` overrides its face-crop setting;
+        ``max_faces``: how many faces of an upload to judge."""
         crop = self.face_crop if face_crop is None else face_crop
         align = self.metadata.get("preprocessing", {}).get("face_align") if crop else None
         return PreprocessConfig(
-            size=self.input_size, max_pixels=max_pixels, face_crop=crop, face_align=align
-        )
+            size=self.input_size, max_pixels=max_pixels, face_crop=crop, face_align=align,
+            max_faces=max_faces,
+        )  # fmt: skip
 
     def output_names(self) -> list[str]:
         return [output["name"] for output in self.metadata["outputs"]]

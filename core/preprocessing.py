@@ -2,14 +2,18 @@
 
 Contract (also written into every model's ``metadata.json`` via :func:`contract`):
 
-* **Decode**: Pillow. Formats JPEG, PNG, WebP, GIF (first frame), BMP, TIFF (first page).
+* **Decode**: Pillow. Formats JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF (``pillow-heif``)
+  and AVIF (Pillow's own); of an animated GIF, WebP or PNG, or a multi-page TIFF, the first
+  frame only (:attr:`Preprocessed.frames` says how many there were).
   The pixel count is checked from the header *before* any pixel is decoded, so a
   decompression bomb costs a few bytes of parsing, not gigabytes of memory. Colour and grey
   JPEGs are decoded by libjpeg-turbo through ``simplejpeg`` when it is installed, with the
   same DCT scale as Pillow's draft: the pixels are identical, the decode about a third faster.
 * **Orientation**: the EXIF orientation tag is applied (the image is turned upright).
-* **Colour**: 8-bit **RGB**. Alpha is composited over white; palette, grey, CMYK and
-  16-bit images are converted to 8-bit RGB.
+* **Colour**: 8-bit **sRGB**. An embedded ICC profile other than sRGB (Display P3 phone
+  photos, Adobe RGB, CMYK press profiles) is converted to sRGB with LittleCMS (Pillow's
+  ``ImageCms``), perceptual intent; an unreadable profile is ignored. Alpha is composited
+  over white; palette, grey, CMYK and 16-bit images are converted to 8-bit RGB.
 * **Face crop** (only for models whose contract says ``face_crop: true``): JPEGs are
   draft-decoded to no less than 4x the target size, then :func:`face_crop_and_box`
   takes the largest YuNet face of at least a quarter of the shorter side (portrait framing),
@@ -37,7 +41,7 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from core.facealign import AlignTemplate
 from core.facecrop import (
@@ -54,10 +58,20 @@ try:  # libjpeg-turbo's decoder without Pillow's overhead; optional, same pixels
 except ImportError:  # pragma: no cover - exercised where simplejpeg is not installed
     _simplejpeg = None
 
+try:  # HEIC/HEIF (iPhone photos) as a Pillow format, "HEIF"
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - without pillow-heif a HEIC upload is a 415
+    pass
+
 INPUT_SIZE = 224
 FACE_DRAFT_FACTOR = 4  # face-crop models decode JPEGs to >= 4x the input size, then crop
-DEFAULT_MAX_PIXELS = 40_000_000  # about 40 megapixels, e.g. 7300 x 5500
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 megapixels: a 48 MP phone photo (8064 x 6048) fits
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO", "HEIF", "AVIF"})
+FIRST_FRAME_NOTE = "an animated or multi-page image: only its first frame was judged"
+PROFILE_MODES = ("RGB", "RGBA", "CMYK", "L")  # modes whose ICC profile is converted to sRGB
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 EXIF_ORIENTATION = 0x0112
 ORIENTATION_TRANSPOSE = {  # as PIL.ImageOps.exif_transpose turns an image upright
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -115,9 +129,10 @@ class PreprocessConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     face_crop: bool = False
     face_align: str | None = None  # an alignment template's name (core.facealign); needs face_crop
+    max_faces: int = 1  # faces judged per upload: a serving choice, not part of the contract
 
     def __post_init__(self) -> None:
-        check_at_least(self, 1, "size", "max_pixels")
+        check_at_least(self, 1, "size", "max_pixels", "max_faces")
         if self.face_align is not None:
             if not self.face_crop:
                 raise ValueError("face_align needs face_crop: an aligned face is a face crop")
@@ -201,23 +216,45 @@ def open_image(
             f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
             status=413,
         )
+    profile = image.info.get("icc_profile")
     fast = _decode_jpeg_turbo(image, data, None if full_size else draft_size)
     if fast is not None:
-        return fast
+        return to_srgb(fast, profile)
     try:
-        if getattr(image, "n_frames", 1) > 1:
+        frames = int(getattr(image, "n_frames", 1))
+        if frames > 1:
             image.seek(0)
         if image.format in ("JPEG", "MPO") and not full_size:
             image.draft("RGB", (draft_size, draft_size))
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
-            image = ImageOps.exif_transpose(image)
+            if image.getexif().get(EXIF_ORIENTATION, 1) != 1:  # else it would copy every pixel
+                image = ImageOps.exif_transpose(image)
     except ImageError:
         raise
     except Exception as exc:  # truncated, corrupt or otherwise undecodable data
         raise ImageError(f"corrupt or truncated image: {exc}") from None
+    image = to_srgb(image, profile)
+    image.info["frames"] = frames
     return image
+
+
+def to_srgb(image: Image.Image, profile: bytes | None) -> Image.Image:
+    """``image`` converted from its embedded ICC ``profile`` to sRGB (RGB, or RGBA with
+    alpha); unchanged without a profile, with an sRGB one, in another mode, or when the
+    profile cannot be read."""
+    if not profile or image.mode not in PROFILE_MODES:
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        if "srgb" in ImageCms.getProfileDescription(source).lower():
+            return image
+        mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, source, SRGB, outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image  # a broken profile: the pixels as they are, not an error
+    return image if converted is None else converted
 
 
 def draft_scale(size: tuple[int, int], draft_size: int) -> int:
@@ -318,21 +355,45 @@ def frame_face(
     :data:`~core.facecrop.MIN_FACE_FRACTION` of the shorter side, cut as the face crop (squared
     box plus the margin) or, with a ``template``, aligned to it; the whole image when no face
     is found. The dataset build and the server both frame faces here."""
-    from core.facealign import align_face  # OpenCV is only needed when asked for
-    from core.facecrop import detect_faces, region_around
+    from core.facecrop import detect_faces
 
     faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))
-    region = region_around(faces[0].box, rgb.shape[:2]) if faces else None
+    framed = _framed(rgb, faces[0], template, measure_outside) if faces else None
+    return framed or Framed(rgb, None, None, max(rgb.shape[:2]))
+
+
+def frame_faces(
+    rgb: np.ndarray, template: AlignTemplate | None = None, max_faces: int = 1
+) -> list[Framed]:
+    """Every face :func:`frame_face` would consider (at least
+    :data:`~core.facecrop.MIN_FACE_FRACTION` of the shorter side), the ``max_faces`` largest,
+    each framed as the contract frames one, in reading order (left to right, then top to
+    bottom); empty when there is none."""
+    from core.facecrop import detect_faces
+
+    faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))[:max_faces]
+    framed = [f for f in (_framed(rgb, face, template) for face in faces) if f is not None]
+    return sorted(framed, key=lambda f: (f.face.box[0], f.face.box[1]))
+
+
+def _framed(
+    rgb: np.ndarray, face: Face, template: AlignTemplate | None, measure_outside: bool = False
+) -> Framed | None:
+    """One face cut as the face crop or aligned to ``template`` (None: no usable region)."""
+    from core.facealign import align_face  # OpenCV is only needed when asked for
+    from core.facecrop import region_around
+
+    region = region_around(face.box, rgb.shape[:2])
     if region is None:
-        return Framed(rgb, None, None, max(rgb.shape[:2]))
+        return None
     top, bottom, left, right = region
     height, width = rgb.shape[:2]
     box = FaceBox(top / height, bottom / height, left / width, right / width)
     if template is None:
         crop = rgb[top:bottom, left:right]
-        return Framed(crop, box, faces[0], max(crop.shape[:2]))
-    aligned = align_face(rgb, faces[0].landmarks, template, measure_outside=measure_outside)
-    return Framed(aligned.rgb, box, faces[0], aligned.native_side, aligned.outside_fraction)
+        return Framed(crop, box, face, max(crop.shape[:2]))
+    aligned = align_face(rgb, face.landmarks, template, measure_outside=measure_outside)
+    return Framed(aligned.rgb, box, face, aligned.native_side, aligned.outside_fraction)
 
 
 def face_input(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, FaceBox | None]:
@@ -374,11 +435,33 @@ class Preprocessed:
     face_searched: bool = False  # the contract asked for a face (face_crop)
     scale: float = 1.0  # upload pixels per decoded pixel (the JPEG draft's reduction)
     image_size: tuple[int, int] | None = None  # the upright upload's size, where a face was found
+    frames: int = 1  # frames (or pages) in the file; only the first is judged
+    faces: tuple[Face, ...] = ()  # with max_faces > 1: every face judged, in reading order
+    face_rows: np.ndarray | None = None  # ... and their model inputs, one row per face
+
+    def model_rows(self) -> np.ndarray:
+        """What the model is run on: one row per face judged (``N x size x size x 3``)."""
+        return self.model_input[None] if self.face_rows is None else self.face_rows
+
+    def faces_json(self) -> list[dict]:
+        """Each face judged (as :meth:`face_json`), in the order of :meth:`model_rows`."""
+        if self.face_rows is None:
+            single = self.face_json()
+            return [] if single is None else [single]
+        size = {"image_size": list(self.image_size)} if self.image_size else {}
+        return [face.as_json(self.scale) | size for face in self.faces]
 
     @property
     def no_face(self) -> bool:
         """A face was searched for and none found: no verdict for this upload."""
         return self.face_searched and self.face is None
+
+    def frames_json(self) -> dict | None:
+        """For an animated image or a multi-page file, how many frames it has and which one
+        was judged; None for a single image."""
+        if self.frames <= 1:
+            return None
+        return {"count": self.frames, "judged": "first", "note": FIRST_FRAME_NOTE}
 
     def face_json(self) -> dict | None:
         """The face found in the upload's own pixels (box ``[x, y, width, height]``, five
@@ -397,24 +480,33 @@ def preprocess_upload(
     second, full-size decode only when it did."""
     config = config or PreprocessConfig()
     draft = config.size * FACE_DRAFT_FACTOR if config.face_crop else config.size
-    image = to_rgb(open_image(data, config.max_pixels, draft_size=draft))
+    opened = open_image(data, config.max_pixels, draft_size=draft)
+    frames = int(opened.info.get("frames", 1))
+    image = to_rgb(opened)
     rgb = None  # the decoded pixels, once they are needed as an array
-    face = None
+    face, faces, face_rows = None, (), None
     if not config.face_crop:
         resized = image
         if image.size != (config.size, config.size):
             resized = image.resize((config.size, config.size), Image.Resampling.BILINEAR)
         model_input, box = np.asarray(resized, dtype=np.float32), None
-    else:
+    else:  # the largest face is the upload's face; with max_faces > 1, every face is a row
         rgb = np.asarray(image, dtype=np.uint8)
-        framed = frame_face(rgb, config.align_template)
-        crop, box, face = framed.rgb, framed.box, framed.face
+        every = frame_faces(rgb, config.align_template, config.max_faces)
+        largest = max(every, key=lambda f: f.face.box[2], default=Framed(rgb, None, None, 0.0))
+        crop, box, face = largest.rgb, largest.box, largest.face
         model_input = resize_rgb(crop, config.size).astype(np.float32)
+        if len(every) > 1:
+            faces = tuple(f.face for f in every)
+            face_rows = np.stack([resize_rgb(f.rgb, config.size) for f in every])
+            face_rows = face_rows.astype(np.float32)
     # The upload's own size (a second header parse, about 15-25 us) only where it is used:
     # to place a found face in the upload's pixels, or to know whether a full decode is owed.
     size = _upright_size(data, image.size) if face is not None or full_size else None
     scale = 1.0 if size is None else size[0] / image.width
-    found = Preprocessed(model_input, box, None, face, config.face_crop, scale, size)
+    found = Preprocessed(
+        model_input, box, None, face, config.face_crop, scale, size, frames, faces, face_rows
+    )
     if not full_size:
         return found
     if config.face_align is not None and box is not None:

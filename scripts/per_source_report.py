@@ -1,7 +1,7 @@
 """Per-source test metrics of an evaluated run, at the run's own threshold and temperature.
 
 Reads ``RUN/report.json`` and ``RUN/predictions.csv`` (``python -m train.evaluate``) and the
-dataset's ``manifest.json`` (``scripts/build_dataset.py`` or ``python -m dataprep build``),
+dataset's ``manifest.json`` (``python -m dataprep build``),
 and scores test subsets with the threshold and temperature fitted on the whole validation
 split (what the shipped model uses), with seeded bootstrap 95 % intervals
 (:mod:`train.report`). Subsets: one per two-class source, plus ``yonsei_fakes_q94_only``
@@ -9,7 +9,7 @@ split (what the shipped model uses), with seeded bootstrap 95 % intervals
 re-compression shortcut documented in DATA.md; for one-class sources, every fake source
 against every real source.
 
-    python scripts/per_source_report.py --run runs/cnn --data data/combined --out reports/cnn
+    python scripts/per_source_report.py --run runs/texture --data data/detector
 """
 
 from __future__ import annotations

@@ -7,16 +7,11 @@
 #                                       # data/detector (make data), ~40 min on 2 cores
 #   scripts/train_shipped.sh cnn_detector  # the small CNN on data/detector, 3 epochs (~22 min),
 #                                          # reported beside lite0 (no model entry)
-#   scripts/train_shipped.sh cnn        # the small CNN on data/combined (~30 min)
-#   scripts/train_shipped.sh xception   # Xception from scratch (no ImageNet weights offline)
-# Reports land in reports/<model>/; the model entry in models/<model>/1 (lite0 and cnn).
+# Reports land in reports/<model>/; the model entry in models/<model>/1 (texture and lite0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-TRAINING_DATA="4,229 face photos (data/combined/train, DATA.md): Yonsei 'Real and Fake Face \
-Detection' (757 real, 672 hand-photoshopped fakes) + LFW (1,400 real) and classical FaceSwap \
-swaps of LFW faces (1,400); no GAN or diffusion faces, not validated on them"
-MODEL=${1:-cnn}
+MODEL=${1:-texture}
 
 DETECTOR_DATA="data/detector (DATA.md, make data): 21,269 real face photos from ten sources \
 (UTKFace, All-Age-Faces, SCUT-FBP5500, CelebA, Yonsei, LFW, CFD, FRL London and Canada, deepface) \
@@ -41,23 +36,8 @@ elif [ "$MODEL" = cnn_detector ]; then  # the small CNN on the same data, for th
   $PY -m train --model cnn --data $DATA --out $RUN --epochs 3 --patience 2 --batch-size 32 \
     --jpeg-quality 50,95 --jpeg-prob 0.5 --blur-prob 0.15 --rotation 0 --zoom 0.05 --shift 0.05 \
     --workers 2 --no-progress
-elif [ "$MODEL" = cnn ]; then
-  [ -d data/combined ] || $PY scripts/build_dataset.py --combined
-  RUN=runs/cnn_combined DATA=data/combined
-  $PY -m train --model cnn --data $DATA --out $RUN --epochs 14 --patience 5 --batch-size 16 \
-    --jpeg-quality 50,99 --jpeg-prob 0.5 --blur-prob 0 --rotation 0 --zoom 0.05 --shift 0.05 \
-    --workers 2
-elif [ "$MODEL" = xception ]; then
-  [ -d data/combined ] || $PY scripts/build_dataset.py --combined
-  RUN=runs/xception_scratch DATA=data/combined
-  [ -d data/combined_small ] || $PY scripts/subset_dataset.py --src data/combined \
-    --dst data/combined_small --train-per-class 1000 --val-per-class 150
-  $PY -m train --model xception --weights none --fine-tune-epochs 0 --image-size 96 \
-    --data data/combined_small --out $RUN --epochs 1 --patience 2 --batch-size 32 \
-    --jpeg-quality 50,99 --jpeg-prob 0.5 --blur-prob 0 --rotation 0 --zoom 0.05 --shift 0.05 \
-    --workers 2
 else
-  echo "usage: $0 texture|lite0|cnn_detector|cnn|xception" >&2; exit 2
+  echo "usage: $0 texture|lite0|cnn_detector" >&2; exit 2
 fi
 
 $PY -m train.evaluate --run $RUN --data $DATA --bootstrap 1000 --no-progress
@@ -78,7 +58,7 @@ fi
 # Static INT8 calibrated on the training split, gated on the whole test split: the export
 # writes serve_precision int8 when its ROC-AUC is within 0.005 of FP32's (docs/EXPORT.md).
 # (The dynamic INT8 used before moved lite0's probabilities by up to 0.82.)
-if [ "$MODEL" = texture ] || [ "$MODEL" = lite0 ] || [ "$MODEL" = cnn ]; then
+if [ "$MODEL" = texture ] || [ "$MODEL" = lite0 ]; then
   $PY -m export --model $RUN/model.keras --name $MODEL --version 1 --repo models --force \
     --report $OUT/report.json --parity-images $DATA/test --parity-count 5000 --fp16 \
     --int8 --calib-images $DATA/train --training-data "$TRAINING_DATA"

@@ -42,6 +42,7 @@ from serving.inference import (
 )
 from serving.metrics import RequestMetricsMiddleware
 from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from serving.openapi import API_VERSION, openapi_document
 from serving.overlay import OVERLAY_ENCODERS
 from serving.params import face_crop_flag
 from serving.state import ServingState
@@ -70,7 +71,9 @@ async def predict(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = _state(request)
     model = _requested_model(request, state)
-    config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
+    config = model.preprocess_config(
+        state.config.max_pixels, _face_crop(request), state.config.max_faces
+    )
     with model.batcher.incoming() as announcement:
         upload = await read_image(request)
         scored, [evidence] = await alongside(
@@ -87,7 +90,9 @@ async def predict_batch(request: Request) -> JSONResponse:
     started = time.perf_counter()
     state = _state(request)
     model = _requested_model(request, state)
-    config = model.preprocess_config(state.config.max_pixels, _face_crop(request))
+    config = model.preprocess_config(
+        state.config.max_pixels, _face_crop(request), state.config.max_faces
+    )
 
     async def attempt(data: bytes) -> Preprocessed | APIError:
         try:
@@ -102,14 +107,19 @@ async def predict_batch(request: Request) -> JSONResponse:
             [upload.data for upload in uploads],
             asyncio.gather(*(attempt(upload.data) for upload in uploads)),
         )
-    good = [row.model_input for row in rows if isinstance(row, Preprocessed) and not row.no_face]
-    probs = iter(probabilities(await infer(state, model, np.stack(good))) if good else [])
-    results = []
+    good = [row.model_rows() for row in rows if isinstance(row, Preprocessed) and not row.no_face]
+    probs = probabilities(await infer(state, model, np.concatenate(good))) if good else []
+    results, start = [], 0
     for upload, row, found in zip(uploads, rows, evidence, strict=True):
         if isinstance(row, APIError):
             results.append({"filename": upload.filename, **row.body()})
+        elif row.no_face:
+            results.append({"filename": upload.filename, **prediction(state, model, None, row),
+                            **found})  # fmt: skip
         else:
-            body = prediction(state, model, None if row.no_face else next(probs), row)
+            count = len(row.model_rows())
+            body = prediction(state, model, probs[start : start + count], row)
+            start += count
             results.append({"filename": upload.filename, **body, **found})
     return JSONResponse(
         {
@@ -203,7 +213,12 @@ async def ready(request: Request) -> JSONResponse:
 
 async def server_metadata(request: Request) -> JSONResponse:
     """GET /v2: KServe v2 server metadata."""
-    return JSONResponse({"name": "deepfake-detect", "version": "1", "extensions": []})
+    return JSONResponse({"name": "deepfake-detect", "version": API_VERSION, "extensions": []})
+
+
+async def openapi(request: Request) -> JSONResponse:
+    """GET /openapi.json: the API's OpenAPI 3.1 description (serving/openapi.py)."""
+    return JSONResponse(openapi_document(API_VERSION))
 
 
 async def v2_model_metadata(request: Request) -> JSONResponse:
@@ -278,6 +293,7 @@ def _routes(config: ServerConfig) -> list[BaseRoute]:
         Route(v2_model + "/infer", v2_infer, methods=["POST"]),
         Route(v2_version + "/infer", v2_infer, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *_webui_routes(config),
     ]
 

@@ -31,7 +31,7 @@ from serving.errors import APIError, error_response
 
 HASH_PREFIX = "sha256:"
 KEY_PREFIX = "dfd_"
-OPEN_PATHS = ("/v2/health/live", "/v2/health/ready", "/")  # answered without a key
+OPEN_PATHS = ("/v2/health/live", "/v2/health/ready", "/", "/openapi.json")  # without a key
 OPEN_PREFIXES = ("/static/",)  # the web page's files: it asks for the key itself
 CLIENT_STATE = "dfd_client"  # scope["state"] entry: who is asking (rate limits count per client)
 _LINE = re.compile(r"sha256:([0-9a-f]{64})(?:\s+(\S.*))?")

@@ -68,6 +68,10 @@ class ServerConfig:
         DEFAULT_MAX_PIXELS, "largest image in pixels, checked from the header (413)", int
     )
     max_batch_files: int = option(64, "most files in one /v1/predict/batch request", int)
+    max_faces: int = option(
+        16, "faces judged per image by /v1/predict and the batch route, largest first (1: the "
+        "largest only)", int,
+    )  # fmt: skip
     decode_threads: int = option(
         0,
         "threads decoding and preprocessing uploads (the whole server's, shared by workers; "
@@ -201,7 +205,7 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "port", "workers", "max_body_bytes", "max_pixels", "max_batch_files",
+            "port", "workers", "max_body_bytes", "max_pixels", "max_batch_files", "max_faces",
             "lime_concurrency", "lime_max_samples", "explain_max_features", "retry_after_s",
         )  # fmt: skip
         check_at_least(self, 1, *positive)

@@ -64,7 +64,7 @@ class Scored:
     """One upload through the model (``outputs`` None: no face found, nothing run)."""
 
     upload: Preprocessed  # what the model saw, the face box (and the full-size crop)
-    outputs: dict[str, np.ndarray] | None  # the model's outputs, batch axis of one kept
+    outputs: dict[str, np.ndarray] | None  # the model's outputs, one row per face judged
 
 
 async def preprocess_and_infer(
@@ -86,7 +86,7 @@ async def preprocess_and_infer(
         announcement.end()
         if upload.no_face:
             return Scored(upload, None)
-        rows = upload.model_input[None]
+        rows = upload.model_rows()
         return Scored(upload, await infer(state, model, rows, holds_bulk=holds_bulk))
     state.touch()
     found: list[Preprocessed] = []
@@ -95,7 +95,7 @@ async def preprocess_and_infer(
         found.append(preprocess_upload(data, config, full_size))
         if found[0].no_face:
             raise NoFaceFound(found[0])
-        return found[0].model_input[None]
+        return found[0].model_rows()
 
     try:
         outputs = await model.batcher.run_alone(prepare, holds_bulk)
@@ -138,36 +138,61 @@ async def infer(
         raise batcher_error(state, exc) from None
 
 
+OVERALL_RULE = (
+    "the most suspicious face: the verdict of the face with the highest calibrated P(fake)"
+)
+
+
 def prediction(
     state: ServingState,
     model: LoadedModel,
-    probability_raw: float | None,
+    probabilities_raw: np.ndarray | None,
     upload: Preprocessed | None = None,
 ) -> dict:
-    """The contract's prediction fields (without latency) for one raw model probability and
-    the face it was given (``upload``); NO_FACE, without a probability, for an upload whose
-    face search found nothing (``probability_raw`` None)."""
+    """The contract's prediction fields (without latency) for the raw model probabilities of
+    an upload's faces (one per row of ``upload.model_rows()``): the overall verdict is the
+    most suspicious face's, and ``faces`` lists each; NO_FACE, without a probability, for an
+    upload whose face search found nothing (``probabilities_raw`` None)."""
     rule = model.entry.decision
     common = {
         "threshold": model.entry.threshold,
         "decision": rule.as_json(),
         "model": model.name,
         "version": model.version,
-        "face": None if upload is None else upload.face_json(),
     }
-    if probability_raw is None:
+    faces = [] if upload is None else upload.faces_json()
+    if probabilities_raw is None:
         state.metrics.predictions.labels(model.name, str(model.version), NO_FACE).inc()
         verdict = {"label": NO_FACE, "probability_fake": None, "confidence": None}
-        return verdict | {"message": NO_FACE_MESSAGE} | common
-    probability = float(calibrate(np.float64(probability_raw), model.entry.temperature))
+        found = {"face": None} | ({"faces": []} if upload and upload.face_searched else {})
+        return verdict | {"message": NO_FACE_MESSAGE} | common | found | animation(upload)
+    calibrated = calibrate(np.asarray(probabilities_raw, np.float64), model.entry.temperature)
+    verdicts = [verdict_of(float(p), rule) for p in calibrated]
+    worst = int(np.argmax(calibrated))
+    state.metrics.predictions.labels(model.name, str(model.version), verdicts[worst]["label"]).inc()
+    body = verdicts[worst] | common | {"face": faces[worst] if faces else None}
+    if faces:
+        body["faces"] = [{"face": face} | v for face, v in zip(faces, verdicts, strict=True)]
+        body["overall"] = {"rule": OVERALL_RULE, "face": worst}
+    return body | animation(upload)
+
+
+def verdict_of(probability: float, rule) -> dict:
+    """``label``, calibrated ``probability_fake`` and ``confidence`` of one face."""
     label, confidence = decide(probability, rule)
-    state.metrics.predictions.labels(model.name, str(model.version), label).inc()
-    return {"label": label, "probability_fake": probability, "confidence": confidence} | common
+    return {"label": label, "probability_fake": probability, "confidence": confidence}
+
+
+def animation(upload: Preprocessed | None) -> dict:
+    """``{"frames": ...}`` for an animated or multi-page upload (first frame judged), else
+    nothing."""
+    frames = None if upload is None else upload.frames_json()
+    return {} if frames is None else {"frames": frames}
 
 
 def scored_prediction(state: ServingState, model: LoadedModel, scored: Scored) -> dict:
     """:func:`prediction` for one scored upload (NO_FACE when nothing was run)."""
-    raw = None if scored.outputs is None else float(probabilities(scored.outputs)[0])
+    raw = None if scored.outputs is None else probabilities(scored.outputs)
     return prediction(state, model, raw, scored.upload)
 
 

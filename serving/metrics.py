@@ -63,6 +63,10 @@ class ServingMetrics:
         self.predictions = Counter(
             "dfd_predictions", "images classified", [*model, "label"], registry=self.registry
         )
+        self.video_predictions = Counter(
+            "dfd_video_predictions", "videos classified (one verdict per clip)",
+            [*model, "label"], registry=self.registry,
+        )  # fmt: skip
         # access control (serving/auth.py, serving/ratelimit.py)
         self.auth_failures = Counter(
             "dfd_auth_failures", "requests refused for a missing or invalid API key (401)",

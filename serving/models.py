@@ -50,9 +50,12 @@ class LoadedModel:
     def has_cam(self) -> bool:
         return "cam" in self.runtime.output_names
 
-    def preprocess_config(self, max_pixels: int, face_crop: bool | None = None) -> PreprocessConfig:
-        """The model's contract; ``face_crop`` overrides its face-crop setting when given."""
-        return self.entry.preprocess_config(max_pixels, face_crop)
+    def preprocess_config(
+        self, max_pixels: int, face_crop: bool | None = None, max_faces: int = 1
+    ) -> PreprocessConfig:
+        """The model's contract; ``face_crop`` overrides its face-crop setting when given;
+        ``max_faces``: faces judged per upload."""
+        return self.entry.preprocess_config(max_pixels, face_crop, max_faces)
 
     def summary(self, ready: bool) -> dict:
         """``ModelEntry.summary()`` plus readiness, the providers and the batching in use."""

@@ -162,5 +162,6 @@ async def predict_video(request: Request) -> JSONResponse:
         folder = state.config.video_temp_dir
         async with received_video(request, state.config.video_max_bytes, folder) as path:
             body = await score_video(state, model, path, sampling, config)
+    state.metrics.video_predictions.labels(model.name, str(model.version), body["label"]).inc()
     latency = round((time.perf_counter() - started) * 1000.0, 3)
     return JSONResponse({**body, "latency_ms": latency})

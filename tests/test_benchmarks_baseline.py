@@ -121,6 +121,7 @@ def test_baseline_crops_faces_when_the_contract_says_so():
     expected = {crop: float(model.predict(x[None], verbose=0)[0, 0]) for crop, x in rows.items()}
     assert abs(expected[1] - expected[0]) > 1e-6  # the crop changes the answer
     for crop in (0, 1):
-        client = create_app(model, {}, face_crop=bool(crop)).test_client()
+        client = create_app(model, {}, config=PreprocessConfig(32, face_crop=bool(crop)))
+        client = client.test_client()
         answer = client.post("/v1/predict", data=image, content_type="image/jpeg").get_json()
         assert answer["probability_fake"] == pytest.approx(expected[crop], abs=1e-5)

@@ -61,7 +61,7 @@ async def test_key_accepted_rejected_missing(tiny_repo, key_file):
         for path in ("/v2/models/cnn", "/metrics", "/v2"):
             assert (await client.get(path)).status_code == 401, path
         # health checks and the page's own files stay open (the page asks for the key)
-        for path in ("/v2/health/live", "/v2/health/ready", "/", "/static/app.js"):
+        for path in ("/v2/health/live", "/v2/health/ready", "/", "/static/app.js", "/openapi.json"):
             assert (await client.get(path)).status_code == 200, path
         metrics = (await client.get("/metrics", headers=bearer(KEY))).text
     assert 'dfd_auth_failures_total{reason="missing_api_key"} 5.0' in metrics

@@ -92,9 +92,9 @@ async def test_predict_applies_temperature_and_threshold(model_entry_writer):
 
 
 async def test_model_and_version_selection(model_entry_writer):
-    model_entry_writer("alpha", 1)
-    model_entry_writer("cnn", 1, scale=0.05)
-    root = model_entry_writer("cnn", 2, scale=-0.05)  # version 2 flips the decision
+    model_entry_writer("alpha", 1)  # texture is preferred as the default (the detector)
+    model_entry_writer("texture", 1, scale=0.05)
+    root = model_entry_writer("texture", 2, scale=-0.05)  # version 2 flips the decision
     image = png_image(6, mean=200.0)
     async with serving_client(test_config(root)) as (client, _):
 
@@ -104,12 +104,12 @@ async def test_model_and_version_selection(model_entry_writer):
 
         latest, first, alpha = await ask(""), await ask("?version=1"), await ask("?model=alpha")
         listing = (await client.get("/v1/models")).json()
-    assert (latest["model"], latest["version"], latest["label"]) == ("cnn", 2, "REAL")
+    assert (latest["model"], latest["version"], latest["label"]) == ("texture", 2, "REAL")
     assert (first["version"], first["label"]) == (1, "FAKE")
     assert (alpha["model"], alpha["label"]) == ("alpha", "FAKE")
-    assert listing["default"] == "cnn"
+    assert listing["default"] == "texture"
     assert [(m["name"], m["version"]) for m in listing["models"]] == [
-        ("alpha", 1), ("cnn", 1), ("cnn", 2),
+        ("alpha", 1), ("texture", 1), ("texture", 2),
     ]  # fmt: skip
     assert all(
         m["ready"] and m["providers"][-1] == "CPUExecutionProvider" for m in listing["models"]
@@ -117,7 +117,7 @@ async def test_model_and_version_selection(model_entry_writer):
     assert {"inputs", "outputs", "threshold", "temperature", "metrics"} <= set(listing["models"][0])
 
 
-async def test_default_model_is_first_without_cnn(model_entry_writer):
+async def test_default_model_is_first_without_a_preferred_one(model_entry_writer):
     model_entry_writer("zeta", 1)
     root = model_entry_writer("beta", 1)
     async with serving_client(test_config(root)) as (client, _):

@@ -126,6 +126,14 @@ async def test_one_frame_clip_and_fps_sampling(tiny_repo, temp_dir, tmp_path):
         by_rate = await client.post(
             f"{VIDEO}?fps=4", content=longer.read_bytes(), headers={"content-type": "video/webm"}
         )
+        metrics = (await client.get("/metrics")).text
+    counted = {one["label"]: 1.0}  # one verdict per clip, by label, beside the image counter
+    counted[by_rate.json()["label"]] = counted.get(by_rate.json()["label"], 0.0) + 1.0
+    for label, count in counted.items():
+        assert (
+            f'dfd_video_predictions_total{{label="{label}",model="cnn",version="1"}} {count}'
+            in (metrics)
+        )
     assert [f["index"] for f in one["frames"]] == [0]
     assert (
         one["aggregation"]["k"] == 1

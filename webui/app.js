@@ -17,7 +17,12 @@
     "image/bmp",
     "image/x-ms-bmp",
     "image/tiff",
+    "image/heic",
+    "image/heif",
+    "image/avif",
   ]);
+  // Extensions accepted when the browser gives no type (HEIC on most desktops).
+  const ACCEPTED_EXTENSIONS = /\.(jpe?g|png|webp|gif|bmp|tiff?|heic|heif|avif)$/i;
   const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
   const PREDICT_TIMEOUT_MS = 30000;
   const EXPLAIN_TIMEOUT_MS = { cam: 30000, lime: 180000 };
@@ -246,7 +251,9 @@
     if (test && typeof test.roc_auc === "number" && test.roc_auc < WEAK_MODEL_AUC) {
       parts.push("weak on its own test set: do not rely on its verdicts");
     }
-    const unseen = missedHoldout(entry.metrics && entry.metrics.holdout);
+    const holdout = entry.metrics && entry.metrics.holdout;
+    if (!holdout) parts.push("not measured on photo sources it never saw");
+    const unseen = missedHoldout(holdout);
     if (unseen) parts.push(unseen);
     if (entry.ready === false) parts.push("still warming up");
     return parts.join(" · ");
@@ -322,8 +329,8 @@
 
   /** Why a file cannot be sent, or "" when it looks fine. The server checks again. */
   function clientSideProblem(file) {
-    if (file.type && !ACCEPTED_TYPES.has(file.type)) {
-      return `Not a supported image (${shorten(file.type)}). Use JPEG, PNG, WebP, GIF, BMP or TIFF.`;
+    if (file.type && !ACCEPTED_TYPES.has(file.type) && !ACCEPTED_EXTENSIONS.test(file.name || "")) {
+      return `Not a supported image (${shorten(file.type)}). Use JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF.`;
     }
     if (!file.type && file.size === 0) return "The file is empty.";
     if (file.size > maxBytes) {
@@ -392,6 +399,11 @@
     card.previewUrl = URL.createObjectURL(card.file);
     const preview = part(card, ".preview");
     preview.alt = `Preview of ${card.file.name}`;
+    // A format the browser cannot draw (HEIC outside Safari): the server still judges it.
+    preview.addEventListener("error", () => {
+      card.root.classList.add("no-preview");
+      part(card, ".preview-note").hidden = false;
+    }, { once: true });
     preview.src = card.previewUrl;
     card.root.classList.remove("no-preview");
   }
@@ -449,25 +461,46 @@
   // The three verdicts, each with its own words: a label never contradicts its probability.
   const VERDICTS = ["REAL", "UNCERTAIN", "FAKE"];
 
-  // The face the model judged, drawn over the preview: its box in the upload's pixels.
-  function drawFace(card, face) {
-    const box = card.root.querySelector(".face-box");
-    const caption = card.root.querySelector(".preview-caption");
-    if (!box) return;
+  // Place a box over the preview at a face's box, given in the upload's pixels.
+  function placeBox(box, face) {
     const size = face && Array.isArray(face.image_size) ? face.image_size.map(Number) : null;
-    if (!size || !(size[0] > 0 && size[1] > 0) || !Array.isArray(face.box)) {
-      box.hidden = true;
-      if (caption) caption.textContent = "Uploaded image";
-      return;
-    }
+    if (!size || !(size[0] > 0 && size[1] > 0) || !Array.isArray(face.box)) return false;
     const [x, y, width, height] = face.box.map(Number);
     box.style.left = `${(100 * x) / size[0]}%`;
     box.style.top = `${(100 * y) / size[1]}%`;
     box.style.width = `${(100 * width) / size[0]}%`;
     box.style.height = `${(100 * height) / size[1]}%`;
-    box.hidden = false;
+    return true;
+  }
+
+  // The face the verdict is about, drawn over the preview; with several faces judged, every
+  // other face too, each tagged with its own verdict.
+  function drawFace(card, face, faces = []) {
+    const box = card.root.querySelector(".face-box");
+    const caption = card.root.querySelector(".preview-caption");
+    if (!box) return;
+    card.root.querySelectorAll(".face-box.other").forEach((other) => other.remove());
+    box.hidden = !placeBox(box, face);
+    if (box.hidden) {
+      if (caption) caption.textContent = "Uploaded image";
+      return;
+    }
+    const judged = faces.filter((entry) => entry && entry.face);
+    for (const entry of judged) {
+      if (JSON.stringify(entry.face.box) === JSON.stringify(face.box)) continue;
+      const other = document.createElement("div");
+      other.className = "face-box other";
+      other.dataset.verdict = String(entry.label || "").toLowerCase();
+      const tag = document.createElement("span");
+      tag.className = "face-tag";
+      tag.textContent = VERDICTS.includes(entry.label) ? entry.label : "?";
+      other.append(tag);
+      if (placeBox(other, entry.face)) box.after(other);
+    }
     if (caption) {
-      caption.textContent = `Uploaded image: the face judged (detector score ${Number(face.score).toFixed(2)})`;
+      caption.textContent = judged.length > 1
+        ? `Uploaded image: ${judged.length} faces judged; the verdict is the most suspicious one's (thick box)`
+        : `Uploaded image: the face judged (detector score ${Number(face.score).toFixed(2)})`;
     }
   }
 
@@ -486,7 +519,7 @@
       showNoFace(card, result);
       return;
     }
-    drawFace(card, result.face);
+    drawFace(card, result.face, Array.isArray(result.faces) ? result.faces : []);
     const label = VERDICTS.includes(result.label) ? result.label : "UNCERTAIN";
     const confidence = Math.min(1, Math.max(0, Number(result.confidence)));
     const percent = (confidence * 100).toFixed(1);
@@ -518,6 +551,10 @@
     part(card, ".model-used").textContent = `${result.model} v${result.version}`;
     part(card, ".latency").textContent =
       `${Number(result.latency_ms).toFixed(1)} ms server, ${Math.round(roundTripMs)} ms total`;
+    const frames = result.frames && Number(result.frames.count) > 1 ? Number(result.frames.count) : 0;
+    part(card, ".frames-note").hidden = !frames;
+    part(card, ".frames-note").textContent = frames
+      ? `Animated or multi-page file: only the first of its ${frames} frames was judged.` : "";
     renderEvidence(card, result.evidence);
     part(card, ".outcome").hidden = false;
   }

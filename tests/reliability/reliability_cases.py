@@ -177,6 +177,9 @@ def upload_cases() -> list[Case]:
         Case("100 MB multipart file, chunked", "size", "POST", "/v1/predict", 413,
              "payload_too_large", stream=Stream(100 * MB, False, as_multipart=True)),
     ]  # fmt: skip
+    for name, data in images.LYING_SIZE.items():
+        cases.append(Case(name, "size", "POST", "/v1/predict", 413, "image_too_large",
+                          as_jpg_upload(data)))  # fmt: skip
     for name, data in images.SUPPORTED.items():
         cases.append(Case(name, "format", "POST", "/v1/predict", 200, None,
                           form(("file", "face.img", "image/jpeg", data)), image=data))  # fmt: skip
@@ -404,9 +407,21 @@ def method_cases() -> list[Case]:
     ]
 
 
+def video_cases() -> list[Case]:
+    """Broken, disguised and oversized clips: a clear error, never a 500, no temp file left."""
+    cases = [
+        Case(name, "video", "POST", "/v1/predict/video", status, code,
+             form(("file", "clip.mp4", "video/mp4", data)))
+        for name, (data, status, code) in images.HOSTILE_VIDEOS.items()
+    ]  # fmt: skip
+    cases.append(Case("MP4 clip sent to the image route", "video", "POST", "/v1/predict", 400,
+                      "bad_image", raw(images.mp4_clip, "image/jpeg")))  # fmt: skip
+    return cases
+
+
 def all_cases() -> list[Case]:
     return (upload_cases() + metadata_cases() + multipart_cases() + v2_cases() + name_cases()
-            + method_cases())  # fmt: skip
+            + method_cases() + video_cases())  # fmt: skip
 
 
 # --- running and judging ---------------------------------------------------------------------

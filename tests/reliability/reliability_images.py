@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 from helpers import jpeg_image, noise_rgb, png_image, truncated
+from helpers.formats import avif, claiming_size, heic, swapped_primaries_profile
 from PIL import Image
 
 BOMB_SIDE = 20_000  # 400 megapixels: 10x the server's default --max-pixels
@@ -118,6 +119,16 @@ def corrupt_png_crc() -> bytes:
     return bytes(data)
 
 
+@functools.cache
+def phone_heic() -> bytes:
+    return heic(np.asarray(_rgb(8)))
+
+
+@functools.cache
+def phone_avif() -> bytes:
+    return avif(np.asarray(_rgb(9)))
+
+
 def pdf_document() -> bytes:
     return _save(_rgb(), "PDF")
 
@@ -151,6 +162,20 @@ SUPPORTED = {
     "BMP": lambda: _save(_rgb(), "BMP"),
     "1x1 PNG": lambda: _save(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"),
     "JPEG with corrupt scan data (concealed by libjpeg)": corrupt_jpeg_scan,
+    "HEIC (sent as image/jpeg)": phone_heic,
+    "AVIF (sent as image/jpeg)": phone_avif,
+    "animated PNG (first frame used)": lambda: _save(
+        _frames()[0], "PNG", save_all=True, append_images=_frames()[1:]
+    ),
+    "PNG with a non-sRGB colour profile": lambda: _save(
+        _rgb(), "PNG", icc_profile=swapped_primaries_profile()
+    ),
+    "PNG with a broken colour profile": lambda: _save(_rgb(), "PNG", icc_profile=b"\0" * 200),
+}
+
+# An AVIF whose header claims 7500 x 7500 (56 MP, over the 50 MP limit): 413 unread.
+LYING_SIZE = {
+    "AVIF header claiming 7500x7500": lambda: claiming_size(phone_avif(), 7500, 7500),
 }
 
 # Formats Pillow recognises but the server refuses with 415.
@@ -175,9 +200,72 @@ UNREADABLE = {
     "truncated PNG": lambda: truncated(png_image(3, 64, 64)),
     "JPEG with corrupt Huffman table": corrupt_jpeg_tables,
     "PNG with a corrupt data chunk": corrupt_png_crc,
+    "truncated HEIC": lambda: truncated(phone_heic()),
+    # libheif sizes the image from its coded stream; a header that disagrees is refused
+    "HEIC header claiming 7000x7000": lambda: claiming_size(phone_heic(), 7000, 7000),
+    "truncated AVIF": lambda: truncated(phone_avif()),
 }
 
 GOOD_IMAGES = {
     "PNG 32x32": lambda: png_image(11, mean=170.0),
     "JPEG 48x40": lambda: jpeg_image(12, 40, 48, mean=80.0),
 }
+
+
+# --- video ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _clip(name: str, **options: object) -> bytes:
+    """A small clip written with OpenCV (``helpers.videos.write_clip``) into a scratch folder."""
+    import tempfile
+    from pathlib import Path
+
+    from helpers.videos import write_clip
+
+    with tempfile.TemporaryDirectory() as folder:
+        return write_clip(Path(folder) / name, **options).read_bytes()
+
+
+@functools.cache
+def huge_frame_avi() -> bytes:
+    """Two real 4000 x 2200 MJPEG frames (8.8 MP, over the 3840 x 2160 limit): 125 kB."""
+    import tempfile
+    from pathlib import Path
+
+    import cv2
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "huge.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (4000, 2200))
+        for _ in range(2):
+            writer.write(np.full((2200, 4000, 3), 90, np.uint8))
+        writer.release()
+        return path.read_bytes()
+
+
+def mp4_clip() -> bytes:
+    return _clip("c.mp4", count=10)
+
+
+def mjpeg_avi() -> bytes:
+    return _clip("c.avi", count=6, fourcc="MJPG")
+
+
+def zeroed_avi() -> bytes:
+    from helpers.videos import avi_with_frames_zeroed
+
+    return avi_with_frames_zeroed(mjpeg_avi())
+
+
+# name -> (file, expected status, error code): each sent to /v1/predict/video as video/mp4
+HOSTILE_VIDEOS = {
+    "truncated MP4": (lambda: truncated(mp4_clip()), 400, "truncated_video"),
+    "AVI with no decodable frame": (zeroed_avi, 400, "no_decodable_frames"),
+    "AVI of 4000x2200 frames (over 3840x2160)": (huge_frame_avi, 413, "frame_too_large"),
+    "AVI with an unknown codec (ZZZZ)": (
+        lambda: mjpeg_avi().replace(b"MJPG", b"ZZZZ"), 415, "unsupported_video_codec"),
+    "PNG image sent as a video": (lambda: png_image(3, 64, 64), 400, "bad_video"),
+    "HTML sent as video/mp4": (lambda: HTML_PAGE, 400, "bad_video"),
+    "empty video body": (lambda: b"", 400, "bad_video"),
+}  # fmt: skip

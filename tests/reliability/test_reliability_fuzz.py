@@ -18,6 +18,7 @@ import time
 import numpy as np
 import pytest
 from helpers import jpeg_image, noise_rgb, png_image
+from helpers.formats import avif, heic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -65,6 +66,8 @@ SEEDS = {
     "webp": _save("WEBP", lossless=True),
     "tiff": _save("TIFF"),
     "bmp": _save("BMP"),
+    "heic": heic(noise_rgb(3, 24, 20)),
+    "avif": avif(noise_rgb(4, 24, 20)),
 }
 
 
