@@ -63,8 +63,9 @@ if [ "$MODEL" = texture ] || [ "$MODEL" = lite0 ]; then
     --report $OUT/report.json --parity-images $DATA/test --parity-count 5000 --fp16 \
     --int8 --calib-images $DATA/train --training-data "$TRAINING_DATA"
 fi
-# The served INT8 file under the same degradations (README's robustness table, INT8 row).
-if [ -f models/$MODEL/1/model.int8.onnx ]; then
+# The served INT8 file under the same degradations (README's robustness table, INT8 row),
+# only where the export's gate chose to serve it.
+if grep -q '"serve_precision": "int8"' models/$MODEL/1/metadata.json 2>/dev/null; then
   $PY -m train.robustness --run $RUN --data $DATA --by-source --no-progress \
     --onnx models/$MODEL/1/model.int8.onnx --out $OUT/int8
 fi
