@@ -462,6 +462,20 @@ def build_lite0_parts(
     return lower, keras.Model(activations, y, name="lite0_upper")
 
 
+def pretrained_parts(
+    cut: str, weights: str = "lite0-imagenet", input_size: int = LITE0_INPUT_SIZE
+) -> tuple[keras.Model, keras.Model]:
+    """:func:`build_lite0_parts` with ``weights``: ``lite0-imagenet`` (the installed
+    checkpoint), a ``.pth`` path, or ``none`` (random)."""
+    lower, upper = build_lite0_parts(cut, input_size)
+    if weights != "none":
+        path = lite0_checkpoint_path() if weights == "lite0-imagenet" else weights
+        imagenet = build_lite0_imagenet(input_size)
+        load_lite0_weights(imagenet, read_torch_checkpoint(path))
+        copy_weights(imagenet, lower, upper)
+    return lower, upper
+
+
 def copy_weights(source: keras.Model, *targets: keras.Model) -> int:
     """Copy weights layer by layer, matched by name, from ``source`` into ``targets``;
     returns how many layers received weights."""

@@ -33,14 +33,7 @@ from tqdm import tqdm
 from core.preprocessing import PreprocessConfig, contract, decode_rgb, preprocess_rgb
 from train.config import Lite0Config
 from train.data import balanced_weights
-from train.efficientnet_lite import (
-    build_lite0_imagenet,
-    build_lite0_parts,
-    copy_weights,
-    lite0_checkpoint_path,
-    load_lite0_weights,
-    read_torch_checkpoint,
-)
+from train.efficientnet_lite import pretrained_parts
 from train.files import SplitFiles, dataset_alignment, load_split
 from train.models import CLASSIFIER_LAYER, FEATURES_LAYER, INPUT_NAME
 from train.train import TqdmProgress, compile_model
@@ -53,12 +46,7 @@ IMAGE_SIZE = 224
 
 def build_detector(config: Lite0Config) -> tuple[keras.Model, keras.Model, keras.Model]:
     """``(model, lower, upper)``: the whole detector and its two parts (shared layers)."""
-    lower, upper = build_lite0_parts(config.cut, IMAGE_SIZE)
-    if config.weights != "none":
-        path = lite0_checkpoint_path() if config.weights == "lite0-imagenet" else config.weights
-        imagenet = build_lite0_imagenet(IMAGE_SIZE)
-        load_lite0_weights(imagenet, read_torch_checkpoint(path))
-        copy_weights(imagenet, lower, upper)
+    lower, upper = pretrained_parts(config.cut, config.weights, IMAGE_SIZE)
     lower.trainable = False
     image = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name=INPUT_NAME, dtype="float32")
     x = upper(lower(image))

@@ -14,14 +14,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from train.efficientnet_lite import (
-    build_lite0_imagenet,
-    build_lite0_parts,
-    copy_weights,
-    lite0_checkpoint_path,
-    load_lite0_weights,
-    read_torch_checkpoint,
-)
+from train.efficientnet_lite import pretrained_parts
 from train.models import CLASSIFIER_LAYER, FEATURES_LAYER, INPUT_NAME
 
 IMAGE_SIZE = 224
@@ -32,11 +25,7 @@ TEXTURE_BLOCKS = ("block2b_add", "block3b_add")
 def build_texture_model(weights: str = "lite0-imagenet") -> keras.Model:
     """The detector graph (image in [0, 255] -> probability of FAKE); ``weights``:
     ``lite0-imagenet`` or ``none`` (random)."""
-    lower, _ = build_lite0_parts(CUT, IMAGE_SIZE)
-    if weights != "none":
-        imagenet = build_lite0_imagenet(IMAGE_SIZE)
-        load_lite0_weights(imagenet, read_torch_checkpoint(lite0_checkpoint_path()))
-        copy_weights(imagenet, lower)
+    lower, _ = pretrained_parts(CUT, weights, IMAGE_SIZE)
     early = keras.Model(
         lower.input, [lower.get_layer(name).output for name in TEXTURE_BLOCKS], name="lite0_early"
     )

@@ -20,7 +20,7 @@ def test_catalogue_is_unique_and_covers_every_group():
     groups = {case.group for case in CASES}
     assert groups == {
         "upload", "size", "format", "metadata", "multipart", "v2 infer", "model name",
-        "model version", "method",
+        "model version", "method", "video",
     }  # fmt: skip
 
 
