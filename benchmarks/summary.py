@@ -176,6 +176,22 @@ def _paired_lines(results: dict) -> list[str]:
     return lines
 
 
+def _first_upload_text(first: dict) -> str:
+    """The first upload after idle and the ones after it (and the server's own times)."""
+    if "first_ms" not in first:
+        return "—"
+    text = (
+        f"{fmt(first['first_ms'], 1)} after {fmt(first['idle_s'], 0)} s "
+        f"({fmt(first['following_ms_p50'], 1)})"
+    )
+    if first.get("first_server_ms") is not None:
+        text += (
+            f"; in the server {fmt(first['first_server_ms'], 1)} "
+            f"({fmt(first.get('following_server_ms_p50'), 1)})"
+        )
+    return text
+
+
 def _limits_table(results: dict) -> list[str]:
     lines = [
         "| model | test ROC-AUC | pipeline limit img/s (paired rounds) "
@@ -188,18 +204,7 @@ def _limits_table(results: dict) -> list[str]:
         pipeline, ratios = item["pipeline"], item.get("ratios") or {}
         best = pipeline["limit"]
         hey = item["server"].get("hey") or {}
-        first = item["server"].get("first_request") or {}
-        first_text = "—"
-        if "first_ms" in first:
-            first_text = (
-                f"{fmt(first['first_ms'], 1)} after {fmt(first['idle_s'], 0)} s "
-                f"({fmt(first['following_ms_p50'], 1)})"
-            )
-            if first.get("first_server_ms") is not None:
-                first_text += (
-                    f"; in the server {fmt(first['first_server_ms'], 1)} "
-                    f"({fmt(first.get('following_server_ms_p50'), 1)})"
-                )
+        first_text = _first_upload_text(item["server"].get("first_request") or {})
         hey_text = hey.get("error", "—")
         if "images_per_s" in hey:
             hey_text = (

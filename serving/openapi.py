@@ -89,20 +89,14 @@ def upload_body(field: str, raw_types: tuple[str, ...], many: bool = False) -> d
     return {"required": True, "content": content}
 
 
-def components() -> dict:
-    verdict = {"type": "string", "enum": [*VERDICTS, NO_FACE]}
-    face = obj(
+VERDICT = {"type": "string", "enum": [*VERDICTS, NO_FACE]}
+
+
+def prediction_schema() -> Schema:
+    """One image's answer: the verdict, every face judged, the evidence."""
+    return obj(
         {
-            "box": {"type": "array", "items": number(), "minItems": 4, "maxItems": 4},
-            "landmarks": {"type": "array", "items": {"type": "array", "items": number()}},
-            "score": number(0, 1),
-            "image_size": {"type": "array", "items": {"type": "integer"}},
-        },
-        ("box", "landmarks", "score"),
-    )
-    prediction = obj(
-        {
-            "label": verdict | {"description": f"{UNCERTAIN} between the two thresholds"},
+            "label": VERDICT | {"description": f"{UNCERTAIN} between the two thresholds"},
             "probability_fake": nullable(number(0, 1)),
             "confidence": nullable(number(0, 1)),
             "threshold": number(0, 1),
@@ -128,133 +122,167 @@ def components() -> dict:
         },
         ("label", "probability_fake", "confidence", "decision", "model", "version"),
     )  # fmt: skip
+
+
+def verdict_schemas() -> dict[str, Schema]:
+    """Errors, decisions, faces, evidence and the prediction of one image."""
+    face = obj(
+        {
+            "box": {"type": "array", "items": number(), "minItems": 4, "maxItems": 4},
+            "landmarks": {"type": "array", "items": {"type": "array", "items": number()}},
+            "score": number(0, 1),
+            "image_size": {"type": "array", "items": {"type": "integer"}},
+        },
+        ("box", "landmarks", "score"),
+    )
     face_verdict = obj(
-        {"face": ref("Face"), "label": verdict, "probability_fake": number(0, 1),
+        {"face": ref("Face"), "label": VERDICT, "probability_fake": number(0, 1),
          "confidence": number(0, 1)},
         ("face", "label", "probability_fake", "confidence"),
     )  # fmt: skip
+    return {
+        "ErrorDetail": obj(
+            {"code": {"type": "string"}, "message": {"type": "string"}}, ("code", "message")
+        ),
+        "Error": obj({"error": ref("ErrorDetail")}, ("error",)),
+        "Decision": obj(
+            {"real_below": number(0, 1), "fake_from": number(0, 1)}, ("real_below", "fake_from")
+        ),  # fmt: skip
+        "Face": face,
+        "FaceVerdict": face_verdict,
+        "Evidence": obj(
+            {
+                "kind": {"type": "string"},
+                "strength": {"type": "string"},
+                "suggests": {"type": "string"},
+                "says": {"type": "string"},
+                "field": {"type": "string"},
+                "details": {"type": "object"},
+            },
+            ("kind", "strength", "says"),
+        ),
+        "Prediction": prediction_schema(),
+    }
+
+
+def answer_schemas() -> dict[str, Schema]:
+    """The answers of the batch and explanation routes."""
     failed_file = obj({"filename": {"type": "string"}, "error": ref("ErrorDetail")},
                       ("error",))  # fmt: skip
     return {
-        "schemas": {
-            "ErrorDetail": obj(
-                {"code": {"type": "string"}, "message": {"type": "string"}}, ("code", "message")
-            ),
-            "Error": obj({"error": ref("ErrorDetail")}, ("error",)),
-            "Decision": obj(
-                {"real_below": number(0, 1), "fake_from": number(0, 1)}, ("real_below", "fake_from")
-            ),  # fmt: skip
-            "Face": face,
-            "FaceVerdict": face_verdict,
-            "Evidence": obj(
-                {
-                    "kind": {"type": "string"},
-                    "strength": {"type": "string"},
-                    "suggests": {"type": "string"},
-                    "says": {"type": "string"},
-                    "field": {"type": "string"},
-                    "details": {"type": "object"},
+        "BatchResult": obj(
+            {
+                "model": {"type": "string"},
+                "version": {"type": "integer"},
+                "results": {
+                    "type": "array",
+                    "items": {"anyOf": [ref("Prediction"), failed_file]},
                 },
-                ("kind", "strength", "says"),
-            ),
-            "Prediction": prediction,
-            "BatchResult": obj(
-                {
-                    "model": {"type": "string"},
-                    "version": {"type": "integer"},
-                    "results": {
-                        "type": "array",
-                        "items": {"anyOf": [ref("Prediction"), failed_file]},
-                    },
+            },
+            ("results",),
+        ),  # fmt: skip
+        "Explanation": obj(
+            {
+                "prediction": ref("Prediction"),
+                "method": {"type": "string", "enum": ["cam", "lime"]},
+                "overlay_png_base64": {"type": "string", "contentEncoding": "base64"},
+                "overlay_jpeg_base64": {"type": "string", "contentEncoding": "base64"},
+                "width": {"type": "integer"},
+                "height": {"type": "integer"},
+                "regions": {
+                    "type": "array",
+                    "items": obj({"id": {"type": "integer"}, "weight": number()}),
                 },
-                ("results",),
-            ),  # fmt: skip
-            "Explanation": obj(
-                {
-                    "prediction": ref("Prediction"),
-                    "method": {"type": "string", "enum": ["cam", "lime"]},
-                    "overlay_png_base64": {"type": "string", "contentEncoding": "base64"},
-                    "overlay_jpeg_base64": {"type": "string", "contentEncoding": "base64"},
-                    "width": {"type": "integer"},
-                    "height": {"type": "integer"},
-                    "regions": {
-                        "type": "array",
-                        "items": obj({"id": {"type": "integer"}, "weight": number()}),
-                    },
-                    "latency_ms": number(0),
-                },
-                ("prediction", "method"),
-            ),  # fmt: skip
-            "VideoPrediction": obj(
-                {
-                    "label": verdict,
-                    "probability_fake": nullable(number(0, 1)),
-                    "confidence": nullable(number(0, 1)),
-                    "decision": ref("Decision"),
-                    "aggregation": {"type": "object"},
-                    "video": {"type": "object"},
-                    "sampling": {"type": "object"},
-                    "frames": {"type": "array", "items": {"type": "object"}},
-                    "top_frames": {"type": "array", "items": {"type": "object"}},
-                    "model": {"type": "string"},
-                    "version": {"type": "integer"},
-                    "latency_ms": number(0),
-                },
-                ("label", "probability_fake", "frames", "model", "version"),
-            ),
-            "Models": obj(
-                {
-                    "default": nullable({"type": "string"}),
-                    "models": {"type": "array", "items": ref("ModelSummary")},
-                },
-                ("default", "models"),
-            ),  # fmt: skip
-            "ModelSummary": obj(
-                {
-                    "name": {"type": "string"},
-                    "version": {"type": "integer"},
-                    "threshold": number(0, 1),
-                    "decision": ref("Decision"),
-                    "temperature": number(0),
-                    "face_crop": {"type": "boolean"},
-                    "metrics": {
-                        "type": "object",
-                        "description": "test metrics and, where "
-                        "measured, the source-holdout folds (metrics.holdout)",
-                    },
-                    "training_data": nullable({"type": "string"}),
-                    "ready": {"type": "boolean"},
-                },
-                ("name", "version", "threshold", "metrics"),
-            ),  # fmt: skip
-            "V2Tensor": obj(
-                {
-                    "name": {"type": "string"},
-                    "shape": {"type": "array", "items": {"type": "integer"}},
-                    "datatype": {"type": "string"},
-                    "data": {"type": "array"},
-                },
-                ("name", "shape", "datatype", "data"),
-            ),
-            "V2InferRequest": obj(
-                {
-                    "id": {"type": "string"},
-                    "inputs": {"type": "array", "items": ref("V2Tensor")},
-                    "outputs": {"type": "array", "items": obj({"name": {"type": "string"}})},
-                },
-                ("inputs",),
-            ),  # fmt: skip
-            "V2InferResponse": obj(
-                {
-                    "model_name": {"type": "string"},
-                    "model_version": {"type": "string"},
-                    "id": {"type": "string"},
-                    "outputs": {"type": "array", "items": ref("V2Tensor")},
-                },
-                ("model_name", "outputs"),
-            ),  # fmt: skip
-        }
+                "latency_ms": number(0),
+            },
+            ("prediction", "method"),
+        ),  # fmt: skip
     }
+
+
+def route_schemas() -> dict[str, Schema]:
+    """The answers of the video and models routes."""
+    return {
+        "VideoPrediction": obj(
+            {
+                "label": VERDICT,
+                "probability_fake": nullable(number(0, 1)),
+                "confidence": nullable(number(0, 1)),
+                "decision": ref("Decision"),
+                "aggregation": {"type": "object"},
+                "video": {"type": "object"},
+                "sampling": {"type": "object"},
+                "frames": {"type": "array", "items": {"type": "object"}},
+                "top_frames": {"type": "array", "items": {"type": "object"}},
+                "model": {"type": "string"},
+                "version": {"type": "integer"},
+                "latency_ms": number(0),
+            },
+            ("label", "probability_fake", "frames", "model", "version"),
+        ),
+        "Models": obj(
+            {
+                "default": nullable({"type": "string"}),
+                "models": {"type": "array", "items": ref("ModelSummary")},
+            },
+            ("default", "models"),
+        ),  # fmt: skip
+        "ModelSummary": obj(
+            {
+                "name": {"type": "string"},
+                "version": {"type": "integer"},
+                "threshold": number(0, 1),
+                "decision": ref("Decision"),
+                "temperature": number(0),
+                "face_crop": {"type": "boolean"},
+                "metrics": {
+                    "type": "object",
+                    "description": "test metrics and, where "
+                    "measured, the source-holdout folds (metrics.holdout)",
+                },
+                "training_data": nullable({"type": "string"}),
+                "ready": {"type": "boolean"},
+            },
+            ("name", "version", "threshold", "metrics"),
+        ),  # fmt: skip
+    }
+
+
+def kserve_schemas() -> dict[str, Schema]:
+    """KServe v2 tensors, requests and answers."""
+    return {
+        "V2Tensor": obj(
+            {
+                "name": {"type": "string"},
+                "shape": {"type": "array", "items": {"type": "integer"}},
+                "datatype": {"type": "string"},
+                "data": {"type": "array"},
+            },
+            ("name", "shape", "datatype", "data"),
+        ),
+        "V2InferRequest": obj(
+            {
+                "id": {"type": "string"},
+                "inputs": {"type": "array", "items": ref("V2Tensor")},
+                "outputs": {"type": "array", "items": obj({"name": {"type": "string"}})},
+            },
+            ("inputs",),
+        ),  # fmt: skip
+        "V2InferResponse": obj(
+            {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {"type": "array", "items": ref("V2Tensor")},
+            },
+            ("model_name", "outputs"),
+        ),  # fmt: skip
+    }
+
+
+def components() -> dict:
+    schemas = verdict_schemas() | answer_schemas() | route_schemas() | kserve_schemas()
+    return {"schemas": schemas}
 
 
 def operation(summary: str, answer: dict, errors: tuple[int, ...], **more: Any) -> dict:
@@ -282,8 +310,8 @@ def v2_paths() -> dict:
     return paths
 
 
-def openapi_document(version: str) -> dict:
-    """The whole description (OpenAPI 3.1.0) for server ``version``."""
+def v1_paths() -> dict:
+    """The image, batch, explanation and video routes."""
     explain_query = [
         query("method", {"enum": ["cam", "lime"]}, "cam (default) or lime"),
         query("overlay", {"enum": ["png", "jpeg"]}, "overlay image format"),
@@ -296,7 +324,7 @@ def openapi_document(version: str) -> dict:
         query("frames", {"type": "integer", "minimum": 1}, "frames sampled evenly (32)"),
         query("fps", {"type": "number", "exclusiveMinimum": 0}, "frames sampled per second"),
     ]
-    paths = {
+    return {
         "/v1/predict": {"post": operation(
             "Judge one image: REAL, UNCERTAIN or FAKE with a calibrated probability, or "
             "NO_FACE", json_answer("the verdict", ref("Prediction")), UPLOAD_ERRORS,
@@ -315,6 +343,13 @@ def openapi_document(version: str) -> dict:
                                                          ref("VideoPrediction")),
             UPLOAD_ERRORS, parameters=MODEL_QUERY + video_query,
             requestBody=upload_body("file", VIDEO_TYPES))},
+    }  # fmt: skip
+
+
+def openapi_document(version: str) -> dict:
+    """The whole description (OpenAPI 3.1.0) for server ``version``."""
+    paths = {
+        **v1_paths(),
         "/v1/models": {"get": operation(
             "Loaded models, their thresholds, metrics and training data",
             json_answer("the models", ref("Models")), (401, 429))},
