@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from benchmarks import bulkbench, slowloris, soak, uploads
+from benchmarks import bulkbench, uploads
 from benchmarks import evidence as evidence_bench
 from benchmarks import explain as explain_bench
 from benchmarks import video as video_bench
@@ -163,8 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="the load generator's CPU cost: raw asyncio client vs httpx")  # fmt: skip
     _add_summary(commands)
     for add in (explain_bench.add_parser, bulkbench.add_parser, evidence_bench.add_parser,
-                video_bench.add_parser, soak.add_soak_parser, slowloris.add_parser,
-                uploads.add_parser):  # fmt: skip
+                video_bench.add_parser, uploads.add_parser):  # fmt: skip
         add(commands)
     return parser
 
@@ -323,8 +322,6 @@ COMMANDS = {
     "evidence": evidence_bench.command,
     "video": video_bench.command,
     "uploads": uploads.command,
-    "soak": soak.cmd_soak,
-    "slowloris": slowloris.command,
 }
 
 

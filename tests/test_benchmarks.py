@@ -407,7 +407,7 @@ def test_a_timed_out_request_does_not_leak_its_answer_into_the_next():
 
 
 def test_slowloris_block_is_rendered_from_results(tmp_path):
-    from benchmarks import slowloris
+    from drills import slowloris
 
     level = {"requests": 100, "ok": 100, "errors": {}, "images_per_s": 50.0,
              "latency_ms": {"p50": 20.0, "p99": 40.0}}  # fmt: skip
@@ -432,9 +432,9 @@ def test_slowloris_block_is_rendered_from_results(tmp_path):
 
 
 def test_committed_access_page_block_is_the_rendering_of_the_results():
-    from benchmarks import slowloris
+    from drills import slowloris
 
     root = Path(__file__).resolve().parents[1]
     text = (root / slowloris.PAGE).read_text()
     expected = slowloris.render(slowloris.latest(root / "benchmarks" / "results"))
-    assert expected in text, "stale: run `python -m benchmarks slowloris --readme-only`"
+    assert expected in text, "stale: run `python -m drills slowloris --readme-only`"

@@ -4,7 +4,7 @@ Starts a fresh real server (the tiny test model), sends every case of
 ``reliability_cases.all_cases()`` exactly as the tests do, checks that a normal prediction
 still works after each, and writes ``benchmarks/results/reliability-cases.json`` (case,
 expected status, observed status, problems); then regenerates docs/RELIABILITY.md's
-table from it (``benchmarks.soak.update_readme``). About 10 s.
+table from it (``drills.soak.update_readme``). About 10 s.
 
     .venv/bin/python tests/reliability/record_cases.py [--out benchmarks/results] [--no-readme]
 """
@@ -36,8 +36,8 @@ from reliability_cases import (  # noqa: E402
     write_repository,
 )
 
-from benchmarks.soak import CASES_FILE, DEFAULT_OUT, README, update_readme  # noqa: E402
 from benchmarks.sysinfo import describe_machine, machine_slug  # noqa: E402
+from drills.soak import CASES_FILE, DEFAULT_OUT, README, update_readme  # noqa: E402
 
 RECORDED_BY = "python tests/reliability/record_cases.py"
 

@@ -8,7 +8,7 @@ import re
 from helpers.server import REPO_ROOT
 from reliability_cases import all_cases
 
-from benchmarks import soak
+from drills import soak
 
 RESULTS = REPO_ROOT / soak.DEFAULT_OUT
 RECORD = "run `.venv/bin/python tests/reliability/record_cases.py`"
@@ -34,7 +34,7 @@ def test_reliability_page_section_is_the_rendering_of_the_results():
     found = re.search(pattern, page, re.S)
     assert found, "docs/RELIABILITY.md lacks the generated Reliability block markers"
     expected = soak.render_reliability_section(_recorded(), soak.latest_soak(RESULTS))
-    assert found.group(0) == expected, "stale: run `python -m benchmarks soak --readme-only`"
+    assert found.group(0) == expected, "stale: run `python -m drills soak --readme-only`"
 
 
 def test_rendering_groups_routes_and_shows_failures(tmp_path):

@@ -5,7 +5,7 @@ connection too, a client slow but within the deadline is served, a request head 
 answering.
 
 (The 500-connection attack with good clients measured alongside is a benchmark:
-``python -m benchmarks slowloris``.)"""
+``python -m drills slowloris``.)"""
 
 from __future__ import annotations
 

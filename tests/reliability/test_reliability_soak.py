@@ -1,4 +1,4 @@
-"""The soak runner (``python -m benchmarks soak``): a short real run, its checks, its CLI."""
+"""The soak runner (``python -m drills soak``): a short real run, its checks, its CLI."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 from helpers import TinyModelSpec, write_model_entry
 
-from benchmarks import soak
-from benchmarks.__main__ import build_parser
+from drills import soak
+from drills.__main__ import build_parser
 
 SHORT = {"duration_s": 6.0, "warmup_s": 2.0, "concurrency": 4, "sample_every_s": 0.25}
 

@@ -25,7 +25,7 @@ def latest_soak(out_dir: Path) -> dict | None:
 
 def soak_line(soak: dict | None) -> str:
     if soak is None:
-        return "Soak: not run yet (`python -m benchmarks soak --duration 180`)."
+        return "Soak: not run yet (`python -m drills soak --duration 180`)."
     requests, memory = soak["requests"], soak["memory"]
     by_status = ", ".join(
         f"{status}: {count}" for status, count in soak["errors_by_status"].items()
@@ -33,7 +33,7 @@ def soak_line(soak: dict | None) -> str:
     verdict = "passed" if soak["passed"] else "FAILED"
     model = soak["model"]["source"].split(" (")[0]
     return (
-        f"Soak ({verdict}; `python -m benchmarks soak{' --access' if soak.get('access') else ''} "
+        f"Soak ({verdict}; `python -m drills soak{' --access' if soak.get('access') else ''} "
         f"--duration {soak['duration_s']:g}` on "
         f"{soak['machine_name']}, {soak['started_at'][:10]}, model {model}): "
         f"{requests['total']} requests in {soak['duration_s'] + soak['warmup_s']:g} s "

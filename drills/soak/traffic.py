@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from benchmarks.rawhttp import RawHttpConnection
-from benchmarks.soak.config import SoakConfig
-from benchmarks.soak.mix import Kind
+from drills.soak.config import SoakConfig
+from drills.soak.mix import Kind
 
 
 @dataclass

@@ -1,17 +1,17 @@
-"""The ``soak`` subcommand of ``python -m benchmarks``: its arguments and its command."""
+"""The ``soak`` subcommand of ``python -m drills``: its arguments and its command."""
 
 from __future__ import annotations
 
 from benchmarks.cli import add_command
-from benchmarks.soak.config import README, SoakConfig, SoakFlags
-from benchmarks.soak.report import CASES_FILE, soak_line, update_readme
-from benchmarks.soak.run import run_soak
 from core.options import options_from
+from drills.soak.config import README, SoakConfig, SoakFlags
+from drills.soak.report import CASES_FILE, soak_line, update_readme
+from drills.soak.run import run_soak
 
 
 def add_soak_parser(commands) -> None:
-    """The ``soak`` subcommand of ``python -m benchmarks``."""
-    from benchmarks import soak as package  # its docstring describes the soak
+    """The ``soak`` subcommand of ``python -m drills``."""
+    from drills import soak as package  # its docstring describes the soak
 
     add_command(
         commands, "soak", description=package.__doc__.split("\n\n")[1],

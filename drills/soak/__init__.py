@@ -1,4 +1,4 @@
-"""``python -m benchmarks soak``: minutes of mixed good and bad traffic against a real server.
+"""``python -m drills soak``: minutes of mixed good and bad traffic against a real server.
 
 A real ``python -m serving`` (subprocess, free loopback port, default settings) gets a
 seeded mix of requests from ``--concurrency`` keep-alive clients for ``--duration`` seconds:
@@ -24,10 +24,10 @@ the README's "Reliability" section is then regenerated (:func:`render_reliabilit
 
 from __future__ import annotations
 
-from benchmarks.soak.cli import add_soak_parser, cmd_soak
-from benchmarks.soak.config import DEFAULT_OUT, README, SoakConfig
-from benchmarks.soak.memory import MemorySampler, rss_mb
-from benchmarks.soak.mix import (
+from drills.soak.cli import add_soak_parser, cmd_soak
+from drills.soak.config import DEFAULT_OUT, README, SoakConfig
+from drills.soak.memory import MemorySampler, rss_mb
+from drills.soak.mix import (
     PROBABILITY_TOLERANCE,
     Kind,
     Reference,
@@ -35,7 +35,7 @@ from benchmarks.soak.mix import (
     _prediction_check,
     build_traffic,
 )
-from benchmarks.soak.report import (
+from drills.soak.report import (
     CASES_FILE,
     SECTION_END,
     SECTION_START,
@@ -44,9 +44,9 @@ from benchmarks.soak.report import (
     soak_line,
     update_readme,
 )
-from benchmarks.soak.run import _resolve_model, run_soak
-from benchmarks.soak.standin import STANDIN_CAM, STANDIN_SIZE, write_standin_model
-from benchmarks.soak.traffic import Tally, _judge
+from drills.soak.run import _resolve_model, run_soak
+from drills.soak.standin import STANDIN_CAM, STANDIN_SIZE, write_standin_model
+from drills.soak.traffic import Tally, _judge
 
 __all__ = [
     "CASES_FILE",

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.cli import write_results
-from benchmarks.soak.config import SoakConfig
-from benchmarks.soak.memory import MemorySampler
-from benchmarks.soak.mix import Kind, Reference, access_kinds, build_traffic
-from benchmarks.soak.report import update_readme
-from benchmarks.soak.slowclients import SlowClients, SlowClientSettings
-from benchmarks.soak.standin import write_standin_model
-from benchmarks.soak.traffic import Keys, Tally, _prime, _traffic
+from drills.soak.config import SoakConfig
+from drills.soak.memory import MemorySampler
+from drills.soak.mix import Kind, Reference, access_kinds, build_traffic
+from drills.soak.report import update_readme
+from drills.soak.slowclients import SlowClients, SlowClientSettings
+from drills.soak.standin import write_standin_model
+from drills.soak.traffic import Keys, Tally, _prime, _traffic
 
 
 def _resolve_model(config: SoakConfig, scratch: Path):

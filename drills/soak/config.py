@@ -1,5 +1,5 @@
 """The soak's settings: one frozen dataclass, stored in every results file; each setting
-is one flag of ``python -m benchmarks soak`` (:mod:`core.options`)."""
+is one flag of ``python -m drills soak`` (:mod:`core.options`)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ class SoakConfig:
 
 @dataclass(frozen=True)
 class SoakFlags:
-    """What ``python -m benchmarks soak`` does besides the soak itself."""
+    """What ``python -m drills soak`` does besides the soak itself."""
 
     readme: bool = option(
         True, f"regenerate the Reliability section of {README} from the results", parse_bool
