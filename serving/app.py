@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from core.preprocessing import Preprocessed
+from core.preprocessing import PreprocessConfig, Preprocessed
 from serving import kserve, video
 from serving.access import access_middleware
 from serving.config import ServerConfig
@@ -42,6 +42,7 @@ from serving.inference import (
 )
 from serving.metrics import RequestMetricsMiddleware
 from serving.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from serving.models import LoadedModel
 from serving.openapi import API_VERSION, openapi_document
 from serving.overlay import OVERLAY_ENCODERS
 from serving.params import face_crop_flag
@@ -66,14 +67,23 @@ def _requested_model(request: Request, state: ServingState):
     return state.model(request.query_params.get("model"), request.query_params.get("version"))
 
 
-async def predict(request: Request) -> JSONResponse:
-    """POST /v1/predict: one image -> label, calibrated probability, confidence."""
-    started = time.perf_counter()
-    state = _state(request)
+def _model_and_contract(
+    request: Request, state: ServingState
+) -> tuple[LoadedModel, PreprocessConfig]:
+    """The requested model and its contract for this request: its face crop (or the query's
+    ``face_crop``), every face up to ``--max-faces``."""
     model = _requested_model(request, state)
     config = model.preprocess_config(
         state.config.max_pixels, _face_crop(request), state.config.max_faces
     )
+    return model, config
+
+
+async def predict(request: Request) -> JSONResponse:
+    """POST /v1/predict: one image -> label, calibrated probability, confidence."""
+    started = time.perf_counter()
+    state = _state(request)
+    model, config = _model_and_contract(request, state)
     with model.batcher.incoming() as announcement:
         upload = await read_image(request)
         scored, [evidence] = await alongside(
@@ -89,10 +99,7 @@ async def predict_batch(request: Request) -> JSONResponse:
     """POST /v1/predict/batch: several files -> one result (or error) per file, in order."""
     started = time.perf_counter()
     state = _state(request)
-    model = _requested_model(request, state)
-    config = model.preprocess_config(
-        state.config.max_pixels, _face_crop(request), state.config.max_faces
-    )
+    model, config = _model_and_contract(request, state)
 
     async def attempt(data: bytes) -> Preprocessed | APIError:
         try:
