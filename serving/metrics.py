@@ -60,13 +60,14 @@ class ServingMetrics:
             "dfd_bulk_runs_stopped", "grown bulk model runs stopped for a prediction (rerun)",
             model, registry=self.registry,
         )  # fmt: skip
-        self.predictions = Counter(
-            "dfd_predictions", "images classified", [*model, "label"], registry=self.registry
+
+        def verdicts(name: str, documentation: str) -> Counter:
+            return Counter(name, documentation, [*model, "label"], registry=self.registry)
+
+        self.predictions = verdicts("dfd_predictions", "images classified")
+        self.video_predictions = verdicts(
+            "dfd_video_predictions", "videos classified (one verdict per clip)"
         )
-        self.video_predictions = Counter(
-            "dfd_video_predictions", "videos classified (one verdict per clip)",
-            [*model, "label"], registry=self.registry,
-        )  # fmt: skip
         # access control (serving/auth.py, serving/ratelimit.py)
         self.auth_failures = Counter(
             "dfd_auth_failures", "requests refused for a missing or invalid API key (401)",
