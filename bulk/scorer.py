@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.decision import NO_FACE, calibrate, decide
+from core.decision import NO_FACE, calibrate, judge_faces
 from core.modelrepo import ModelEntry, ModelRepository
 from core.options import check_at_least, option, parse_optional_int, parse_optional_str
 from core.preprocessing import DEFAULT_MAX_PIXELS, ImageError, preprocess_upload
@@ -150,25 +150,9 @@ class Scorer:
             if face_rows is not None:
                 faces = probabilities[start : start + len(face_rows)]
                 start += len(face_rows)
-                row |= self._verdicts(row, [float(p) for p in faces])
+                row |= judge_faces(faces, self.entry.decision, row.get("faces") or [])
             rows.append(row)
         return rows
-
-    def _verdicts(self, row: dict, faces: list[float]) -> dict:
-        """The file's verdict, the most suspicious face's (as the server's), and each face's."""
-        verdicts = []
-        for probability in faces:
-            label, confidence = decide(probability, self.entry.decision)
-            verdicts.append({"label": label, "probability_fake": probability,
-                             "confidence": confidence})  # fmt: skip
-        worst = int(np.argmax(faces))
-        found = row.get("faces") or []
-        if found:
-            return verdicts[worst] | {
-                "face": found[worst],
-                "faces": [{"face": f} | v for f, v in zip(found, verdicts, strict=True)],
-            }
-        return verdicts[worst]
 
 
 def is_video(path: str) -> bool:

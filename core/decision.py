@@ -92,3 +92,28 @@ def decide(
     if p < rule.real_below:
         return CLASS_NAMES[0], 1.0 - p
     return UNCERTAIN, max(p, 1.0 - p)
+
+
+OVERALL_RULE = (
+    "the most suspicious face: the verdict of the face with the highest calibrated P(fake)"
+)
+
+
+def verdict(probability_fake: float, rule: DecisionRule) -> dict:
+    """``label``, ``probability_fake`` and ``confidence`` of one calibrated probability."""
+    label, confidence = decide(probability_fake, rule)
+    return {"label": label, "probability_fake": float(probability_fake), "confidence": confidence}
+
+
+def judge_faces(calibrated: np.ndarray, rule: DecisionRule, faces: list[dict]) -> dict:
+    """One image's verdict from its faces' calibrated probabilities: the most suspicious
+    face's verdict and ``face``; with ``faces`` (each face's JSON, in the order of
+    ``calibrated``), every face with its own verdict and the ``overall`` rule. The server and
+    the bulk command answer alike."""
+    verdicts = [verdict(float(p), rule) for p in np.asarray(calibrated).reshape(-1)]
+    worst = int(np.argmax(calibrated))
+    judged = verdicts[worst] | {"face": faces[worst] if faces else None}
+    if faces:
+        judged["faces"] = [{"face": face} | v for face, v in zip(faces, verdicts, strict=True)]
+        judged["overall"] = {"rule": OVERALL_RULE, "face": worst}
+    return judged

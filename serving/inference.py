@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.decision import NO_FACE, calibrate, decide
+from core.decision import NO_FACE, calibrate, judge_faces
 from core.preprocessing import ImageError, PreprocessConfig, Preprocessed, preprocess_upload
 from serving.batcher import (
     Announcement,
@@ -138,11 +138,6 @@ async def infer(
         raise batcher_error(state, exc) from None
 
 
-OVERALL_RULE = (
-    "the most suspicious face: the verdict of the face with the highest calibrated P(fake)"
-)
-
-
 def prediction(
     state: ServingState,
     model: LoadedModel,
@@ -167,20 +162,9 @@ def prediction(
         found = {"face": None} | ({"faces": []} if upload and upload.face_searched else {})
         return verdict | {"message": NO_FACE_MESSAGE} | common | found | animation(upload)
     calibrated = calibrate(np.asarray(probabilities_raw, np.float64), model.entry.temperature)
-    verdicts = [verdict_of(float(p), rule) for p in calibrated]
-    worst = int(np.argmax(calibrated))
-    state.metrics.predictions.labels(model.name, str(model.version), verdicts[worst]["label"]).inc()
-    body = verdicts[worst] | common | {"face": faces[worst] if faces else None}
-    if faces:
-        body["faces"] = [{"face": face} | v for face, v in zip(faces, verdicts, strict=True)]
-        body["overall"] = {"rule": OVERALL_RULE, "face": worst}
-    return body | animation(upload)
-
-
-def verdict_of(probability: float, rule) -> dict:
-    """``label``, calibrated ``probability_fake`` and ``confidence`` of one face."""
-    label, confidence = decide(probability, rule)
-    return {"label": label, "probability_fake": probability, "confidence": confidence}
+    judged = judge_faces(calibrated, rule, faces)
+    state.metrics.predictions.labels(model.name, str(model.version), judged["label"]).inc()
+    return judged | common | animation(upload)
 
 
 def animation(upload: Preprocessed | None) -> dict:
