@@ -355,15 +355,15 @@ def frame_face(
     :data:`~core.facecrop.MIN_FACE_FRACTION` of the shorter side, cut as the face crop (squared
     box plus the margin) or, with a ``template``, aligned to it; the whole image when no face
     is found. The dataset build and the server both frame faces here."""
-    from core.facecrop import detect_faces
-
-    faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))
-    framed = _framed(rgb, faces[0], template, measure_outside) if faces else None
-    return framed or Framed(rgb, None, None, max(rgb.shape[:2]))
+    largest = frame_faces(rgb, template, 1, measure_outside)
+    return largest[0] if largest else Framed(rgb, None, None, max(rgb.shape[:2]))
 
 
 def frame_faces(
-    rgb: np.ndarray, template: AlignTemplate | None = None, max_faces: int = 1
+    rgb: np.ndarray,
+    template: AlignTemplate | None = None,
+    max_faces: int = 1,
+    measure_outside: bool = False,
 ) -> list[Framed]:
     """Every face :func:`frame_face` would consider (at least
     :data:`~core.facecrop.MIN_FACE_FRACTION` of the shorter side), the ``max_faces`` largest,
@@ -372,8 +372,8 @@ def frame_faces(
     from core.facecrop import detect_faces
 
     faces = detect_faces(rgb, MIN_FACE_FRACTION * min(rgb.shape[:2]))[:max_faces]
-    framed = [f for f in (_framed(rgb, face, template) for face in faces) if f is not None]
-    return sorted(framed, key=lambda f: (f.face.box[0], f.face.box[1]))
+    framed = (_framed(rgb, face, template, measure_outside) for face in faces)
+    return sorted((f for f in framed if f is not None), key=lambda f: f.face.box[:2])
 
 
 def _framed(
@@ -493,13 +493,16 @@ def preprocess_upload(
     else:  # the largest face is the upload's face; with max_faces > 1, every face is a row
         rgb = np.asarray(image, dtype=np.uint8)
         every = frame_faces(rgb, config.align_template, config.max_faces)
-        largest = max(every, key=lambda f: f.face.box[2], default=Framed(rgb, None, None, 0.0))
-        crop, box, face = largest.rgb, largest.box, largest.face
-        model_input = resize_rgb(crop, config.size).astype(np.float32)
-        if len(every) > 1:
-            faces = tuple(f.face for f in every)
-            face_rows = np.stack([resize_rgb(f.rgb, config.size) for f in every])
-            face_rows = face_rows.astype(np.float32)
+        if not every:  # no face: the whole image (the upload gets no verdict)
+            crop, box = rgb, None
+            model_input = resize_rgb(rgb, config.size).astype(np.float32)
+        else:  # each face resized once; the largest one's row is the model input
+            rows = np.stack([resize_rgb(f.rgb, config.size) for f in every]).astype(np.float32)
+            largest = max(range(len(every)), key=lambda i: every[i].face.box[2])
+            crop, box, face = every[largest].rgb, every[largest].box, every[largest].face
+            model_input = rows[largest]
+            if len(every) > 1:
+                faces, face_rows = tuple(f.face for f in every), rows
     # The upload's own size (a second header parse, about 15-25 us) only where it is used:
     # to place a found face in the upload's pixels, or to know whether a full decode is owed.
     size = _upright_size(data, image.size) if face is not None or full_size else None
