@@ -36,6 +36,7 @@ server, which never imports TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from dataclasses import dataclass, replace
@@ -246,15 +247,26 @@ def to_srgb(image: Image.Image, profile: bytes | None) -> Image.Image:
     profile cannot be read."""
     if not profile or image.mode not in PROFILE_MODES:
         return image
+    transform = _srgb_transform(profile, image.mode)
+    if transform is None:
+        return image
+    try:
+        return ImageCms.applyTransform(image, transform)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image  # a profile that does not fit the pixels: as they are, not an error
+
+
+@functools.lru_cache(maxsize=32)
+def _srgb_transform(profile: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """The transform from ``profile`` to sRGB for ``mode`` images, built once per profile (a
+    phone's few profiles come back on every upload); None for an sRGB or unreadable one."""
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
         if "srgb" in ImageCms.getProfileDescription(source).lower():
-            return image
-        mode = "RGBA" if image.mode == "RGBA" else "RGB"
-        converted = ImageCms.profileToProfile(image, source, SRGB, outputMode=mode)
+            return None
+        return ImageCms.buildTransform(source, SRGB, mode, "RGBA" if mode == "RGBA" else "RGB")
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-        return image  # a broken profile: the pixels as they are, not an error
-    return image if converted is None else converted
+        return None  # a broken profile: the pixels as they are, not an error
 
 
 def draft_scale(size: tuple[int, int], draft_size: int) -> int:
