@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,3 +146,14 @@ def write_results(
     path = out_dir / f"{kind}-{slug}-{report[stamp_key][:10]}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     return path
+
+
+def replace_section(path: Path, start: str, end: str, block: str) -> bool:
+    """Replace the text from marker ``start`` to marker ``end`` in ``path`` with ``block``
+    (which carries the markers); False, and nothing written, if the markers are missing."""
+    text = path.read_text()
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        return False
+    path.write_text(pattern.sub(lambda _: block, text, count=1))
+    return True

@@ -6,9 +6,9 @@ a test checks that the committed README holds the rendering of the committed res
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from benchmarks.cli import replace_section
 from benchmarks.summary import STATUS_MARK, fmt, limit_text
 from benchmarks.targets import (
     BASELINE,
@@ -92,9 +92,4 @@ def render_section(results: dict, json_name: str) -> str:
 
 def update_readme(readme: Path, results: dict, json_name: str) -> bool:
     """Replace the marked section of ``readme``; False if the markers are missing."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        return False
-    readme.write_text(pattern.sub(lambda _: render_section(results, json_name), text))
-    return True
+    return replace_section(readme, START, END, render_section(results, json_name))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import statistics
 import sys
 import time
@@ -30,7 +29,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.cli import ResultsConfig, add_command, positive_int, utc_stamp, write_results
+from benchmarks.cli import (
+    ResultsConfig,
+    add_command,
+    positive_int,
+    replace_section,
+    utc_stamp,
+    write_results,
+)
 from benchmarks.sysinfo import describe_machine, machine_slug
 from bulk.scorer import ModelChoice
 from core.options import option, options_from, parse_optional_path
@@ -242,12 +248,7 @@ def render(report: dict, source: str) -> str:
 
 
 def update_readme(readme: Path, block: str) -> bool:
-    text = readme.read_text()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        return False
-    readme.write_text(pattern.sub(lambda _: block, text))
-    return True
+    return replace_section(readme, START, END, block)
 
 
 def add_parser(commands) -> argparse.ArgumentParser:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.cli import replace_section
 from benchmarks.images import ImageSet, synthetic_jpegs
 from benchmarks.loadgen import LoadConfig, run_level_sync
 from drills.soak.config import DEFAULT_OUT, SoakConfig
@@ -168,12 +168,7 @@ def render(results: dict | None) -> str:
 
 
 def update_page(page: Path, out_dir: Path) -> bool:
-    text = page.read_text()
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        return False
-    page.write_text(pattern.sub(lambda _: render(latest(out_dir)), text, count=1))
-    return True
+    return replace_section(page, START, END, render(latest(out_dir)))
 
 
 def command(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+from benchmarks.cli import replace_section
+
 CASES_FILE = "reliability-cases.json"
 SECTION_START = "<!-- reliability-table:start (generated from benchmarks/results; do not edit) -->"
 SECTION_END = "<!-- reliability-table:end -->"
@@ -159,10 +161,5 @@ def update_readme(readme: Path, out_dir: Path) -> bool:
     cases_path = out_dir / CASES_FILE
     if not readme.is_file() or not cases_path.is_file():
         return False
-    text = readme.read_text()
-    pattern = re.compile(re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END), re.S)
-    if not pattern.search(text):
-        return False
     section = render_reliability_section(json.loads(cases_path.read_text()), latest_soak(out_dir))
-    readme.write_text(pattern.sub(lambda _: section, text, count=1))
-    return True
+    return replace_section(readme, SECTION_START, SECTION_END, section)
