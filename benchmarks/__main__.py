@@ -1,9 +1,9 @@
 """``python -m benchmarks``: the throughput / latency suite and its parts.
 
 Subcommands: ``run`` (everything, writes benchmarks/results/), ``load`` (load one running
-server), ``raw`` (in-process onnxruntime only), ``clients`` (what the load generator's
-HTTP client costs), ``summary`` (regenerate SUMMARY.md and plots from a results JSON),
-``explain``, ``bulk``, ``soak`` and ``video`` (their own results JSON each).
+server), ``raw`` (in-process onnxruntime only), ``summary`` (regenerate SUMMARY.md and plots
+from a results JSON), ``explain``, ``bulk``, ``evidence``, ``video`` and ``uploads`` (their
+own results JSON each).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from core.options import (
     options_from,
     parse_bool,
     parse_optional_path,
-    parse_optional_str,
 )
 
 EPILOG = """examples:
@@ -49,8 +48,7 @@ EPILOG = """examples:
   python -m benchmarks run --quick                # seconds: tiny load, to check the pipeline
   python -m benchmarks run --skip baseline --concurrency 1,16
   python -m benchmarks load --url http://127.0.0.1:8000 --concurrency 1,8
-  python -m benchmarks raw --models models --model cnn
-  python -m benchmarks clients --models models    # raw asyncio client vs httpx, client CPU
+  python -m benchmarks raw --models models --model lite0
   python -m benchmarks summary                    # SUMMARY.md from the newest results JSON
   python -m benchmarks explain                    # explanation latency: LIME, CAM vs predict
   python -m benchmarks evidence                   # provenance evidence cost per image
@@ -101,17 +99,6 @@ class RawCommand:
 
 
 @dataclass(frozen=True)
-class ClientsCommand:
-    """``clients``: what the load generator's own HTTP client costs."""
-
-    url: str | None = option(
-        None, "use this running server instead of starting ours", parse_optional_str
-    )
-    concurrency: tuple[int, ...] = option((16,), CONCURRENCY_HELP, positive_ints, metavar="N,N,...")
-    requests: int = option(300, "measured requests per level", int)
-
-
-@dataclass(frozen=True)
 class SummaryCommand:
     """``summary``: SUMMARY.md and the plots again, from a results JSON."""
 
@@ -159,8 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
                 help="load one running server and print the measurements as JSON")  # fmt: skip
     add_command(commands, "raw", configs=(ModelChoice, RawCommand, RawConfig),
                 help="in-process onnxruntime on pre-decoded batches (the raw limit)")  # fmt: skip
-    add_command(commands, "clients", configs=(ModelChoice, ClientsCommand),
-                help="the load generator's CPU cost: raw asyncio client vs httpx")  # fmt: skip
     _add_summary(commands)
     for add in (explain_bench.add_parser, bulkbench.add_parser, evidence_bench.add_parser,
                 video_bench.add_parser, uploads.add_parser):  # fmt: skip
@@ -235,7 +220,6 @@ def cmd_load(args: argparse.Namespace) -> int:
             duration_s=load.duration_s,
             warmup_requests=load.warmup_requests,
             path=load.path,
-            client=load.client,
             metrics_path="/metrics" if load.metrics else None,
         )
         level = run_level_sync(config, images)
@@ -278,15 +262,6 @@ def cmd_raw(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_clients(args: argparse.Namespace) -> int:
-    from benchmarks.clientcost import compare_clients
-
-    command = options_from(ClientsCommand, args)
-    report = compare_clients(args.models, command.url, command.concurrency, command.requests)
-    print(json.dumps(report, indent=1))
-    return 0
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
     from benchmarks.report import latest_results, write_plots, write_summary
 
@@ -315,7 +290,6 @@ COMMANDS = {
     "run": cmd_run,
     "load": cmd_load,
     "raw": cmd_raw,
-    "clients": cmd_clients,
     "summary": cmd_summary,
     "explain": explain_bench.command,
     "bulk": bulkbench.command,

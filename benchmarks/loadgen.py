@@ -23,7 +23,6 @@ from benchmarks.promtext import Histogram, diff_histograms, find_batch_histogram
 from benchmarks.rawhttp import RawHttpConnection
 from core.options import check_at_least, check_positive, option, parse_optional_path
 
-CLIENTS = ("raw", "httpx")
 CDF_POINTS = 101  # latency quantiles 0%, 1%, ..., 100%
 CONCURRENCY_HELP = "comma-separated concurrency levels (requests in flight)"
 
@@ -38,7 +37,6 @@ class LoadLevels:
     requests: int = option(400, "measured requests per level", int)
     duration_s: float = option(8.0, "time limit per level in seconds", float, flag="--duration")
     warmup_requests: int = option(16, "unmeasured requests per level", int, flag="--warmup")
-    client: str = option("raw", "HTTP client", choices=CLIENTS)
     images: Path | None = option(
         None, "folder of images to send (default: data/detector/test, else synthetic 256x256 "
         "JPEGs)", parse_optional_path,
@@ -62,7 +60,6 @@ class LoadConfig:
     warmup_requests: int = 8  # sent (not measured) before the level starts
     timeout_s: float = 30.0
     path: str = "/v1/predict"
-    client: str = "raw"  # raw | httpx
     metrics_path: str | None = "/metrics"  # None: the server has no Prometheus endpoint
     batch_metric: str | None = None  # histogram name; None: auto-detect "*batch_size*"
 
@@ -71,68 +68,21 @@ class LoadConfig:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.requests < 1 or self.duration_s <= 0:
             raise ValueError("requests must be >= 1 and duration_s > 0")
-        if self.client not in CLIENTS:
-            raise ValueError(f"unknown client {self.client!r}: use one of {', '.join(CLIENTS)}")
-
-
-class _Client:
-    """The same tiny interface over the raw client and httpx."""
-
-    def __init__(self, config: LoadConfig) -> None:
-        self.config = config
-        self._httpx = None
-        self._raw: list[RawHttpConnection] = []
-        if config.client == "httpx":
-            import httpx
-
-            limits = httpx.Limits(
-                max_connections=config.concurrency, max_keepalive_connections=config.concurrency
-            )
-            self._httpx = httpx.AsyncClient(
-                base_url=config.base_url, limits=limits, timeout=config.timeout_s
-            )
-
-    def connection(self) -> RawHttpConnection | None:
-        if self._httpx is not None:
-            return None
-        connection = RawHttpConnection(self.config.base_url)
-        self._raw.append(connection)
-        return connection
-
-    async def send(
-        self, connection: RawHttpConnection | None, method: str, path: str, body: bytes, ctype: str
-    ) -> tuple[int, bytes]:
-        if self._httpx is not None:
-            headers = {"content-type": ctype} if body else {}
-            response = await self._httpx.request(method, path, content=body, headers=headers)
-            return response.status_code, response.content
-        assert connection is not None
-        try:
-            return await asyncio.wait_for(
-                connection.request(method, path, body, ctype), self.config.timeout_s
-            )
-        except BaseException:
-            await connection.close()  # a half-done exchange must not leak into the next one
-            raise
-
-    async def aclose(self) -> None:
-        if self._httpx is not None:
-            await self._httpx.aclose()
-        for connection in self._raw:
-            await connection.close()
 
 
 async def scrape_histograms(config: LoadConfig) -> dict[str, Histogram] | None:
     """The server's Prometheus histograms now, or None when it has no metrics endpoint."""
     if not config.metrics_path:
         return None
-    client = _Client(LoadConfig(config.base_url, client="raw", timeout_s=config.timeout_s))
+    connection = RawHttpConnection(config.base_url)
     try:
-        status, body = await client.send(client.connection(), "GET", config.metrics_path, b"", "")
+        status, body = await connection.request(
+            "GET", config.metrics_path, b"", timeout_s=config.timeout_s
+        )
     except (OSError, TimeoutError):
         return None
     finally:
-        await client.aclose()
+        await connection.close()
     if status != 200:
         return None
     try:
@@ -152,19 +102,18 @@ async def run_level(config: LoadConfig, images: ImageSet) -> dict:
     payloads = images.payloads
     if not payloads:
         raise ValueError("no images to send")
-    client = _Client(config)
+    connections = [RawHttpConnection(config.base_url) for _ in range(config.concurrency)]
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
     picks = itertools.count()
     try:
-        connections = [client.connection() for _ in range(config.concurrency)]
 
-        async def send_one(connection: RawHttpConnection | None, record: bool) -> None:
+        async def send_one(connection: RawHttpConnection, record: bool) -> None:
             body = payloads[next(picks) % len(payloads)]
             started = time.perf_counter()
             try:
-                status, _ = await client.send(
-                    connection, "POST", config.path, body, images.content_type
+                status, _ = await connection.request(
+                    "POST", config.path, body, images.content_type, timeout_s=config.timeout_s
                 )
                 key = str(status)
             except Exception as exc:  # every failure is counted, none stops the level
@@ -178,7 +127,7 @@ async def run_level(config: LoadConfig, images: ImageSet) -> dict:
             issued = itertools.count()
             deadline = time.perf_counter() + seconds
 
-            async def worker(connection: RawHttpConnection | None) -> None:
+            async def worker(connection: RawHttpConnection) -> None:
                 while time.perf_counter() < deadline and next(issued) < count:
                     await send_one(connection, record)
 
@@ -191,7 +140,7 @@ async def run_level(config: LoadConfig, images: ImageSet) -> dict:
         wall = time.perf_counter() - wall_start
         client_cpu = time.process_time() - cpu_start
     finally:
-        await client.aclose()
+        await asyncio.gather(*(connection.close() for connection in connections))
     after = await scrape_histograms(config)
     return summarise_level(config, statuses, latencies, wall, client_cpu, before, after)
 
@@ -228,7 +177,6 @@ def summarise_level(
     batches = find_batch_histogram(changes, config.batch_metric)
     return {
         "concurrency": config.concurrency,
-        "client": config.client,
         "requests": sum(statuses.values()),
         "ok": ok,
         "errors": {key: count for key, count in sorted(statuses.items()) if key != "200"},

@@ -1,9 +1,9 @@
 """A minimal asyncio HTTP/1.1 client for the load generator: one keep-alive connection.
 
-It exists because httpx spends far more client CPU per request (see ``python -m benchmarks
-clients``), and on a 2-core machine shared with the server every client cycle is taken
-from the server. It speaks only what the benchmark needs: a POST (or GET) with a body,
-responses framed by ``Content-Length``, chunked encoding or connection close.
+It exists because httpx spends far more client CPU per request (1.5-1.6 ms against
+0.15-0.3 ms, docs/BENCHMARKS.md), and on a 2-core machine shared with the server every
+client cycle is taken from the server. It speaks only what the benchmark needs: a POST (or
+GET) with a body, responses framed by ``Content-Length``, chunked encoding or connection close.
 """
 
 from __future__ import annotations
@@ -51,9 +51,20 @@ class RawHttpConnection:
         body: bytes = b"",
         content_type: str = "image/jpeg",
         headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
     ) -> tuple[int, bytes]:
-        """Send one request and return ``(status, body)``; retries once on a stale connection."""
+        """Send one request and return ``(status, body)``; retries once on a stale connection.
+        Any failure (the timeout included) closes the socket: a half-done exchange never
+        leaks into the next request."""
         head = self._head(method, path, content_type, len(body), headers or {})
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._request(head, body)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
         reused = self._writer is not None
         try:
             return await self._exchange(head, body)

@@ -314,7 +314,6 @@ def _load_config(
         requests=config.requests,
         duration_s=config.duration_s,
         warmup_requests=max(config.warmup_requests, concurrency),
-        client=config.client,
         metrics_path="/metrics" if spec.has_metrics else None,
         batch_metric=config.batch_metric,
     )

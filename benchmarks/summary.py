@@ -57,11 +57,11 @@ def _model(results: dict) -> str:
 
 def _load(results: dict) -> str:
     config, images = results["config"], results["images"]
-    client = "raw asyncio HTTP/1.1 client" if config["client"] == "raw" else "httpx.AsyncClient"
     return (
         f"**Load**: {images['count']} images ({images['source']}, mean {images['mean_bytes']} "
         f"bytes) sent one per `POST /v1/predict`, closed loop at concurrency "
-        f"{', '.join(str(c) for c in config['concurrency'])} with a {client} in its own process; "
+        f"{', '.join(str(c) for c in config['concurrency'])} with a raw asyncio HTTP/1.1 client "
+        "in its own process; "
         f"each level up to {config['requests']} requests or {fmt(config['duration_s'])} s after "
         f"{config['warmup_requests']} warm-up requests. "
         f"Whole run: {fmt(results.get('duration_s'))} s."

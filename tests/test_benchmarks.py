@@ -300,8 +300,6 @@ def test_bad_configuration_is_a_clear_error(capsys):
 
     with pytest.raises(ValueError, match="concurrency"):
         LoadConfig("http://127.0.0.1:1", concurrency=0)
-    with pytest.raises(ValueError, match="unknown client"):
-        LoadConfig("http://127.0.0.1:1", client="curl")
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["run", "--concurrency", "1,zero"])
     assert exit_info.value.code == 2
@@ -320,7 +318,7 @@ def test_help_lists_every_subcommand(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for command in ("run", "load", "raw", "clients", "summary"):
+    for command in ("run", "load", "raw", "summary", "explain", "uploads"):
         assert command in text
 
 
@@ -344,14 +342,12 @@ def test_load_command_against_a_real_server(tiny_repo: Path, tmp_path: Path, cap
                 "1",
                 "--images",
                 str(folder),
-                "--client",
-                "httpx",
             ]
         )
         assert server.cpu_seconds() > 0
     assert code == 0
     (level,) = json.loads(capsys.readouterr().out)["levels"]
-    assert level["client"] == "httpx" and level["ok"] == 6 and level["errors"] == {}
+    assert level["ok"] == 6 and level["errors"] == {}
 
 
 def test_load_counts_errors_by_status(tiny_repo: Path):
@@ -369,7 +365,7 @@ def test_load_counts_errors_by_status(tiny_repo: Path):
 
 
 def test_a_timed_out_request_does_not_leak_its_answer_into_the_next():
-    from benchmarks.loadgen import LoadConfig, _Client
+    from benchmarks.rawhttp import RawHttpConnection
 
     delays = [0.5, 0.0]
 
@@ -394,12 +390,11 @@ def test_a_timed_out_request_does_not_leak_its_answer_into_the_next():
     async def scenario():
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = _Client(LoadConfig(f"http://127.0.0.1:{port}", timeout_s=0.2))
-        connection = client.connection()
+        connection = RawHttpConnection(f"http://127.0.0.1:{port}")
         with pytest.raises(TimeoutError):
-            await client.send(connection, "POST", "/", b"a", "image/jpeg")
-        answer = await client.send(connection, "POST", "/", b"b", "image/jpeg")
-        await client.aclose()
+            await connection.request("POST", "/", b"a", timeout_s=0.2)
+        answer = await connection.request("POST", "/", b"b", timeout_s=0.2)
+        await connection.close()
         server.close()
         return answer
 

@@ -48,13 +48,11 @@ async def _send(
     connection, kind: Kind, timeout_s: float, key: str | None = None
 ) -> tuple[int | None, bytes]:
     headers = _auth_headers(kind, key)
-    try:
-        async with asyncio.timeout(timeout_s):
-            return await connection.request(
-                kind.method, kind.path, kind.body, kind.content_type, headers
-            )
+    try:  # a failed request closes its connection: no late answer is read as the next one
+        return await connection.request(
+            kind.method, kind.path, kind.body, kind.content_type, headers, timeout_s
+        )
     except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-        await connection.close()  # never reuse a connection whose answer may still arrive
         return None, b""
 
 
