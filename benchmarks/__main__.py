@@ -2,7 +2,7 @@
 
 Subcommands: ``run`` (everything, writes benchmarks/results/), ``load`` (load one running
 server), ``raw`` (in-process onnxruntime only), ``summary`` (regenerate SUMMARY.md and plots
-from a results JSON), ``explain``, ``bulk``, ``evidence``, ``video`` and ``uploads`` (their
+from a results JSON), ``explain``, ``bulk``, ``video`` and ``uploads`` (their
 own results JSON each).
 """
 
@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks import bulkbench, uploads
-from benchmarks import evidence as evidence_bench
 from benchmarks import explain as explain_bench
 from benchmarks import video as video_bench
 from benchmarks.cli import (
@@ -51,7 +50,6 @@ EPILOG = """examples:
   python -m benchmarks raw --models models --model lite0
   python -m benchmarks summary                    # SUMMARY.md from the newest results JSON
   python -m benchmarks explain                    # explanation latency: LIME, CAM vs predict
-  python -m benchmarks evidence                   # provenance evidence cost per image
   python -m benchmarks video                      # a 10 s 720p clip: frames/s, latency
   python -m benchmarks.baseline_flask --help      # the seed-style Flask baseline server
 """
@@ -147,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_command(commands, "raw", configs=(ModelChoice, RawCommand, RawConfig),
                 help="in-process onnxruntime on pre-decoded batches (the raw limit)")  # fmt: skip
     _add_summary(commands)
-    for add in (explain_bench.add_parser, bulkbench.add_parser, evidence_bench.add_parser,
-                video_bench.add_parser, uploads.add_parser):  # fmt: skip
+    for add in (explain_bench.add_parser, bulkbench.add_parser, video_bench.add_parser,
+                uploads.add_parser):  # fmt: skip
         add(commands)
     return parser
 
@@ -237,7 +235,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def cmd_raw(args: argparse.Namespace) -> int:
     from benchmarks.images import load_images
-    from benchmarks.raw import available_providers, measure_model, variant_files
+    from benchmarks.runner import measure_raw
     from core.modelrepo import ModelRepository
     from serving.models import preferred_default
 
@@ -245,20 +243,14 @@ def cmd_raw(args: argparse.Namespace) -> int:
     repository = ModelRepository(choice.models)
     name = choice.name or preferred_default(repository.names()) or "lite0"
     entry = repository.entry(name, choice.version)
-    images = load_images(command.images)
-    config = options_from(RawConfig, args)
-    providers = available_providers(command.providers)
-    runs = []
-    for variant, path in variant_files(entry.path, entry.metadata).items():
-        for provider in providers:
-            run = measure_model(path, provider, images, config, variant)
-            print(
-                f"{variant}/{run['provider']}: best {run['best']['images_per_s']:.1f} img/s at "
-                f"batch {run['best']['batch_size']}, batch-1 {run['batch1_latency_ms']} ms",
-                file=sys.stderr,
-            )
-            runs.append(run)
-    print(json.dumps(runs, indent=1))
+    raw = measure_raw(entry, load_images(command.images), options_from(RawConfig, args),
+                      command.providers)  # fmt: skip
+    for run in raw["runs"]:
+        best = run.get("best") or {}
+        print(f"{run['variant']}/{run['provider']}: best {best.get('images_per_s')} img/s at "
+              f"batch {best.get('batch_size')}, batch-1 {run.get('batch1_latency_ms')} ms "
+              f"{run.get('error', '')}", file=sys.stderr)  # fmt: skip
+    print(json.dumps(raw, indent=1))
     return 0
 
 
@@ -293,7 +285,6 @@ COMMANDS = {
     "summary": cmd_summary,
     "explain": explain_bench.command,
     "bulk": bulkbench.command,
-    "evidence": evidence_bench.command,
     "video": video_bench.command,
     "uploads": uploads.command,
 }

@@ -157,7 +157,7 @@ def test_ray_engine_matches_the_local_engine(tiny_repo, photos, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_each_row_carries_the_files_provenance_evidence(tiny_repo, tmp_path, suffix):
-    from benchmarks import evidence_files as files
+    from helpers import evidence_files as files
 
     folder = tmp_path / "evidence"
     folder.mkdir()

@@ -37,7 +37,6 @@ CASES = [
     ("drills.soak.slowclients:SlowClientSettings", {"host": "h", "port": 1, "connections": 0},
      "connections must be at least 1"),
     ("benchmarks.bulkbench:BulkBenchConfig", {"paths": 0}, "BulkBenchConfig.paths"),
-    ("benchmarks.evidence:EvidenceBenchConfig", {"seconds": 0.0}, "seconds must be positive"),
     ("benchmarks.runner:SuiteConfig", {"limit_concurrency": (0,)}, "limit_concurrency must be"),
     ("benchmarks.explain:ExplainBenchConfig", {"model_rows": 0}, "model_rows must be at least 1"),
     ("drills.soak.config:SoakConfig", {"duration_s": 0.0}, "--duration > 0"),

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import evidence_files as files
 
-from benchmarks import evidence_files as files
 from core.provenance import EvidenceConfig, EvidenceReader, Finding
 from core.provenance.containers import scan
 
@@ -185,21 +185,3 @@ def test_a_trust_anchor_file_without_a_certificate_is_refused(tmp_path: Path):
 def test_a_finding_refuses_an_unknown_strength():
     with pytest.raises(ValueError, match="strength must be one of"):
         Finding("xmp", "proof", "says")
-
-
-def test_the_evidence_benchmark_writes_its_report(tmp_path):
-    from benchmarks.__main__ import main as bench
-
-    assert bench(["evidence", "--side", "64", "--seconds", "0.01", "--out", str(tmp_path)]) == 0
-    (path,) = tmp_path.glob("evidence-*.json")
-    report = json.loads(path.read_text())
-    rows = {row["file"]: row for row in report["rows"]}
-    assert rows["plain JPEG, no metadata"]["findings"] == []
-    assert rows["C2PA-signed JPEG"]["findings"] == ["c2pa:signed_untrusted"]
-    assert all(row["evidence_us"] > 0 and row["preprocess_us"] > 0 for row in rows.values())
-
-
-def test_a_closed_reader_still_answers():
-    closed = EvidenceReader()
-    closed.close()
-    assert only(closed.read(files.c2pa_signed_jpeg()))["says"].endswith("the reader is shut down")

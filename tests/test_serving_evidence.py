@@ -6,9 +6,9 @@ import logging
 import sys
 
 import pytest
+from helpers import evidence_files as files
 from helpers import expected_probability, png_image, serving_client, test_config
 
-from benchmarks import evidence_files as files
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 from serving.config import parse_args
 

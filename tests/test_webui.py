@@ -348,7 +348,7 @@ CONTRAST_FAILURES_JS = """() => {
 
 
 def test_provenance_evidence_is_listed_apart_from_the_verdict(ui: Session):
-    from benchmarks import evidence_files as files
+    from helpers import evidence_files as files
 
     signed, plain = files.c2pa_signed_jpeg(), image_bytes(3, mean=120.0)
     tampered = files.pixels_changed(signed)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import reliability_images as images
 from helpers import TinyModelSpec, png_image, write_model_entry
+from helpers import evidence_files as files
 from PIL import Image
 from reliability_http import Answer, multipart, request, stream_upload
 
-from benchmarks import evidence_files as files
 from core.decision import calibrate, decide
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import evidence_files as files
 from helpers import jpeg_image, noise_rgb, png_image
 from helpers.formats import avif, heic
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +26,6 @@ from PIL import Image
 from reliability_cases import ERROR_STATUSES, INPUT_SIZE, MODEL
 from reliability_http import Answer, multipart, request
 
-from benchmarks import evidence_files as files
 from core.preprocessing import ImageError, PreprocessConfig, preprocess_bytes
 from core.provenance import EvidenceReader, Finding
 

@@ -1,7 +1,7 @@
-"""Files carrying provenance evidence, made on the spot for the evidence benchmark and the
-tests (nothing downloaded): a throw-away ES256 certificate chain (CA + end-entity with the
-key usages C2PA requires), a C2PA-signed JPEG, generator metadata, XMP digital source types,
-a camera-style JPEG, and malformed or huge metadata."""
+"""Files carrying provenance evidence, made on the spot for the tests (nothing downloaded):
+a throw-away ES256 certificate chain (CA + end-entity with the key usages C2PA requires), a
+C2PA-signed JPEG, generator metadata, XMP digital source types, a camera-style JPEG, and
+malformed or huge metadata."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ A1111_PARAMETERS = (
     "Seed: 42, Size: 512x512, Model hash: abc123, Model: sd15"
 )
 CAMERA_SERIAL = "SN-0042-7731"
-SIDE = 48  # default image side in pixels; the benchmark also uses photo-sized ones
+SIDE = 48  # default image side in pixels
 
 
 def noise_rgb(seed: int, side: int = SIDE) -> np.ndarray:
