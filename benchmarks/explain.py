@@ -1,22 +1,20 @@
 """``python -m benchmarks explain``: explanation latency next to a plain prediction.
 
-For each model (default ``lite0`` and ``cnn``) the real server app runs in this process
-(ASGI, no network) on a one-model repository; requests go one at a time:
+For each model (default: every model in the repository) the real server app runs in this
+process (ASGI, no network) on a one-model repository; requests go one at a time:
 
 * ``/v1/predict``, ``/v1/explain?method=cam`` and the same with ``overlay=jpeg`` (what the
   web page asks for) alternate (so machine noise hits all alike); target: CAM median <= 1.5x
   predict median (the map comes from the same forward pass, the extra cost is drawing and
   encoding the overlay at the upload's size);
-* ``/v1/explain?method=lime`` at ``--num-samples`` (default 1000) for each segmentation;
-  target: CNN median <= 1 s. The server's own breakdown (segmentation, sampling + scoring
-  through the batcher, ridge fit, overlay) is kept, and right after each LIME request the
-  model alone is timed on batches of the batcher's bulk, quiet-bulk and full sizes: the floor that
-  ``num_samples`` forward passes put under that request. Each request's overhead is over its
+* ``/v1/explain?method=lime`` at ``--num-samples`` (default 1000) for each segmentation.
+  The server's own breakdown (segmentation, sampling + scoring through the batcher, ridge
+  fit, overlay) is kept, and right after each LIME request the model alone is timed on
+  batches of the batcher's bulk, quiet-bulk and full sizes: the floor that ``num_samples``
+  forward passes put under that request. Each request's overhead is over its
   own floor (the machine's speed drifts within minutes); the median request is reported.
 
-A model missing from ``--models`` is exported UNTRAINED (random weights: timing only) with
-``python -m export`` into ``--export-dir``; the JSON says so. Results go to
-``benchmarks/results/explain-<machine>-<date>.json``.
+Results go to ``benchmarks/results/explain-<machine>-<date>.json``.
 """
 
 from __future__ import annotations
@@ -29,8 +27,6 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -39,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cli import DEFAULT_OUT, names_of, positive_int
+from benchmarks.cli import DEFAULT_OUT, names_of, optional_names, positive_int
 from core.options import (
     check_at_least,
     option,
@@ -48,16 +44,9 @@ from core.options import (
     parse_optional_str,
 )
 
-DEFAULT_EXPORT_DIR = Path(tempfile.gettempdir()) / "dfd-explain-bench"
-LIME_TARGET_MS = 1000.0  # CNN, 1000 samples
 CAM_TARGET_RATIO = 1.5  # CAM median / predict median
 LIME_OVERHEAD_TARGET = 0.10  # LIME median over the bare model scoring its samples
 SEGMENTATIONS = ("quickshift", "slic")
-UNTRAINED_NOTE = "none: untrained random weights, exported by benchmarks.explain (timing only)"
-BUILD_SNIPPET = (
-    "import sys; from train.zoo import build_model; "
-    "build_model(sys.argv[1], weights=None).save(sys.argv[2])"
-)
 
 
 @dataclass(frozen=True)
@@ -65,9 +54,9 @@ class ExplainBenchConfig:
     """What ``python -m benchmarks explain`` measures."""
 
     models: Path = option(Path("models"), "model repository", Path)
-    names: tuple[str, ...] = option(
-        ("lite0", "cnn"), "comma-separated models; one missing from --models is exported "
-        "untrained", names_of(), metavar="NAME,NAME,...",
+    names: tuple[str, ...] | None = option(
+        None, "comma-separated models (default: every model in --models)", optional_names,
+        metavar="NAME,NAME,...",
     )  # fmt: skip
     images: Path | None = option(  # None: data/detector/test if present, else synthetic JPEGs
         None, "image folder (default: data/detector/test, else synthetic)", parse_optional_path
@@ -93,10 +82,6 @@ class ExplainBenchConfig:
     intra_op_threads: int = option(
         0, "onnxruntime intra-op threads (0: all cores)", int, flag="--threads"
     )
-    export_dir: Path = option(
-        DEFAULT_EXPORT_DIR, "where missing models are exported untrained (reused on later runs)",
-        Path,
-    )  # fmt: skip
     out_dir: Path = option(DEFAULT_OUT, "results folder", Path, flag="--out")
     machine_name: str | None = option(
         None, "machine label in the file name (default: from CPU)", parse_optional_str,
@@ -108,54 +93,13 @@ class ExplainBenchConfig:
         check_at_least(self, 0, "intra_op_threads")
 
 
-# --- models ---------------------------------------------------------------------------------
-
-
-def find_or_export(name: str, config: ExplainBenchConfig) -> tuple[Path, dict]:
-    """Repository root holding ``name`` and where it came from; exports it untrained if absent."""
-    from core.modelrepo import ModelRepository
-
-    if ModelRepository(config.models).versions(name):
-        entry = ModelRepository(config.models).entry(name)
-        return config.models, {
-            "source": str(entry.path),
-            "untrained_export": False,
-            "training_data": entry.metadata.get("training_data"),
-        }
-    repo = config.export_dir / "models"
-    if not ModelRepository(repo).versions(name):
-        export_untrained(name, repo, config.export_dir)
-    entry = ModelRepository(repo).entry(name)
-    return repo, {
-        "source": str(entry.path),
-        "untrained_export": True,
-        "training_data": entry.metadata.get("training_data"),
-        "note": f"{config.models}/{name} did not exist: exported an UNTRAINED {name} "
-        "(random weights) with python -m export; latency is representative, the "
-        "explanations' content is not",
-    }
-
-
-def export_untrained(kind: str, repo: Path, workdir: Path) -> None:
-    """Build ``train.zoo.build_model(kind)`` with random weights, run ``python -m export``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    keras_path = workdir / f"{kind}-untrained.keras"
-    print(f"exporting an untrained {kind} to {repo} (TensorFlow, about a minute)", file=sys.stderr)
-    subprocess.run([sys.executable, "-c", BUILD_SNIPPET, kind, str(keras_path)], check=True)
-    command = [
-        sys.executable, "-m", "export", "--model", str(keras_path), "--name", kind,
-        "--repo", str(repo), "--training-data", UNTRAINED_NOTE,
-    ]  # fmt: skip
-    subprocess.run(command, check=True)
+# --- measuring ------------------------------------------------------------------------------
 
 
 def single_model_repo(root: Path, name: str, folder: Path) -> Path:
     """``folder`` as a repository holding only ``name`` (a symlink): the app loads nothing else."""
     (folder / name).symlink_to((root / name).resolve(), target_is_directory=True)
     return folder
-
-
-# --- measuring ------------------------------------------------------------------------------
 
 
 def summary(values_ms: Sequence[float]) -> dict:
@@ -341,7 +285,7 @@ def bare_model_ms_per_row(model, payloads: Sequence[bytes], rows: int) -> tuple[
 # --- targets, table, files ------------------------------------------------------------------
 
 
-def evaluate_targets(models: list[dict], num_samples: int) -> list[dict]:
+def evaluate_targets(models: list[dict]) -> list[dict]:
     checks = []
     for result in models:
         for key, overlay in (("cam", "PNG overlay, the API default"),
@@ -358,30 +302,14 @@ def evaluate_targets(models: list[dict], num_samples: int) -> list[dict]:
             )
         for segmentation, lime in result["lime"].items():
             overhead = lime["overhead_median"]
-            each = ", ".join(f"{run['overhead']:+.0%}" for run in lime["runs"])
+            each = ", ".join(f"{run['overhead']:+.1%}" for run in lime["runs"])
             checks.append(
                 {
                     "target": f"{result['name']}: LIME ({segmentation}) overhead over the bare "
                     f"model scoring its samples <= {LIME_OVERHEAD_TARGET:.0%}",
-                    "measured": f"{overhead:+.0%}, the median request ({each}; each over the "
+                    "measured": f"{overhead:+.1%}, the median request ({each}; each over the "
                     "bare model timed right after it)",
                     "status": "pass" if overhead <= LIME_OVERHEAD_TARGET else "fail",
-                }
-            )
-        if result["name"] != "cnn":
-            continue
-        for segmentation, lime in result["lime"].items():
-            median = lime["wall_ms"]["median"]
-            status = "pass" if median <= LIME_TARGET_MS else "fail"
-            if num_samples != 1000:
-                status = "not measured (num_samples != 1000)"
-            checks.append(
-                {
-                    "target": f"cnn: LIME ({segmentation}, 1000 samples) <= "
-                    f"{LIME_TARGET_MS:g} ms (median)",
-                    "measured": f"{median} ms; bare model alone "
-                    f"{result['bare_model_ms_for_lime_samples']} ms for {num_samples} rows",
-                    "status": status,
                 }
             )
     return checks
@@ -414,6 +342,7 @@ def run_benchmark(config: ExplainBenchConfig) -> tuple[dict, Path]:
 
     from benchmarks.images import load_images
     from benchmarks.sysinfo import describe_machine, machine_slug
+    from core.modelrepo import ModelRepository
 
     machine = describe_machine()
     images = load_images(config.images, config.image_limit)
@@ -440,17 +369,20 @@ def run_benchmark(config: ExplainBenchConfig) -> tuple[dict, Path]:
     }
     per_model = len(CAM_ROUTES) * config.predict_repeats
     per_model += config.lime_repeats * len(config.segmentations)
-    located = [(name, *find_or_export(name, config)) for name in config.names]
-    config.export_dir.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=per_model * len(located), desc="explain bench", unit="req") as bar:
-        for index, (name, root, provenance) in enumerate(located):
+    repository = ModelRepository(config.models)
+    names = config.names or tuple(repository.names())
+    with tqdm(total=per_model * len(names), desc="explain bench", unit="req") as bar:
+        for index, name in enumerate(names):
             bar.set_postfix_str(name)
-            with tempfile.TemporaryDirectory(prefix="serve-", dir=config.export_dir) as folder:
-                repo = single_model_repo(root, name, Path(folder))
+            entry = repository.entry(name)
+            with tempfile.TemporaryDirectory(prefix="dfd-explain-") as folder:
+                repo = single_model_repo(config.models, name, Path(folder))
                 result = asyncio.run(measure_model(name, repo, images, config, bar))
+            provenance = {"source": str(entry.path),
+                          "training_data": entry.metadata.get("training_data")}  # fmt: skip
             report["models"].append({**result, **provenance})
-            report["targets"] = evaluate_targets(report["models"], config.num_samples)
-            report["complete"] = index == len(located) - 1
+            report["targets"] = evaluate_targets(report["models"])
+            report["complete"] = index == len(names) - 1
             report["load_average_at_end"] = list(os.getloadavg())
             path.write_text(json.dumps(report, indent=1) + "\n")  # partial results survive
     return report, path
@@ -467,7 +399,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "writes benchmarks/results/explain-<machine>-<date>.json",
         description="Explanation latency next to a plain prediction, per model: CAM vs "
         "predict (alternating requests) and LIME at --num-samples for each segmentation, "
-        "through the real server app in this process. Missing models are exported untrained.",
+        "through the real server app in this process.",
     )
     parser.add_config(ExplainBenchConfig)
     parser.add_argument(
@@ -488,16 +420,9 @@ def config_from_args(args: argparse.Namespace) -> ExplainBenchConfig:
 def command(args: argparse.Namespace) -> int:
     """``python -m benchmarks explain``."""
     config = config_from_args(args)
-    try:
-        report, path = run_benchmark(config)
-    except subprocess.CalledProcessError as exc:
-        print(f"error: exporting an untrained model failed: {exc}", file=sys.stderr)
-        return 2
+    report, path = run_benchmark(config)
     print(render_table(report["models"], config.segmentations))
     for check in report["targets"]:
         print(f"  [{check['status']}] {check['target']}: {check['measured']}")
-    for result in report["models"]:
-        if result.get("untrained_export"):
-            print(f"  note: {result['note']}")
     print(f"results: {path}")
     return 0
