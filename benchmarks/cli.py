@@ -148,6 +148,25 @@ def write_results(
     return path
 
 
+def newest_results(
+    out_dir: Path, pattern: str, stamp_key: str, needs: frozenset[str] = frozenset()
+) -> tuple[Path, dict] | None:
+    """The newest readable results file in ``out_dir`` matching ``pattern`` that holds every
+    key in ``needs``, by ``stamp_key`` (then name): ``(path, results)``, or None."""
+    found = []
+    for path in out_dir.glob(pattern):
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(results, dict) and needs <= results.keys():
+            found.append((str(results.get(stamp_key, "")), path.name, path))
+    if not found:
+        return None
+    path = max(found)[2]
+    return path, json.loads(path.read_text())
+
+
 def replace_section(path: Path, start: str, end: str, block: str) -> bool:
     """Replace the text from marker ``start`` to marker ``end`` in ``path`` with ``block``
     (which carries the markers); False, and nothing written, if the markers are missing."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks.cli import newest_results
 from benchmarks.plots import plot_latency_cdf, plot_throughput
 from benchmarks.summary import render_summary
 
@@ -51,16 +52,9 @@ def write_outputs(results: dict, out_dir: Path, plots: bool = True) -> Path:
 
 
 def latest_results(out_dir: Path) -> Path:
-    """The newest suite results JSON in ``out_dir`` (by its ``created`` time)."""
-    candidates = []
-    for path in out_dir.glob("*.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict) or not {"schema", "systems", "raw"} <= data.keys():
-            continue  # another benchmark's file (e.g. explain-*.json)
-        candidates.append((data.get("created", ""), path.name, path))
-    if not candidates:
+    """The newest suite results JSON in ``out_dir`` (by its ``created`` time); other
+    benchmarks' files (e.g. ``explain-*.json``) are passed over."""
+    found = newest_results(out_dir, "*.json", "created", frozenset({"schema", "systems", "raw"}))
+    if found is None:
         raise FileNotFoundError(f"no results JSON in {out_dir}: run `python -m benchmarks run`")
-    return max(candidates)[2]
+    return found[0]

@@ -214,15 +214,15 @@ def model_summary(entry) -> dict:
     }
 
 
-def measure_raw(config: SuiteConfig, entry, images) -> dict:
+def measure_raw(entry, images, raw: RawConfig, providers: tuple[str, ...] | None) -> dict:
     """The in-process onnxruntime limit for every variant file on every provider."""
-    providers = available_providers(config.providers)
     files = variant_files(entry.path, entry.metadata)
     runs = []
-    steps = [(variant, path, provider) for variant, path in files.items() for provider in providers]
+    steps = [(variant, path, provider) for variant, path in files.items()
+             for provider in available_providers(providers)]  # fmt: skip
     for variant, path, provider in tqdm(steps, desc="raw onnxruntime", unit="run"):
         try:
-            runs.append(measure_model(path, provider, images, config.raw, variant))
+            runs.append(measure_model(path, provider, images, raw, variant))
         except Exception as exc:  # one broken variant must not sink the suite
             runs.append(
                 {
@@ -423,7 +423,7 @@ def run_suite(config: SuiteConfig) -> tuple[dict, Path]:
         "images": images.describe(),
     }
     wall_started = time.perf_counter()
-    results["raw"] = measure_raw(config, entry, images)
+    results["raw"] = measure_raw(entry, images, config.raw, config.providers)
     if "limits" in config.systems:
         results["limits"] = measure_limits(config, repository, images)
     model = results["model"]

@@ -19,7 +19,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.cli import replace_section
+from benchmarks.cli import newest_results, replace_section
 from benchmarks.images import ImageSet, synthetic_jpegs
 from benchmarks.loadgen import LoadConfig, run_level_sync
 from drills.soak.config import DEFAULT_OUT, SoakConfig
@@ -121,11 +121,9 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
 
 
 def latest(out_dir: Path) -> dict | None:
-    found = []
-    for path in out_dir.glob("slowloris-*.json"):
-        results = json.loads(path.read_text())
-        found.append((results["started_at"], path.name, results))
-    return max(found)[2] if found else None
+    """The newest slowloris results in ``out_dir``, or None."""
+    found = newest_results(out_dir, "slowloris-*.json", "started_at")
+    return found[1] if found else None
 
 
 def render(results: dict | None) -> str:

@@ -313,6 +313,15 @@ def test_run_without_a_model_says_what_to_do(tmp_path: Path, capsys):
     assert "make export" in capsys.readouterr().err
 
 
+def test_raw_command_times_every_variant_file(tiny_repo: Path, capsys):
+    argv = ["raw", "--models", str(tiny_repo), "--model", "cnn", "--batch-sizes", "1,2"]
+    assert main([*argv, "--raw-seconds", "0.05", "--providers", "cpu"]) == 0
+    raw = json.loads(capsys.readouterr().out)
+    assert raw["preprocessing"]["ms_p50"] > 0
+    [run] = raw["runs"]  # the tiny entry has only its FP32 file
+    assert run["variant"] == "fp32" and [b["batch_size"] for b in run["batches"]] == [1, 2]
+
+
 def test_help_lists_every_subcommand(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from benchmarks.cli import replace_section
+from benchmarks.cli import newest_results, replace_section
 
 CASES_FILE = "reliability-cases.json"
 SECTION_START = "<!-- reliability-table:start (generated from benchmarks/results; do not edit) -->"
@@ -15,14 +15,8 @@ SECTION_END = "<!-- reliability-table:end -->"
 
 def latest_soak(out_dir: Path) -> dict | None:
     """The newest soak results in ``out_dir`` (by start time), or None."""
-    found = []
-    for path in out_dir.glob("soak-*.json"):
-        try:
-            results = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        found.append((results.get("started_at", ""), path.name, results))
-    return max(found)[2] if found else None
+    found = newest_results(out_dir, "soak-*.json", "started_at")
+    return found[1] if found else None
 
 
 def soak_line(soak: dict | None) -> str:
