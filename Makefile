@@ -67,7 +67,7 @@ lint: $(VENV)/.all  ## ruff check + format check
 	$(VENV)/bin/ruff format --check .
 
 data: $(VENV)/.all  ## Generate GAN faces, build data/detector (aligned) and its plain-crop twin, write reports/data (about 1.5 h)
-	$(PY) scripts/generate_gan_faces.py --out $(GAN) --count 6000 --psi 0.7,1.0
+	$(PY) -m dataprep.gan --out $(GAN) --count 6000 --psi 0.7,1.0
 	$(PY) -m dataprep build --gan $(GAN) --out $(DATASET) --overwrite
 	$(PY) -m dataprep stats  --data $(DATASET) --out reports/data
 	$(PY) -m dataprep probes --data $(DATASET) --out reports/data

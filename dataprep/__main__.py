@@ -1,4 +1,6 @@
-"""``python -m dataprep {build,stats,probes,match,folds,card}``: the dataset command line."""
+"""``python -m dataprep {build,stats,probes,match,folds,zoom,card}``: the dataset command line.
+
+The GAN faces it combines are rendered first by ``python -m dataprep.gan`` (``make data``)."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ class BuildConfig:
         metavar="DIR",
     )
     gan: Path = option(
-        Path("data/gan"), "generated faces folder (scripts/generate_gan_faces.py output)", Path,
+        Path("data/gan"), "generated faces folder (python -m dataprep.gan output)", Path,
         metavar="DIR",
     )  # fmt: skip
     snapshots: Path | None = option(

@@ -67,10 +67,10 @@ def shared_reals(root: Path, limit: int | None = None) -> Iterator[Candidate]:
 
 
 def gan_faces(folder: Path, limit: int | None = None) -> Iterator[Candidate]:
-    """Generated faces listed in ``folder/manifest.jsonl`` (scripts/generate_gan_faces.py)."""
+    """Generated faces listed in ``folder/manifest.jsonl`` (python -m dataprep.gan)."""
     manifest = folder / "manifest.jsonl"
     if not manifest.exists():
-        raise SystemExit(f"error: {manifest} not found; run scripts/generate_gan_faces.py")
+        raise SystemExit(f"error: {manifest} not found; run python -m dataprep.gan")
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     rows.sort(key=lambda row: row["index"])
     for row in rows[:limit]:

@@ -44,7 +44,7 @@ $PY -m train.evaluate --run $RUN --data $DATA --bootstrap 1000 --no-progress
 if [ "$MODEL" != cnn_detector ]; then
   $PY -m train.robustness --run $RUN --data $DATA --by-source --no-progress
 fi
-$PY scripts/per_source_report.py --run $RUN --data $DATA
+$PY -m train.per_source --run $RUN --data $DATA
 OUT=reports/$MODEL
 mkdir -p $OUT
 cp -r $RUN/report.json $RUN/history.csv $RUN/config.json $RUN/plots $RUN/per_source.json \

@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from dataprep import gan as gen
 from dataprep.build import BuildConfig, build
 from dataprep.imaging import (
     estimate_jpeg_quality,
@@ -21,9 +21,6 @@ from dataprep.imaging import (
     trim_to_aspect,
 )
 from dataprep.stats import load_rows
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import generate_gan_faces as gen  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -1,6 +1,7 @@
 """EfficientNet-Lite0 Keras port (``train.efficientnet_lite``): parity with the PyTorch reference
-logits stored in ``tests/data/lite0_reference.npz`` (made by ``scripts/lite0_reference_logits.py``),
-architecture shape and size, and the torch-free checkpoint reader's safety."""
+logits stored in ``tests/data/lite0_reference.npz`` (made by
+``tests/data/make_lite0_reference.py``), architecture shape and size, and the torch-free
+checkpoint reader's safety."""
 
 from __future__ import annotations
 

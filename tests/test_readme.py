@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
 
+from train import readme as render_readme
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"
-_spec = importlib.util.spec_from_file_location(
-    "render_readme", REPO_ROOT / "scripts" / "render_readme.py"
-)
-render_readme = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(render_readme)
 
 
 def _section(text: str) -> str:
@@ -49,7 +45,7 @@ def test_readme_model_section_is_the_rendering_of_the_committed_reports():
     name = found.group(1)
     assert render_readme.model_in_section(section) == name
     expected = render_readme.render_section(name, REPO_ROOT / "reports")
-    assert section == expected, f"stale: run `python scripts/render_readme.py --model {name}`"
+    assert section == expected, f"stale: run `python -m train.readme --model {name}`"
     assert len(section.splitlines()) <= 80
 
 

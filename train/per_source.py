@@ -9,7 +9,7 @@ split (what the shipped model uses), with seeded bootstrap 95 % intervals
 re-compression shortcut documented in DATA.md; for one-class sources, every fake source
 against every real source.
 
-    python scripts/per_source_report.py --run runs/texture --data data/detector
+    python -m train.per_source --run runs/texture --data data/detector
 """
 
 from __future__ import annotations
@@ -22,12 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # run as a plain script from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
-
-from core.decision import calibrate  # noqa: E402
-from train.report import bootstrap_ci, split_metrics  # noqa: E402
+from core.decision import calibrate
+from train.report import bootstrap_ci, split_metrics
 
 KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "eer", "ece")
 
@@ -110,7 +106,8 @@ def markdown(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Per-source test metrics (95%% bootstrap CIs) of an evaluated run, at the "
+        prog="python -m train.per_source",
+        description="Per-source test metrics (95 % bootstrap CIs) of an evaluated run, at the "
         "run's validation threshold and temperature. Writes OUT/per_source.json and .md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
