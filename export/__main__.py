@@ -12,8 +12,8 @@ from .config import ExportConfig, run_export_command
 
 EPILOG = """\
 example:
-  python -m export --model runs/cnn/model.keras --name cnn --repo models \\
-      --report runs/cnn/report.json --parity-images data/faces/test --fp16 --int8 \\
+  python -m export --model runs/texture/model.keras --name texture --repo models \\
+      --report runs/texture/report.json --parity-images data/detector/test --fp16 --int8 \\
       --training-data "what the model was trained on"
 
 Writes <repo>/<name>/<version>/{model.onnx, model.portable.onnx, metadata.json}

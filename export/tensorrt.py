@@ -434,9 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Build a TensorRT engine (model.plan) for a model-repository entry.\n"
         "Needs an NVIDIA GPU with TensorRT; exits with status 2 when there is none.",
         TensorRTConfig,
-        epilog="example:\n  python -m export.tensorrt --repo models --name cnn --fp16 "
-        "--max-batch 64\n  python -m export.tensorrt --repo models --name cnn --int8 "
-        "--calib-dir data/faces/val",
+        epilog="example:\n  python -m export.tensorrt --repo models --name texture --fp16 "
+        "--max-batch 64\n  python -m export.tensorrt --repo models --name texture --int8 "
+        "--calib-dir data/detector/val",
     )
 
 

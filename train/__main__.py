@@ -16,11 +16,9 @@ data layout: DATA/{train,val,test}/{real,fake}/<images>  (real = 0, fake = 1)
   evaluate a finished run with:                        python -m train.evaluate --help
 
 examples:
-  python -m train --model cnn --data data/faces --epochs 20 --out runs/cnn
-  python -m train --model xception --data data/faces --epochs 5 --fine-tune-epochs 5 \\
-      --out runs/xception
-  python -m train --model lite0 --data data/detector --out runs/lite0 --cut block6a
   python -m train --model texture --data data/detector --out runs/texture
+  python -m train --model lite0 --data data/detector --out runs/lite0 --cut block6a
+  python -m train --model cnn --data data/detector --epochs 20 --out runs/cnn
 """
 
 

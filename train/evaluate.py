@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "are fitted on the VALIDATION split; metrics are computed once on TEST.\n"
         "Writes RUN/report.json, RUN/predictions.csv and RUN/plots/*.png.",
         EvaluateConfig,
-        epilog="example:\n  python -m train.evaluate --run runs/cnn --data data/faces "
+        epilog="example:\n  python -m train.evaluate --run runs/texture --data data/detector "
         "--bootstrap 1000 --robustness",
     )
 

@@ -7,7 +7,7 @@ in the same split, across both classes. Use it so that frames of one video or ph
 person never sit in both train and test. Files are copied, or hard-linked with ``--link``.
 A ``split.json`` manifest (settings, counts, file -> split) is written next to the splits.
 
-    python -m train.split --src data/flat --dst data/faces --ratios 0.7 0.15 0.15 \\
+    python -m train.split --src data/flat --dst data/mine --ratios 0.7 0.15 0.15 \\
         --group-pattern '^(\\d+)_' --seed 0
 """
 
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         "into DST/{train,val,test}/{real,fake}/, the layout python -m train reads.\n"
         "Also writes DST/split.json (settings, counts, and which split each file went to).",
         SplitConfig,
-        epilog="example:\n  python -m train.split --src data/flat --dst data/faces "
+        epilog="example:\n  python -m train.split --src data/flat --dst data/mine "
         "--group-pattern '^(\\d+)_'",
     )
     parser.add_argument("--src", required=True, help="flat folder with real/ and fake/ inside")
