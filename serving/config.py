@@ -97,7 +97,7 @@ class ServerConfig:
     latest_only: bool = option(False, "load only the latest version of each model", parse_bool)
     default_model: str | None = option(
         None,
-        "model used when a request names none (default: lite0, else cnn, else the first)",
+        "model used when a request names none (default: texture, else lite0, else the first)",
         parse_optional_str,
     )
     warmup_batch_sizes: tuple[int, ...] = option(
