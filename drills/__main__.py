@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 
 from benchmarks.cli import OptionsParser
-from drills import slowloris, soak
+from drills import slowloris
+from drills.soak.cli import add_soak_parser, cmd_soak
 
-COMMANDS = {"soak": soak.cmd_soak, "slowloris": slowloris.command}
+COMMANDS = {"soak": cmd_soak, "slowloris": slowloris.command}
 
 
 def build_parser() -> OptionsParser:
@@ -17,7 +18,7 @@ def build_parser() -> OptionsParser:
         "hostile traffic, and slow-header clients beside normal load.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    soak.add_soak_parser(commands)
+    add_soak_parser(commands)
     slowloris.add_parser(commands)
     return parser
 

@@ -23,7 +23,7 @@ from benchmarks.cli import newest_results, replace_section
 from benchmarks.images import ImageSet, synthetic_jpegs
 from benchmarks.loadgen import LoadConfig, run_level_sync
 from drills.soak.config import DEFAULT_OUT, SoakConfig
-from drills.soak.run import _resolve_model
+from drills.soak.run import resolve_model
 from drills.soak.slowclients import SlowClients, SlowClientSettings
 
 PAGE = Path("docs/ACCESS.md")
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
     images = ImageSet(tuple(synthetic_jpegs(16, 256, 5)), "16 synthetic 256x256 JPEGs")
     with tempfile.TemporaryDirectory(prefix="slowloris-") as scratch:
         soak_config = SoakConfig(models=args.models, model=args.model)
-        repo, entry, source = _resolve_model(soak_config, Path(scratch))
+        repo, entry, source = resolve_model(soak_config, Path(scratch))
         server_args = ("--log-level", "warning", "--webui", "", "--default-model", entry.name,
                        *args.server_arg)  # fmt: skip
         with RunningServer(our_server_spec("slowloris", repo, server_args)) as server:

@@ -19,62 +19,9 @@ are held open from a separate process and must be cut off at the header deadline
 It passes when nothing was lost (a good request without a 200), nothing mismatched, no
 5xx and no unexpected status, and the server's RSS at the end is at most its RSS after the
 warm-up plus ``--memory-bound-mb``. Results: ``benchmarks/results/soak-<machine>-<date>.json``;
-the README's "Reliability" section is then regenerated (:func:`render_reliability_section`).
+docs/RELIABILITY.md's generated section is then rewritten (:mod:`drills.soak.report`).
+
+Modules: ``config`` (settings), ``mix`` (the traffic's kinds and reference answers),
+``traffic`` (sending and judging), ``slowclients``, ``memory``, ``standin`` (a model when the
+repository has none), ``run`` (one soak), ``report`` (its line and the docs section), ``cli``.
 """
-
-from __future__ import annotations
-
-from drills.soak.cli import add_soak_parser, cmd_soak
-from drills.soak.config import DEFAULT_OUT, README, SoakConfig
-from drills.soak.memory import MemorySampler, rss_mb
-from drills.soak.mix import (
-    PROBABILITY_TOLERANCE,
-    Kind,
-    Reference,
-    _good_images,
-    _prediction_check,
-    build_traffic,
-)
-from drills.soak.report import (
-    CASES_FILE,
-    SECTION_END,
-    SECTION_START,
-    latest_soak,
-    render_reliability_section,
-    soak_line,
-    update_readme,
-)
-from drills.soak.run import _resolve_model, run_soak
-from drills.soak.standin import STANDIN_CAM, STANDIN_SIZE, write_standin_model
-from drills.soak.traffic import Tally, _judge
-
-__all__ = [
-    "CASES_FILE",
-    "DEFAULT_OUT",
-    "PROBABILITY_TOLERANCE",
-    "README",
-    "SECTION_END",
-    "SECTION_START",
-    "STANDIN_CAM",
-    "STANDIN_SIZE",
-    "Kind",
-    "MemorySampler",
-    "Reference",
-    "SoakConfig",
-    "Tally",
-    "add_soak_parser",
-    "build_traffic",
-    "cmd_soak",
-    "latest_soak",
-    "render_reliability_section",
-    "rss_mb",
-    "run_soak",
-    "soak_line",
-    "update_readme",
-    "write_standin_model",
-    # internals the tests drive directly (tests/reliability/test_reliability_soak.py)
-    "_good_images",
-    "_judge",
-    "_prediction_check",
-    "_resolve_model",
-]

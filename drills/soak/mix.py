@@ -57,7 +57,7 @@ class Reference:
         return float(calibrate(np.float64(raw), self.entry.temperature))
 
 
-def _prediction_check(expected: float, threshold: float) -> Callable[[dict], str | None]:
+def prediction_check(expected: float, threshold: float) -> Callable[[dict], str | None]:
     def check(body: dict) -> str | None:
         got = body.get("probability_fake")
         if not isinstance(got, float) or abs(got - expected) > PROBABILITY_TOLERANCE:
@@ -90,7 +90,7 @@ def _multipart(parts: list[tuple[str, str, str, bytes]]) -> tuple[bytes, str]:
     )
 
 
-def _good_images(seed: int) -> list[tuple[bytes, str]]:
+def good_images(seed: int) -> list[tuple[bytes, str]]:
     from PIL import Image
 
     from benchmarks.images import synthetic_jpegs
@@ -129,7 +129,7 @@ def _bad_bodies() -> dict[str, bytes]:
 
 def build_traffic(entry, reference: Reference, has_cam: bool, seed: int) -> list[Kind]:
     """The request kinds of the mix, with their expected answers precomputed."""
-    images = _good_images(seed)
+    images = good_images(seed)
     kinds: list[Kind] = []
     for index, (data, content_type) in enumerate(images):
         kinds += _image_kinds(entry, reference, index, data, content_type, len(images), has_cam)
@@ -153,7 +153,7 @@ def _image_kinds(
     has_cam: bool,
 ) -> list[Kind]:
     """One good image as a raw upload, a multipart upload and (with a CAM) an explanation."""
-    check = _prediction_check(reference.probability(data), entry.threshold)
+    check = prediction_check(reference.probability(data), entry.threshold)
     body, form_type = _multipart([("file", f"face{index}.img", content_type, data)])
     kinds = [
         Kind(f"predict raw #{index}", True, 35 / count, "POST", "/v1/predict", data,
@@ -162,7 +162,7 @@ def _image_kinds(
              form_type, check=check),
     ]  # fmt: skip
     if has_cam:
-        explain = _prediction_check(reference.probability(data), entry.threshold)
+        explain = prediction_check(reference.probability(data), entry.threshold)
         kinds.append(
             Kind(f"explain cam #{index}", True, 4 / count, "POST", "/v1/explain?method=cam",
                  data, content_type, check=lambda body, c=explain: c(body.get("prediction", {})))
@@ -179,7 +179,7 @@ def _batch_kind(entry, reference: Reference, images: list, bad: dict) -> Kind:
     batch_checks = [
         None
         if data == bad["truncated"]
-        else _prediction_check(reference.probability(data), entry.threshold)
+        else prediction_check(reference.probability(data), entry.threshold)
         for data, _ in batch_files
     ]
 

@@ -19,10 +19,10 @@ from drills.soak.mix import Kind, Reference, access_kinds, build_traffic
 from drills.soak.report import update_readme
 from drills.soak.slowclients import SlowClients, SlowClientSettings
 from drills.soak.standin import write_standin_model
-from drills.soak.traffic import Keys, Tally, _prime, _traffic
+from drills.soak.traffic import Keys, Tally, prime, run_traffic
 
 
-def _resolve_model(config: SoakConfig, scratch: Path):
+def resolve_model(config: SoakConfig, scratch: Path):
     from core.modelrepo import InvalidMetadata, ModelNotFound, ModelRepository
 
     if not config.synthetic:
@@ -61,7 +61,7 @@ def run_soak(config: SoakConfig, progress: Callable[[str], None] = print) -> tup
     started_at = datetime.now(UTC)
     machine = describe_machine()
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
-        repo, entry, source = _resolve_model(config, Path(scratch))
+        repo, entry, source = resolve_model(config, Path(scratch))
         reference = Reference(entry)
         kinds = build_traffic(entry, reference, "cam" in entry.output_names(), config.seed)
         keys, access_args = _access_setup(config, Path(scratch))
@@ -122,11 +122,11 @@ def _drive(
         sampler = MemorySampler(server.process.pid, config.sample_every_s)
         start_mb = sampler.sample()
         sampler.start()
-        asyncio.run(_prime(server.base_url, kinds, config, tally, keys))
+        asyncio.run(prime(server.base_url, kinds, config, tally, keys))
         progress(f"soak: warm-up {warmup_s:.0f} s, then {config.duration_s:.0f} s of traffic")
-        asyncio.run(_traffic(server.base_url, kinds, config, warmup_s, tally, keys))
+        asyncio.run(run_traffic(server.base_url, kinds, config, warmup_s, tally, keys))
         warm_mb = sampler.sample()
-        asyncio.run(_traffic(server.base_url, kinds, config, config.duration_s, tally, keys))
+        asyncio.run(run_traffic(server.base_url, kinds, config, config.duration_s, tally, keys))
         time.sleep(1.0)  # let in-flight work and its buffers go
         end_mb = sampler.sample()
         sampler.stop()

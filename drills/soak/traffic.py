@@ -56,7 +56,7 @@ async def _send(
         return None, b""
 
 
-def _judge(kind: Kind, status: int | None, payload: bytes, seconds: float, tally: Tally) -> None:
+def judge(kind: Kind, status: int | None, payload: bytes, seconds: float, tally: Tally) -> None:
     tally.sent[kind.name.split(" #")[0]] += 1  # one count per kind, not per image
     tally.statuses[str(status) if status is not None else "none"] += 1
     if status is not None and status >= 500:
@@ -90,7 +90,7 @@ async def _send_and_judge(
     """One request, timed and judged."""
     started = time.perf_counter()
     status, payload = await _send(connection, kind, timeout_s, key)
-    _judge(kind, status, payload, time.perf_counter() - started, tally)
+    judge(kind, status, payload, time.perf_counter() - started, tally)
 
 
 async def _paced(rate: float, deadline: float):
@@ -140,7 +140,7 @@ async def _flood(
         await connection.close()
 
 
-async def _traffic(
+async def run_traffic(
     base_url: str, kinds: list[Kind], config: SoakConfig, seconds: float, tally: Tally,
     keys: Keys,
 ) -> None:  # fmt: skip
@@ -154,7 +154,7 @@ async def _traffic(
     await asyncio.gather(*clients)
 
 
-async def _prime(
+async def prime(
     base_url: str, kinds: list[Kind], config: SoakConfig, tally: Tally, keys: Keys
 ) -> None:
     """Every kind once, so lazily loaded code paths are warm before the memory baseline."""

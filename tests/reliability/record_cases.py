@@ -37,7 +37,8 @@ from reliability_cases import (  # noqa: E402
 )
 
 from benchmarks.sysinfo import describe_machine, machine_slug  # noqa: E402
-from drills.soak import CASES_FILE, DEFAULT_OUT, README, update_readme  # noqa: E402
+from drills.soak.config import DEFAULT_OUT, README  # noqa: E402
+from drills.soak.report import CASES_FILE, update_readme  # noqa: E402
 
 RECORDED_BY = "python tests/reliability/record_cases.py"
 

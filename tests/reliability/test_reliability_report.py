@@ -8,9 +8,10 @@ import re
 from helpers.server import REPO_ROOT
 from reliability_cases import all_cases
 
-from drills import soak
+from drills.soak import report as soak
+from drills.soak.config import DEFAULT_OUT
 
-RESULTS = REPO_ROOT / soak.DEFAULT_OUT
+RESULTS = REPO_ROOT / DEFAULT_OUT
 RECORD = "run `.venv/bin/python tests/reliability/record_cases.py`"
 
 

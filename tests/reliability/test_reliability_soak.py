@@ -7,8 +7,14 @@ import json
 import pytest
 from helpers import TinyModelSpec, write_model_entry
 
-from drills import soak
 from drills.__main__ import build_parser
+from drills.soak.cli import cmd_soak
+from drills.soak.config import SoakConfig
+from drills.soak.mix import Kind, Reference, good_images, prediction_check
+from drills.soak.report import soak_line
+from drills.soak.run import resolve_model, run_soak
+from drills.soak.standin import STANDIN_SIZE
+from drills.soak.traffic import Tally, judge
 
 SHORT = {"duration_s": 6.0, "warmup_s": 2.0, "concurrency": 4, "sample_every_s": 0.25}
 
@@ -18,8 +24,8 @@ def test_short_soak_loses_nothing_and_stays_within_the_memory_bound(tmp_path):
     write_model_entry(root, "cnn", 1, TinyModelSpec(size=32), threshold=0.45, temperature=1.3)
     # the server would prefer lite0 as its default; the soak's answers are computed for cnn
     write_model_entry(root, "lite0", 1, TinyModelSpec(size=32), threshold=0.5, temperature=0.4)
-    config = soak.SoakConfig(models=root, out_dir=tmp_path / "results", readme=None, **SHORT)
-    results, path = soak.run_soak(config, progress=lambda _: None)
+    config = SoakConfig(models=root, out_dir=tmp_path / "results", readme=None, **SHORT)
+    results, path = run_soak(config, progress=lambda _: None)
 
     assert json.loads(path.read_text()) == json.loads(json.dumps(results))
     assert path.name.startswith("soak-") and path.parent == tmp_path / "results"
@@ -42,31 +48,31 @@ def test_short_soak_loses_nothing_and_stays_within_the_memory_bound(tmp_path):
     assert {"400", "404", "405", "413", "415"} <= set(results["errors_by_status"])
     assert results["ready_after"] and results["server_exit_code"] == 0
     assert results["passed"]
-    assert "0 lost, 0 mismatched" in soak.soak_line(results)
+    assert "0 lost, 0 mismatched" in soak_line(results)
 
 
 def test_soak_falls_back_to_the_stand_in_model(tmp_path):
-    config = soak.SoakConfig(models=tmp_path / "none", out_dir=tmp_path)
-    root, entry, source = soak._resolve_model(config, tmp_path)
-    assert source.startswith("synthetic stand-in") and entry.input_size == soak.STANDIN_SIZE
-    reference = soak.Reference(entry)
-    bright, dark = soak._good_images(0)[12][0], soak._good_images(0)[13][0]
+    config = SoakConfig(models=tmp_path / "none", out_dir=tmp_path)
+    root, entry, source = resolve_model(config, tmp_path)
+    assert source.startswith("synthetic stand-in") and entry.input_size == STANDIN_SIZE
+    reference = Reference(entry)
+    bright, dark = good_images(0)[12][0], good_images(0)[13][0]
     assert reference.probability(bright) != reference.probability(dark)
 
 
 def test_wrong_answers_and_wrong_statuses_are_counted():
     """The judge can fail: a wrong probability is a mismatch, a non-200 a loss, a 500 a 5xx."""
-    check = soak._prediction_check(expected=0.8, threshold=0.5)
-    good = soak.Kind("predict raw #0", True, 1.0, "POST", "/v1/predict", check=check)
-    bad = soak.Kind("garbage bytes", False, 1.0, "POST", "/v1/predict", expected=400)
-    tally = soak.Tally()
-    soak._judge(good, 200, b'{"probability_fake": 0.8, "label": "FAKE"}', 0.01, tally)
-    soak._judge(good, 200, b'{"probability_fake": 0.7, "label": "FAKE"}', 0.01, tally)
-    soak._judge(good, 200, b'{"probability_fake": 0.8, "label": "REAL"}', 0.01, tally)
-    soak._judge(good, 503, b"{}", 0.01, tally)
-    soak._judge(good, None, b"", 30.0, tally)
-    soak._judge(bad, 400, b"{}", 0.01, tally)
-    soak._judge(bad, 500, b"{}", 0.01, tally)
+    check = prediction_check(expected=0.8, threshold=0.5)
+    good = Kind("predict raw #0", True, 1.0, "POST", "/v1/predict", check=check)
+    bad = Kind("garbage bytes", False, 1.0, "POST", "/v1/predict", expected=400)
+    tally = Tally()
+    judge(good, 200, b'{"probability_fake": 0.8, "label": "FAKE"}', 0.01, tally)
+    judge(good, 200, b'{"probability_fake": 0.7, "label": "FAKE"}', 0.01, tally)
+    judge(good, 200, b'{"probability_fake": 0.8, "label": "REAL"}', 0.01, tally)
+    judge(good, 503, b"{}", 0.01, tally)
+    judge(good, None, b"", 30.0, tally)
+    judge(bad, 400, b"{}", 0.01, tally)
+    judge(bad, 500, b"{}", 0.01, tally)
     assert (tally.mismatched, tally.lost, tally.unexpected, tally.server_errors) == (2, 2, 1, 2)
     assert tally.sent == {"predict raw": 5, "garbage bytes": 2}
     assert tally.statuses == {"200": 3, "503": 1, "none": 1, "400": 1, "500": 1}
@@ -81,7 +87,7 @@ def test_soak_command_line(capsys):
     help_text = capsys.readouterr().out
     for flag in ("--duration", "--memory-bound-mb", "--bad-fraction", "--readme-only"):
         assert flag in help_text
-    assert soak.cmd_soak(parser.parse_args(["soak", "--duration", "0"])) == 2
+    assert cmd_soak(parser.parse_args(["soak", "--duration", "0"])) == 2
 
 
 def test_short_access_soak_keys_rate_limits_flood_and_slow_clients(tmp_path):
@@ -89,12 +95,12 @@ def test_short_access_soak_keys_rate_limits_flood_and_slow_clients(tmp_path):
     refused with 429 within the token-bucket bound, slow-header clients cut off."""
     root = tmp_path / "models"
     write_model_entry(root, "cnn", 1, TinyModelSpec(size=32))
-    config = soak.SoakConfig(
+    config = SoakConfig(
         models=root, out_dir=tmp_path, readme=None, duration_s=5.0, warmup_s=1.0,
         concurrency=2, sample_every_s=0.5, access=True, rate=20.0, burst=10,
         client_rate=8.0, flood_rate=60.0, slow_clients=8, header_timeout_s=1.0,
     )  # fmt: skip
-    results, _ = soak.run_soak(config, progress=lambda _: None)
+    results, _ = run_soak(config, progress=lambda _: None)
     assert results["problems"] == [] and results["lost"] == 0, results["problems"]
     assert {"no API key", "wrong API key"} <= set(results["requests"]["by_kind"])
     assert results["errors_by_status"]["401"] >= 2
@@ -105,7 +111,7 @@ def test_short_access_soak_keys_rate_limits_flood_and_slow_clients(tmp_path):
     slow = access["slow_clients"]
     assert slow["cut_off_by_server"] >= 8 and slow["held_s"]["max"] <= 1.0 + 2.0
     assert results["passed"]
-    line = soak.soak_line(results)
+    line = soak_line(results)
     assert "With `--access`: 3 API keys" in line and "429" in line
     with pytest.raises(ValueError, match="client_rate"):
-        soak.SoakConfig(access=True, rate=10.0, client_rate=6.0)
+        SoakConfig(access=True, rate=10.0, client_rate=6.0)
