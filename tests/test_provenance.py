@@ -185,3 +185,9 @@ def test_a_trust_anchor_file_without_a_certificate_is_refused(tmp_path: Path):
 def test_a_finding_refuses_an_unknown_strength():
     with pytest.raises(ValueError, match="strength must be one of"):
         Finding("xmp", "proof", "says")
+
+
+def test_a_closed_reader_still_answers():
+    closed = EvidenceReader()
+    closed.close()
+    assert only(closed.read(files.c2pa_signed_jpeg()))["says"].endswith("the reader is shut down")
