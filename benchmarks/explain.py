@@ -371,6 +371,8 @@ def run_benchmark(config: ExplainBenchConfig) -> tuple[dict, Path]:
     per_model += config.lime_repeats * len(config.segmentations)
     repository = ModelRepository(config.models)
     names = config.names or tuple(repository.names())
+    if not names:
+        raise FileNotFoundError(f"no model in {config.models}")
     with tqdm(total=per_model * len(names), desc="explain bench", unit="req") as bar:
         for index, name in enumerate(names):
             bar.set_postfix_str(name)

@@ -94,3 +94,10 @@ def test_targets_compare_medians_with_the_goals():
         "+8.0%, the median request (+6.0%, +8.0%, +11.0%; "
         "each over the bare model timed right after it)"
     )
+
+
+def test_an_empty_repository_is_a_clear_error(tmp_path, capsys):
+    argv = ["explain", "--models", str(tmp_path / "none"), "--out", str(tmp_path / "results")]
+    assert benchmarks_main(argv) == 2
+    assert "no model in" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
