@@ -43,7 +43,9 @@ def add_parser(commands) -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="good clients (16)")
     parser.add_argument("--duration", type=float, default=40.0, help="seconds per run (40)")
     parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
-    parser.add_argument("--model", default="cnn", help="model name (default cnn)")
+    parser.add_argument(
+        "--model", help="model name (default: the server's, texture, else lite0, else the first)"
+    )
     parser.add_argument(
         "--server-arg",
         action="append",

@@ -20,7 +20,10 @@ class SoakConfig:
         Path("models"), "model repository (without a servable --model there, a synthetic "
         "stand-in model is served)", Path,
     )  # fmt: skip
-    model: str = option("cnn", "model name")
+    model: str | None = option(
+        None, "model name (default: the server's, texture, else lite0, else the first)",
+        parse_optional_str,
+    )  # fmt: skip
     synthetic: bool = option(False, "always use the stand-in model", parse_bool)
     duration_s: float = option(
         180.0, "seconds of traffic after the warm-up", float, flag="--duration"

@@ -18,21 +18,25 @@ from drills.soak.memory import MemorySampler
 from drills.soak.mix import Kind, Reference, access_kinds, build_traffic
 from drills.soak.report import update_readme
 from drills.soak.slowclients import SlowClients, SlowClientSettings
-from drills.soak.standin import write_standin_model
+from drills.soak.standin import STANDIN_NAME, write_standin_model
 from drills.soak.traffic import Keys, Tally, prime, run_traffic
 
 
 def resolve_model(config: SoakConfig, scratch: Path):
+    """``(repository, entry, source)``: ``config.model`` (default: the model the server would
+    choose) from the repository, else a synthetic stand-in written under ``scratch``."""
     from core.modelrepo import InvalidMetadata, ModelNotFound, ModelRepository
+    from serving.models import preferred_default
 
-    if not config.synthetic:
+    repository = ModelRepository(config.models)
+    name = config.model or preferred_default(repository.names())
+    if not config.synthetic and name is not None:
         try:
-            entry = ModelRepository(config.models).entry(config.model)
-            return config.models, entry, "repository"
+            return config.models, repository.entry(name), "repository"
         except (ModelNotFound, InvalidMetadata, FileNotFoundError):
             pass
-    root = write_standin_model(scratch / "models", config.model)
-    entry = ModelRepository(root).entry(config.model)
+    root = write_standin_model(scratch / "models", name or STANDIN_NAME)
+    entry = ModelRepository(root).entry(name or STANDIN_NAME)
     return root, entry, "synthetic stand-in (no servable model in the repository)"
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 STANDIN_SIZE, STANDIN_CAM = 64, 8
+STANDIN_NAME = "standin"
 
 
-def write_standin_model(root: Path, name: str = "cnn") -> Path:
+def write_standin_model(root: Path, name: str = STANDIN_NAME) -> Path:
     """A tiny contract-conforming model (no TensorFlow, no weights to download):
     ``probability_fake = sigmoid(0.05 * (mean brightness - 127.5))`` with an 8x8 ``cam``."""
     import onnx

@@ -24,7 +24,9 @@ def test_short_soak_loses_nothing_and_stays_within_the_memory_bound(tmp_path):
     write_model_entry(root, "cnn", 1, TinyModelSpec(size=32), threshold=0.45, temperature=1.3)
     # the server would prefer lite0 as its default; the soak's answers are computed for cnn
     write_model_entry(root, "lite0", 1, TinyModelSpec(size=32), threshold=0.5, temperature=0.4)
-    config = SoakConfig(models=root, out_dir=tmp_path / "results", readme=None, **SHORT)
+    assert resolve_model(SoakConfig(models=root), tmp_path)[1].name == "lite0"  # by default
+    config = SoakConfig(models=root, model="cnn", out_dir=tmp_path / "results", readme=None,
+                        **SHORT)  # fmt: skip
     results, path = run_soak(config, progress=lambda _: None)
 
     assert json.loads(path.read_text()) == json.loads(json.dumps(results))
