@@ -2,7 +2,8 @@
 slow-header connections held open.
 
 A real ``python -m serving`` (default settings: 10 s header deadline) serves closed-loop
-good clients (``--concurrency`` 16, raw keep-alive HTTP, ``POST /v1/predict``) three times:
+good clients (``--concurrency`` 16, raw keep-alive HTTP, ``POST /v1/predict`` of the test
+split's faces, or synthetic JPEGs without ``data/detector``) three times:
 without the attack, with ``--connections`` (500) slow-header clients held open from a
 separate process (each reconnects as soon as the server cuts it off), and without again.
 Target: the attack run's p99 at most 2x the mean p99 of the two runs without it, and no good
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.cli import newest_results, replace_section
-from benchmarks.images import ImageSet, synthetic_jpegs
+from benchmarks.images import ImageSet, load_images
 from benchmarks.loadgen import LoadConfig, run_level_sync
 from drills.soak.config import DEFAULT_OUT, SoakConfig
 from drills.soak.run import resolve_model
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
 
     started_at = datetime.now(UTC)
     machine = describe_machine()
-    images = ImageSet(tuple(synthetic_jpegs(16, 256, 5)), "16 synthetic 256x256 JPEGs")
+    images = load_images(None, 16)  # the test split's faces where built, else synthetic
     with tempfile.TemporaryDirectory(prefix="slowloris-") as scratch:
         soak_config = SoakConfig(models=args.models, model=args.model)
         repo, entry, source = resolve_model(soak_config, Path(scratch))
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
         "machine_name": args.machine or machine_slug(machine),
         "machine": machine,
         "model": {"name": entry.name, "version": entry.version, "source": source},
+        "images": images.describe(),
         "settings": {
             "connections": args.connections,
             "concurrency": args.concurrency,
@@ -142,7 +144,9 @@ def render(results: dict | None) -> str:
         f"`python -m drills slowloris` on {results['machine_name']}, "
         f"{results['started_at'][:10]}, {results['machine'].get('cpu')}, model "
         f"{results['model']['source'].split(' (')[0]} `{results['model']['name']}`, "
-        f"c={s['concurrency']} good clients, {s['duration_s']:g} s per run, nice {s['nice']}):",
+        f"c={s['concurrency']} good clients"
+        + (f" sending {results['images']['source']}" if "images" in results else "")
+        + f", {s['duration_s']:g} s per run, nice {s['nice']}):",
         "",
         "| run | good requests | failed | img/s | p50 ms | p99 ms | machine load (1 min) |",
         "|---|---:|---:|---:|---:|---:|---:|",

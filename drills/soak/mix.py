@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.decision import NO_FACE, DecisionRule, decide
+
 PROBABILITY_TOLERANCE = 1e-4  # batched vs single runs of a real CNN differ by ~1e-6
 
 
@@ -49,23 +51,33 @@ class Reference:
         (output,) = self.session.run(["probability_fake"], {self.entry.input_name: rows})
         return np.asarray(output, np.float64).reshape(-1)
 
-    def probability(self, data: bytes) -> float:
+    def probability(self, data: bytes) -> float | None:
+        """The calibrated P(fake) the server must answer (its most suspicious face's), or
+        None where the contract looks for a face and finds none (a NO_FACE answer)."""
         from core.decision import calibrate
-        from core.preprocessing import preprocess_bytes
+        from core.preprocessing import preprocess_upload
 
-        raw = self.raw_probability(preprocess_bytes(data, self.config)[None])[0]
+        upload = preprocess_upload(data, self.config)
+        if upload.face_searched and upload.face is None:
+            return None
+        raw = self.raw_probability(upload.model_rows()).max()
         return float(calibrate(np.float64(raw), self.entry.temperature))
 
 
-def prediction_check(expected: float, threshold: float) -> Callable[[dict], str | None]:
+def prediction_check(expected: float | None, rule: DecisionRule) -> Callable[[dict], str | None]:
+    """A check of one prediction: ``expected`` P(fake) and the model's own verdict for it, or
+    NO_FACE without a probability where ``expected`` is None."""
+
     def check(body: dict) -> str | None:
         got = body.get("probability_fake")
+        if expected is None:
+            if body.get("label") != NO_FACE or got is not None:
+                return f"label {body.get('label')}, probability {got}; expected NO_FACE"
+            return None
         if not isinstance(got, float) or abs(got - expected) > PROBABILITY_TOLERANCE:
             return f"probability {got}, expected {expected:.6f}"
-        from core.decision import decide
-
-        label, _ = decide(expected, threshold)
-        edges = (threshold, 0.5)
+        label, _ = decide(expected, rule)
+        edges = (rule.real_below, rule.fake_from)
         clear = all(abs(expected - edge) > PROBABILITY_TOLERANCE for edge in edges)
         if clear and body.get("label") != label:
             return f"label {body.get('label')}, expected {label}"
@@ -104,6 +116,23 @@ def good_images(seed: int) -> list[tuple[bytes, str]]:
         buffer = io.BytesIO()
         Image.fromarray(rgb).convert(mode).save(buffer, format="PNG")
         images.append((buffer.getvalue(), "image/png"))
+    return images + face_images(seed)
+
+
+def face_images(seed: int, count: int = 6) -> list[tuple[bytes, str]]:
+    """Photos with one real face each (the uploads benchmark's astronaut on a noisy
+    background, at several sizes, places and JPEG qualities): what a face-crop model judges;
+    the images above get NO_FACE from it."""
+    from benchmarks.uploads import background, encode, with_faces
+
+    rng = np.random.default_rng(seed + 2)
+    images = []
+    for index in range(count):
+        side = int(rng.integers(160, 300))
+        width, height = side + int(rng.integers(40, 200)), side + int(rng.integers(40, 200))
+        place = (int(rng.integers(0, width - side)), int(rng.integers(0, height - side)))
+        photo = with_faces(background(width, height, seed + index, False), side, [place])
+        images.append((encode(photo, "JPEG", quality=int(rng.integers(70, 96))), "image/jpeg"))
     return images
 
 
@@ -153,7 +182,7 @@ def _image_kinds(
     has_cam: bool,
 ) -> list[Kind]:
     """One good image as a raw upload, a multipart upload and (with a CAM) an explanation."""
-    check = prediction_check(reference.probability(data), entry.threshold)
+    check = prediction_check(reference.probability(data), entry.decision)
     body, form_type = _multipart([("file", f"face{index}.img", content_type, data)])
     kinds = [
         Kind(f"predict raw #{index}", True, 35 / count, "POST", "/v1/predict", data,
@@ -162,7 +191,7 @@ def _image_kinds(
              form_type, check=check),
     ]  # fmt: skip
     if has_cam:
-        explain = prediction_check(reference.probability(data), entry.threshold)
+        explain = prediction_check(reference.probability(data), entry.decision)
         kinds.append(
             Kind(f"explain cam #{index}", True, 4 / count, "POST", "/v1/explain?method=cam",
                  data, content_type, check=lambda body, c=explain: c(body.get("prediction", {})))
@@ -179,7 +208,7 @@ def _batch_kind(entry, reference: Reference, images: list, bad: dict) -> Kind:
     batch_checks = [
         None
         if data == bad["truncated"]
-        else prediction_check(reference.probability(data), entry.threshold)
+        else prediction_check(reference.probability(data), entry.decision)
         for data, _ in batch_files
     ]
 

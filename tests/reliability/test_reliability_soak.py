@@ -7,6 +7,7 @@ import json
 import pytest
 from helpers import TinyModelSpec, write_model_entry
 
+from core.decision import DecisionRule
 from drills.__main__ import build_parser
 from drills.soak.cli import cmd_soak
 from drills.soak.config import SoakConfig
@@ -64,7 +65,7 @@ def test_soak_falls_back_to_the_stand_in_model(tmp_path):
 
 def test_wrong_answers_and_wrong_statuses_are_counted():
     """The judge can fail: a wrong probability is a mismatch, a non-200 a loss, a 500 a 5xx."""
-    check = prediction_check(expected=0.8, threshold=0.5)
+    check = prediction_check(expected=0.8, rule=DecisionRule.from_threshold(0.5))
     good = Kind("predict raw #0", True, 1.0, "POST", "/v1/predict", check=check)
     bad = Kind("garbage bytes", False, 1.0, "POST", "/v1/predict", expected=400)
     tally = Tally()
@@ -78,6 +79,33 @@ def test_wrong_answers_and_wrong_statuses_are_counted():
     assert (tally.mismatched, tally.lost, tally.unexpected, tally.server_errors) == (2, 2, 1, 2)
     assert tally.sent == {"predict raw": 5, "garbage bytes": 2}
     assert tally.statuses == {"200": 3, "503": 1, "none": 1, "400": 1, "500": 1}
+
+
+def test_a_prediction_check_follows_the_model_s_verdicts():
+    """Labels by the model's own three-way rule, and NO_FACE where no face is expected."""
+    rule = DecisionRule(real_below=0.1, fake_from=0.9)
+    uncertain = prediction_check(expected=0.6, rule=rule)
+    assert uncertain({"probability_fake": 0.6, "label": "UNCERTAIN"}) is None
+    assert "expected UNCERTAIN" in uncertain({"probability_fake": 0.6, "label": "FAKE"})
+    no_face = prediction_check(expected=None, rule=rule)
+    assert no_face({"probability_fake": None, "label": "NO_FACE"}) is None
+    assert "expected NO_FACE" in no_face({"probability_fake": 0.6, "label": "UNCERTAIN"})
+
+
+def test_short_soak_of_a_face_crop_model_judges_faces_and_no_faces(tmp_path):
+    """A model trained on face crops answers NO_FACE for the faceless images of the mix and
+    judges the real faces (YuNet finds them): both are expected, nothing is a mismatch."""
+    root = tmp_path / "models"
+    metadata = write_model_entry(root, "faces", 1, TinyModelSpec(size=32)) / "metadata.json"
+    entry = json.loads(metadata.read_text())
+    entry["preprocessing"]["face_crop"] = True
+    metadata.write_text(json.dumps(entry))
+    config = SoakConfig(models=root, out_dir=tmp_path / "results", readme=None, **SHORT)
+    reference = Reference(resolve_model(config, tmp_path)[1])
+    expected = [reference.probability(data) for data, _ in good_images(config.seed)]
+    assert expected[0] is None and all(p is not None for p in expected[-6:])  # faces found
+    results, _ = run_soak(config, progress=lambda _: None)
+    assert results["problems"] == [] and (results["lost"], results["mismatched"]) == (0, 0)
 
 
 def test_soak_command_line(capsys):
