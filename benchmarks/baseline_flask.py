@@ -7,8 +7,8 @@ Flask's own ``app.run()`` uses (threaded by default since Flask 1.0), i.e. the s
 choice. Preprocessing is the shared ``core.preprocessing`` with the model's contract (the
 entry's ``face_crop``), so only the serving differs.
 
-    python -m benchmarks.baseline_flask --keras runs/cnn/model.keras --port 8100
-    python -m benchmarks.baseline_flask --entry models/cnn/1 --port 8100
+    python -m benchmarks.baseline_flask --keras runs/texture/model.keras --port 8100
+    python -m benchmarks.baseline_flask --entry models/texture/1 --port 8100
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Seed-style baseline: Flask + Keras model.predict per request, no batching, "
         "served by Werkzeug's threaded WSGI server (what Flask's app.run() uses).",
     )
-    parser.add_argument("--entry", type=Path, help="model repository entry, e.g. models/cnn/1")
+    parser.add_argument("--entry", type=Path, help="model repository entry, e.g. models/texture/1")
     parser.add_argument("--keras", type=Path, help="the .keras file (overrides the entry's)")
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default: loopback)")
     parser.add_argument("--port", type=int, default=8100)

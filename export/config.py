@@ -35,7 +35,7 @@ class ExportConfig:
     """Everything one ``python -m export`` run needs; each field is one flag."""
 
     model_path: Path = option(help="the trained .keras file", parse=Path, flag="--model")
-    name: str = option(help="model name in the repository, e.g. cnn")
+    name: str = option(help="model name in the repository, e.g. texture")
     repo: Path = option(Path("models"), "repository root", Path, metavar="DIR")
     version: int | None = option(None, "version number (default: next free)", int)
     report_path: Path | None = option(

@@ -63,7 +63,7 @@ class TensorRTUnavailable(ExportError):
 class TensorRTConfig:
     """What to build, for which entry."""
 
-    name: str = option(help="model name, e.g. cnn")
+    name: str = option(help="model name, e.g. texture")
     repo: Path = option(Path("models"), "repository root", Path, metavar="DIR")
     version: int | None = option(None, "version (default: the latest)", int)
     fp16: bool = option(False, "allow FP16 kernels", parse_bool)
