@@ -28,6 +28,8 @@ def soak_line(soak: dict | None) -> str:
     )
     verdict = "passed" if soak["passed"] else "FAILED"
     model = soak["model"]["source"].split(" (")[0]
+    if soak["model"].get("name"):
+        model += f" `{soak['model']['name']}`"
     return (
         f"Soak ({verdict}; `python -m drills soak{' --access' if soak.get('access') else ''} "
         f"--duration {soak['duration_s']:g}` on "
