@@ -160,11 +160,11 @@ def newest_results(
         except (OSError, ValueError):
             continue
         if isinstance(results, dict) and needs <= results.keys():
-            found.append((str(results.get(stamp_key, "")), path.name, path))
+            found.append((str(results.get(stamp_key, "")), path.name, path, results))
     if not found:
         return None
-    path = max(found)[2]
-    return path, json.loads(path.read_text())
+    _, _, path, results = max(found, key=lambda row: row[:2])  # names are unique
+    return path, results
 
 
 def replace_section(path: Path, start: str, end: str, block: str) -> bool:

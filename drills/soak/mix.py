@@ -159,11 +159,13 @@ def _bad_bodies() -> dict[str, bytes]:
 def build_traffic(entry, reference: Reference, has_cam: bool, seed: int) -> list[Kind]:
     """The request kinds of the mix, with their expected answers precomputed."""
     images = good_images(seed)
+    # each image's expected answer, computed once (a face search and a model run each)
+    checks = [prediction_check(reference.probability(data), entry.decision) for data, _ in images]
     kinds: list[Kind] = []
     for index, (data, content_type) in enumerate(images):
-        kinds += _image_kinds(entry, reference, index, data, content_type, len(images), has_cam)
+        kinds += _image_kinds(index, data, content_type, checks[index], len(images), has_cam)
     bad = _bad_bodies()
-    kinds.append(_batch_kind(entry, reference, images, bad))
+    kinds.append(_batch_kind(images, checks, bad))
     kinds += _v2_kinds(entry, reference)
     kinds += [
         Kind("list models", True, 2.5, "GET", "/v1/models"),
@@ -173,16 +175,15 @@ def build_traffic(entry, reference: Reference, has_cam: bool, seed: int) -> list
 
 
 def _image_kinds(
-    entry,
-    reference: Reference,
     index: int,
     data: bytes,
     content_type: str,
+    check: Callable[[dict], str | None],
     count: int,
     has_cam: bool,
 ) -> list[Kind]:
-    """One good image as a raw upload, a multipart upload and (with a CAM) an explanation."""
-    check = prediction_check(reference.probability(data), entry.decision)
+    """One good image as a raw upload, a multipart upload and (with a CAM) an explanation,
+    each answer judged by ``check``."""
     body, form_type = _multipart([("file", f"face{index}.img", content_type, data)])
     kinds = [
         Kind(f"predict raw #{index}", True, 35 / count, "POST", "/v1/predict", data,
@@ -191,26 +192,21 @@ def _image_kinds(
              form_type, check=check),
     ]  # fmt: skip
     if has_cam:
-        explain = prediction_check(reference.probability(data), entry.decision)
         kinds.append(
             Kind(f"explain cam #{index}", True, 4 / count, "POST", "/v1/explain?method=cam",
-                 data, content_type, check=lambda body, c=explain: c(body.get("prediction", {})))
+                 data, content_type, check=lambda body: check(body.get("prediction", {})))
         )  # fmt: skip
     return kinds
 
 
-def _batch_kind(entry, reference: Reference, images: list, bad: dict) -> Kind:
-    """A batch of four files, one of them truncated: three results and one bad_image."""
+def _batch_kind(images: list, checks: list, bad: dict) -> Kind:
+    """A batch of four files, one of them truncated: three results and one bad_image
+    (``checks`` judge ``images``' answers, one each)."""
     batch_files = [images[0], (bad["truncated"], "image/jpeg"), images[-1], images[5]]
     batch_body, batch_type = _multipart(
         [("files", f"b{i}", kind, data) for i, (data, kind) in enumerate(batch_files)]
     )
-    batch_checks = [
-        None
-        if data == bad["truncated"]
-        else prediction_check(reference.probability(data), entry.decision)
-        for data, _ in batch_files
-    ]
+    batch_checks = [checks[0], None, checks[-1], checks[5]]  # None: the truncated file
 
     def check_batch(body: dict) -> str | None:
         results = body.get("results", [])

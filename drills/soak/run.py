@@ -35,8 +35,9 @@ def resolve_model(config: SoakConfig, scratch: Path):
             return config.models, repository.entry(name), "repository"
         except (ModelNotFound, InvalidMetadata, FileNotFoundError):
             pass
-    root = write_standin_model(scratch / "models", name or STANDIN_NAME)
-    entry = ModelRepository(root).entry(name or STANDIN_NAME)
+    name = name or STANDIN_NAME
+    root = write_standin_model(scratch / "models", name)
+    entry = ModelRepository(root).entry(name)
     return root, entry, "synthetic stand-in (no servable model in the repository)"
 
 
