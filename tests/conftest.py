@@ -22,6 +22,15 @@ def tiny_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def tiny_face_repo(tmp_path: Path) -> Path:
+    """``tiny_repo`` with ``cnn/1`` trained on face crops: the server looks for faces in
+    uploads and answers NO_FACE without one."""
+    root = tmp_path / "models"
+    write_model_entry(root, "cnn", 1, TinyModelSpec(size=32), face_crop=True)
+    return root
+
+
+@pytest.fixture
 def model_entry_writer(tmp_path: Path):
     """``write(name="cnn", version=1, **TinyModelSpec fields, threshold=, temperature=)`` into
     a fresh repository; returns the repository root (the same one on every call)."""

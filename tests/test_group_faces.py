@@ -49,10 +49,7 @@ def group(monkeypatch) -> bytes:
 @pytest.fixture
 def face_repo(tmp_path):
     """The tiny model, as a face-crop model (the server searches uploads for faces)."""
-    entry = write_model_entry(tmp_path / "models", "cnn", 1, TinyModelSpec(size=SIZE))
-    metadata = json.loads((entry / "metadata.json").read_text())
-    metadata["preprocessing"]["face_crop"] = True
-    (entry / "metadata.json").write_text(json.dumps(metadata))
+    write_model_entry(tmp_path / "models", "cnn", 1, TinyModelSpec(size=SIZE), face_crop=True)
     return tmp_path / "models"
 
 

@@ -396,16 +396,6 @@ async def test_bad_parameters_names_routes_and_methods(tiny_repo):
         assert (await client.post("/v1/predict", files=image)).status_code == 200
 
 
-def trained_on_face_crops(repo) -> None:
-    """Mark the tiny repository's ``cnn/1`` as trained on face crops (its contract crops)."""
-    import json
-
-    metadata_path = repo / "cnn/1/metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata["preprocessing"]["face_crop"] = True
-    metadata_path.write_text(json.dumps(metadata))
-
-
 async def test_face_crop_is_passed_to_core_preprocessing(tiny_repo, monkeypatch):
     import core.facecrop
 
@@ -420,17 +410,16 @@ async def test_face_crop_is_passed_to_core_preprocessing(tiny_repo, monkeypatch)
     assert whole["probability_fake"] == pytest.approx(expected(encode_png(rgb))[1], abs=1e-6)
 
 
-async def test_model_trained_on_face_crops_is_cropped_by_default(tiny_repo, monkeypatch):
+async def test_model_trained_on_face_crops_is_cropped_by_default(tiny_face_repo, monkeypatch):
     import json
 
     import core.facecrop
 
-    trained_on_face_crops(tiny_repo)
     monkeypatch.setattr(core.facecrop, "detect_faces", left_half_face)
     rgb = np.full((40, 80, 3), 20, np.uint8)
     rgb[:, 40:] = 240
     image = {"file": ("a.png", encode_png(rgb))}
-    async with serving_client(test_config(tiny_repo)) as (client, _):
+    async with serving_client(test_config(tiny_face_repo)) as (client, _):
         default = (await client.post("/v1/predict", files=image)).json()
         whole = (await client.post("/v1/predict?face_crop=false", files=image)).json()
         models = (await client.get("/v1/models")).json()
@@ -555,13 +544,14 @@ async def test_empty_repository_is_live_but_not_ready(tmp_path):
         assert "dfd_ready 0.0" in (await client.get("/metrics")).text
 
 
-async def test_every_decoding_thread_runs_each_contract_once_before_ready(tiny_repo, monkeypatch):
+async def test_every_decoding_thread_runs_each_contract_once_before_ready(
+    tiny_face_repo, monkeypatch
+):
     """OpenCV's import and each thread's face detector are paid at start, not by first uploads."""
     import threading
 
     import serving.state
 
-    trained_on_face_crops(tiny_repo)
     seen: list[tuple[str, bool]] = []
     real = serving.state.preprocess_bytes
 
@@ -570,7 +560,7 @@ async def test_every_decoding_thread_runs_each_contract_once_before_ready(tiny_r
         return real(data, config)
 
     monkeypatch.setattr(serving.state, "preprocess_bytes", recording)
-    config = test_config(tiny_repo).replace(decode_threads=3)
+    config = test_config(tiny_face_repo).replace(decode_threads=3)
     async with serving_client(config) as (client, _):
         assert (await client.get("/v2/health/ready")).status_code == 200
     threads = {name for name, _ in seen}
@@ -642,15 +632,14 @@ async def test_entry_served_from_its_int8_file_by_default(tiny_repo):
     assert body["probability_fake"] == pytest.approx(expected(image)[1], abs=1e-6)
 
 
-async def test_face_detectors_for_photo_shapes_are_loaded_before_ready(tiny_repo, monkeypatch):
+async def test_face_detectors_for_photo_shapes_are_loaded_before_ready(tiny_face_repo, monkeypatch):
     """One detector per input size (OpenCV's are not resized): every decode thread has one
     for the usual photo shapes before the first upload, not only for the square sample."""
 
     from core import facecrop
 
-    trained_on_face_crops(tiny_repo)
     monkeypatch.setattr(facecrop, "_IDLE_DETECTORS", {})
-    async with serving_client(test_config(tiny_repo, decode_threads=2)) as (_, app):
+    async with serving_client(test_config(tiny_face_repo, decode_threads=2)) as (_, app):
         threads = app.state.serving.config.worker_decode_threads
         idle = {size: pool.qsize() for size, pool in facecrop._IDLE_DETECTORS.items()}
     assert all(idle.get(size, 0) >= threads for size in facecrop.PHOTO_DETECT_SIZES), idle

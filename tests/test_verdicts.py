@@ -19,14 +19,6 @@ from core.preprocessing import PreprocessConfig, encode_png, frame_face, resize_
 pytestmark = pytest.mark.asyncio
 
 
-def faces_model(repo: Path) -> None:
-    """Mark the tiny repository's ``cnn/1`` as trained on face crops."""
-    path = repo / "cnn/1/metadata.json"
-    metadata = json.loads(path.read_text())
-    metadata["preprocessing"]["face_crop"] = True
-    path.write_text(json.dumps(metadata))
-
-
 def beige() -> bytes:
     """A plain 640x480 image: no face anywhere."""
     return encode_png(np.full((480, 640, 3), (222, 203, 170), np.uint8))
@@ -48,11 +40,10 @@ def assert_face_object(face: dict, rgb: np.ndarray) -> None:
     assert 0.6 <= face["score"] <= 1.0
 
 
-async def test_no_face_gets_no_verdict_and_a_face_gets_its_face_object(tiny_repo):
-    faces_model(tiny_repo)
+async def test_no_face_gets_no_verdict_and_a_face_gets_its_face_object(tiny_face_repo):
     rgb = astronaut()
     files = {"file": ("plain.png", beige())}
-    async with serving_client(test_config(tiny_repo)) as (client, _):
+    async with serving_client(test_config(tiny_face_repo)) as (client, _):
         none = await client.post("/v1/predict", files=files)
         whole = (await client.post("/v1/predict?face_crop=false", files=files)).json()
         face = (await client.post("/v1/predict", files={"file": ("a.png", encode_png(rgb))})).json()
@@ -74,15 +65,14 @@ async def test_no_face_gets_no_verdict_and_a_face_gets_its_face_object(tiny_repo
     assert 'dfd_predictions_total{label="NO_FACE",model="cnn",version="1"} 2.0' in metrics
 
 
-async def test_batch_rows_are_judged_one_by_one_and_no_face_rows_run_no_model(tiny_repo):
-    faces_model(tiny_repo)
+async def test_batch_rows_are_judged_one_by_one_and_no_face_rows_run_no_model(tiny_face_repo):
     rgb = astronaut()
     files = [
         ("files", ("plain.png", beige())),
         ("files", ("face.png", encode_png(rgb))),
         ("files", ("also-plain.png", beige())),
     ]
-    async with serving_client(test_config(tiny_repo)) as (client, state):
+    async with serving_client(test_config(tiny_face_repo)) as (client, state):
         body = (await client.post("/v1/predict/batch", files=files)).json()
     labels = [row["label"] for row in body["results"]]
     assert labels[0] == labels[2] == "NO_FACE" and labels[1] != "NO_FACE"
@@ -95,14 +85,13 @@ async def test_batch_rows_are_judged_one_by_one_and_no_face_rows_run_no_model(ti
     assert_face_object(body["results"][1]["face"], rgb)
 
 
-async def test_a_face_in_a_reduced_jpeg_is_reported_in_the_uploads_own_pixels(tiny_repo):
+async def test_a_face_in_a_reduced_jpeg_is_reported_in_the_uploads_own_pixels(tiny_face_repo):
     """A large JPEG is draft-decoded at a quarter of its size: the face object is scaled back
     to the upload's pixels."""
-    faces_model(tiny_repo)
     rgb = np.asarray(Image.fromarray(astronaut()).resize((1920, 1920)))
     buffer = __import__("io").BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=92)
-    async with serving_client(test_config(tiny_repo)) as (client, _):
+    async with serving_client(test_config(tiny_face_repo)) as (client, _):
         face = (
             await client.post("/v1/predict", files={"file": ("a.jpg", buffer.getvalue())})
         ).json()
@@ -111,16 +100,15 @@ async def test_a_face_in_a_reduced_jpeg_is_reported_in_the_uploads_own_pixels(ti
     assert np.allclose(face["face"]["box"], found.box, atol=0.03 * found.box[2])  # 480 px decode
 
 
-def test_bulk_writes_no_face_rows_and_face_objects(tiny_repo, tmp_path: Path):
+def test_bulk_writes_no_face_rows_and_face_objects(tiny_face_repo, tmp_path: Path):
     from bulk.__main__ import main
 
-    faces_model(tiny_repo)
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "plain.png").write_bytes(beige())
     (photos / "face.png").write_bytes(encode_png(astronaut()))
     out = tmp_path / "scores.jsonl"
-    args = [str(photos), "--models", str(tiny_repo), "--out", str(out), "--no-progress"]
+    args = [str(photos), "--models", str(tiny_face_repo), "--out", str(out), "--no-progress"]
     assert main([*args, "--workers", "1"]) == 0
     rows = {Path(row["path"]).name: row for row in map(json.loads, out.read_text().splitlines())}
     assert rows["plain.png"]["label"] == "NO_FACE"

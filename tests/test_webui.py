@@ -104,9 +104,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
                              "accuracy": 0.938, "accuracy_fp32": 0.935})  # fmt: skip
     write_model_entry(root, "strict", 1, TinyModelSpec(size=MODEL_SIZE), STRICT_THRESHOLD)
     write_model_entry(root, "nocam", 1, TinyModelSpec(size=MODEL_SIZE, with_cam=False))
-    faces = write_model_entry(root, "faces", 1, TinyModelSpec(size=MODEL_SIZE))
+    # judges faces only: NO_FACE without one
+    faces = write_model_entry(root, "faces", 1, TinyModelSpec(size=MODEL_SIZE), face_crop=True)
     metadata = json.loads((faces / "metadata.json").read_text())
-    metadata["preprocessing"]["face_crop"] = True  # judges faces only: NO_FACE without one
     metadata["metrics"]["holdout"] = HOLDOUT  # what python -m export copies from holdout.json
     (faces / "metadata.json").write_text(json.dumps(metadata))
     with ServerProcess(root, *SERVER_FLAGS) as process:

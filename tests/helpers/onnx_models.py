@@ -122,8 +122,12 @@ def write_model_entry(
     spec: TinyModelSpec = TinyModelSpec(),
     threshold: float = 0.5,
     temperature: float = 1.0,
+    *,
+    face_crop: bool = False,
 ) -> Path:
-    """Write ``root/name/version/{model.onnx, metadata.json}`` per docs/CONTRACTS.md."""
+    """Write ``root/name/version/{model.onnx, metadata.json}`` per docs/CONTRACTS.md; with
+    ``face_crop`` the contract of a model trained on face crops (the server looks for faces,
+    NO_FACE without one)."""
     from core.preprocessing import PreprocessConfig, contract
 
     folder = Path(root) / name / str(version)
@@ -141,7 +145,7 @@ def write_model_entry(
         "files": {"onnx": "model.onnx"},
         "inputs": [{"name": "image", "shape": [-1, spec.size, spec.size, 3], "dtype": "float32"}],
         "outputs": outputs,
-        "preprocessing": contract(PreprocessConfig(size=spec.size)),
+        "preprocessing": contract(PreprocessConfig(size=spec.size, face_crop=face_crop)),
         "class_names": ["REAL", "FAKE"],
         "positive_class": "FAKE",
         "threshold": threshold,

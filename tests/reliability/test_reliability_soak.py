@@ -96,10 +96,7 @@ def test_short_soak_of_a_face_crop_model_judges_faces_and_no_faces(tmp_path):
     """A model trained on face crops answers NO_FACE for the faceless images of the mix and
     judges the real faces (YuNet finds them): both are expected, nothing is a mismatch."""
     root = tmp_path / "models"
-    metadata = write_model_entry(root, "faces", 1, TinyModelSpec(size=32)) / "metadata.json"
-    entry = json.loads(metadata.read_text())
-    entry["preprocessing"]["face_crop"] = True
-    metadata.write_text(json.dumps(entry))
+    write_model_entry(root, "faces", 1, TinyModelSpec(size=32), face_crop=True)
     config = SoakConfig(models=root, out_dir=tmp_path / "results", readme=None, **SHORT)
     reference = Reference(resolve_model(config, tmp_path)[1])
     expected = [reference.probability(data) for data, _ in good_images(config.seed)]
