@@ -58,7 +58,7 @@ class Reference:
         from core.preprocessing import preprocess_upload
 
         upload = preprocess_upload(data, self.config)
-        if upload.face_searched and upload.face is None:
+        if upload.no_face:
             return None
         raw = self.raw_probability(upload.model_rows()).max()
         return float(calibrate(np.float64(raw), self.entry.temperature))
