@@ -9,14 +9,25 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
-from helpers import distinct_pngs, noise_rgb, png_image, serving_client, test_config
+from helpers import (
+    distinct_pngs,
+    noise_rgb,
+    png_image,
+    serving_client,
+    slow_spec,
+    test_config,
+)
 
 from core.decision import calibrate, decide
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 
 pytestmark = pytest.mark.asyncio
 
-SLOW = {"slow_matmuls": 16, "slow_dim": 768}  # about 0.2 s per model run on one core
+
+def slow() -> dict[str, int]:
+    """Spec fields for about 0.2 s per model run on one core of this machine (timed)."""
+    spec = slow_spec(0.2)
+    return {"slow_matmuls": spec.slow_matmuls, "slow_dim": spec.slow_dim}
 
 
 def metric(text: str, name: str) -> float:
@@ -111,7 +122,7 @@ async def test_large_submission_is_split_over_batches(tiny_repo):
 
 
 async def test_queue_full_gives_503_with_retry_after_then_recovers(model_entry_writer):
-    root = model_entry_writer("cnn", 1, **SLOW)
+    root = model_entry_writer("cnn", 1, **slow())
     config = test_config(root, max_batch_size=1, max_queue_size=2, max_queue_delay_ms=0)
     async with serving_client(config) as (client, _):
         responses = await asyncio.gather(*(post_image(client, png_image(i)) for i in range(8)))
@@ -130,7 +141,7 @@ async def test_queue_full_gives_503_with_retry_after_then_recovers(model_entry_w
 
 
 async def test_request_timeout_gives_504_and_the_server_stays_up(model_entry_writer):
-    root = model_entry_writer("cnn", 1, **SLOW)
+    root = model_entry_writer("cnn", 1, **slow())
     config = test_config(root, request_timeout_s=0.05, max_batch_size=1, max_queue_delay_ms=0)
     async with serving_client(config) as (client, _):
         responses = await asyncio.gather(*(post_image(client, png_image(i)) for i in range(3)))
@@ -143,7 +154,7 @@ async def test_request_timeout_gives_504_and_the_server_stays_up(model_entry_wri
 async def test_shutdown_drains_in_flight_requests_and_refuses_new_ones(model_entry_writer):
     from serving.app import create_app
 
-    root = model_entry_writer("cnn", 1, **SLOW)
+    root = model_entry_writer("cnn", 1, **slow())
     app = create_app(test_config(root, max_batch_size=1, max_queue_delay_ms=0))
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()

@@ -16,8 +16,6 @@ from core.decision import calibrate
 from core.facecrop import detect_faces
 from core.preprocessing import PreprocessConfig, encode_png, frame_face, resize_rgb
 
-pytestmark = pytest.mark.asyncio
-
 
 def beige() -> bytes:
     """A plain 640x480 image: no face anywhere."""
@@ -40,6 +38,7 @@ def assert_face_object(face: dict, rgb: np.ndarray) -> None:
     assert 0.6 <= face["score"] <= 1.0
 
 
+@pytest.mark.asyncio
 async def test_no_face_gets_no_verdict_and_a_face_gets_its_face_object(tiny_face_repo):
     rgb = astronaut()
     files = {"file": ("plain.png", beige())}
@@ -65,6 +64,7 @@ async def test_no_face_gets_no_verdict_and_a_face_gets_its_face_object(tiny_face
     assert 'dfd_predictions_total{label="NO_FACE",model="cnn",version="1"} 2.0' in metrics
 
 
+@pytest.mark.asyncio
 async def test_batch_rows_are_judged_one_by_one_and_no_face_rows_run_no_model(tiny_face_repo):
     rgb = astronaut()
     files = [
@@ -85,6 +85,7 @@ async def test_batch_rows_are_judged_one_by_one_and_no_face_rows_run_no_model(ti
     assert_face_object(body["results"][1]["face"], rgb)
 
 
+@pytest.mark.asyncio
 async def test_a_face_in_a_reduced_jpeg_is_reported_in_the_uploads_own_pixels(tiny_face_repo):
     """A large JPEG is draft-decoded at a quarter of its size: the face object is scaled back
     to the upload's pixels."""

@@ -21,6 +21,7 @@ from helpers.onnx_models import (
     add_int8_variant,
     build_tiny_model,
     expected_probability,
+    slow_spec,
     write_model_entry,
 )
 from helpers.server import (
@@ -48,6 +49,7 @@ __all__ = [
     "noise_rgb",
     "pixel_bomb_png",
     "png_image",
+    "slow_spec",
     "serving_client",
     "status_when_client_leaves",
     "test_config",

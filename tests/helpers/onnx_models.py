@@ -11,11 +11,16 @@ Graph of :func:`build_tiny_model` for an input ``image`` ``[N, S, S, 3]`` float3
 ``slow_matmuls > 0`` adds that many ``slow_dim x slow_dim`` MatMul + Tanh steps per model
 run whose result is multiplied by zero: the outputs stay the same, each run gets slower
 (a stand-in for a big model when testing queues, timeouts and shutdown).
+:func:`slow_spec` times those steps on the machine at hand, so a test that needs requests to
+overlap gets the same run time on a fast CI runner as on a slow laptop.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,6 +112,28 @@ def build_tiny_model(spec: TinyModelSpec = TinyModelSpec()) -> onnx.ModelProto:
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model
+
+
+@functools.cache
+def slow_spec(seconds: float, size: int = TinyModelSpec.size, slow_dim: int = 384) -> TinyModelSpec:
+    """A slow :class:`TinyModelSpec` whose one-image run takes about ``seconds`` on one thread
+    of this machine: the MatMul steps are timed here, not guessed."""
+    import onnxruntime as ort
+
+    probe_steps = 8
+    probe = build_tiny_model(TinyModelSpec(size=size, slow_matmuls=probe_steps, slow_dim=slow_dim))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(probe.SerializeToString(), options, ["CPUExecutionProvider"])
+    feed = {"image": np.zeros((1, size, size, 3), np.float32)}
+    session.run(None, feed)
+    best = math.inf
+    for _ in range(3):
+        started = time.perf_counter()
+        session.run(None, feed)
+        best = min(best, time.perf_counter() - started)
+    steps = max(1, math.ceil(seconds * probe_steps / best))
+    return TinyModelSpec(size=size, slow_matmuls=steps, slow_dim=slow_dim)
 
 
 def expected_probability(model_input: np.ndarray, scale: float = TinyModelSpec.scale) -> float:
