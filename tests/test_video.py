@@ -19,6 +19,7 @@ from helpers import (
     avi_with_frames_zeroed,
     decode_all,
     serving_client,
+    slow_spec,
     status_when_client_leaves,
     test_config,
     write_clip,
@@ -310,15 +311,20 @@ async def test_a_busy_server_answers_503_video_busy(tiny_repo, temp_dir, tmp_pat
 async def test_a_video_never_holds_up_image_predictions(model_entry_writer, temp_dir, tmp_path):
     """The video's frames queue as bulk rows, a few chunks at a time: an image sent while they
     are being scored joins the next batch and is answered long before the video is done."""
-    repo = model_entry_writer("cnn", 1, size=32, slow_matmuls=6, slow_dim=256)
+    slow = slow_spec(0.02, size=32, slow_dim=256)  # 20 ms a run, timed: the video's rows pile up
+    repo = model_entry_writer(
+        "cnn", 1, size=32, slow_matmuls=slow.slow_matmuls, slow_dim=slow.slow_dim
+    )
     clip = write_clip(tmp_path / "c.mp4", count=128, width=32, height=32)
     image = encode_png(np.full((32, 32, 3), 90, np.uint8))
     settings = config(repo, temp_dir, max_batch_size=4, bulk_batch_size=4, max_queue_size=128)
     async with serving_client(settings) as (client, app):
         batcher = next(iter(app.state.serving.pool)).batcher
         video = asyncio.ensure_future(client.post(f"{VIDEO}?frames=128", files=video_file(clip)))
-        while batcher.depth < 40:  # more than a chunk of the video's rows are queued
-            await asyncio.sleep(0.002)
+        async with asyncio.timeout(30):
+            while batcher.depth < 40:  # more than a chunk of the video's rows are queued
+                assert not video.done(), "the video was scored before 40 of its rows queued"
+                await asyncio.sleep(0.002)
         rows_before = batcher.stats.rows
         answer = await client.post("/v1/predict", files={"file": ("a.png", image)})
         rows_when_answered = batcher.stats.rows
