@@ -25,8 +25,8 @@ pytestmark = pytest.mark.asyncio
 
 
 def slow() -> dict[str, int]:
-    """Spec fields for about 0.2 s per model run on one core of this machine (timed)."""
-    spec = slow_spec(0.2)
+    """Spec fields for about 0.1 s per model run on one core of this machine (timed)."""
+    spec = slow_spec(0.1)
     return {"slow_matmuls": spec.slow_matmuls, "slow_dim": spec.slow_dim}
 
 

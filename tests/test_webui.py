@@ -646,10 +646,10 @@ def test_phone_width_has_no_horizontal_overflow(browser: Browser, server: Server
 def test_server_busy_503_says_when_to_retry(browser: Browser, tmp_path: Path):
     """A slow model, a one-row queue: concurrent uploads get a real 503 + Retry-After.
 
-    Each model run takes about 0.75 s on this machine (timed, not a fixed step count), so the
+    Each model run takes about 0.25 s on this machine (timed, not a fixed step count), so the
     four uploads overlap on any CPU; a fixed 60 steps ran too fast on a quicker CI runner."""
     root = tmp_path / "models"
-    write_model_entry(root, "cnn", 1, slow_spec(0.75, MODEL_SIZE))
+    write_model_entry(root, "cnn", 1, slow_spec(0.25, MODEL_SIZE))
     flags = (
         "--max-batch-size", "1", "--max-queue-size", "1", "--lime-max-samples", "1",
         "--retry-after-s", "3", "--intra-op-threads", "1", "--warmup-batch-sizes", "1",
