@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import TinyModelSpec, png_image, serving_client, test_config, write_model_entry
+from helpers import (
+    TinyModelSpec,
+    png_image,
+    serving_client,
+    slow_fields,
+    test_config,
+    write_model_entry,
+)
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
@@ -287,7 +294,7 @@ async def test_lime_parameter_bounds_answer_422_stating_the_bound(tmp_path):
 
 
 async def test_lime_concurrency_limit_answers_503_and_predictions_still_run(model_entry_writer):
-    root = model_entry_writer("cnn", 1, slow_matmuls=6, slow_dim=512)
+    root = model_entry_writer("cnn", 1, **slow_fields(0.025, slow_dim=512))  # 25 ms a run, timed
     config = test_config(root, lime_concurrency=1, max_batch_size=64, retry_after_s=3)
     data = png_image(1, 48, 80)
     async with serving_client(config) as (client, app):
@@ -310,7 +317,7 @@ async def test_lime_concurrency_limit_answers_503_and_predictions_still_run(mode
 
 
 async def test_a_cancelled_lime_request_stops_scoring_and_frees_its_slot(model_entry_writer):
-    root = model_entry_writer("cnn", 1, slow_matmuls=6, slow_dim=512)
+    root = model_entry_writer("cnn", 1, **slow_fields(0.025, slow_dim=512))  # 25 ms a run, timed
     config = test_config(root, lime_concurrency=1, max_batch_size=64)
     async with serving_client(config) as (client, app):
         state, model = app.state.serving, app.state.serving.pool.resolve("cnn")

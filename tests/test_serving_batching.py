@@ -14,7 +14,7 @@ from helpers import (
     noise_rgb,
     png_image,
     serving_client,
-    slow_spec,
+    slow_fields,
     test_config,
 )
 
@@ -22,12 +22,6 @@ from core.decision import calibrate, decide
 from core.preprocessing import PreprocessConfig, preprocess_bytes
 
 pytestmark = pytest.mark.asyncio
-
-
-def slow() -> dict[str, int]:
-    """Spec fields for about 0.1 s per model run on one core of this machine (timed)."""
-    spec = slow_spec(0.1)
-    return {"slow_matmuls": spec.slow_matmuls, "slow_dim": spec.slow_dim}
 
 
 def metric(text: str, name: str) -> float:
@@ -122,7 +116,7 @@ async def test_large_submission_is_split_over_batches(tiny_repo):
 
 
 async def test_queue_full_gives_503_with_retry_after_then_recovers(model_entry_writer):
-    root = model_entry_writer("cnn", 1, **slow())
+    root = model_entry_writer("cnn", 1, **slow_fields(0.1))
     config = test_config(root, max_batch_size=1, max_queue_size=2, max_queue_delay_ms=0)
     async with serving_client(config) as (client, _):
         responses = await asyncio.gather(*(post_image(client, png_image(i)) for i in range(8)))
@@ -141,7 +135,7 @@ async def test_queue_full_gives_503_with_retry_after_then_recovers(model_entry_w
 
 
 async def test_request_timeout_gives_504_and_the_server_stays_up(model_entry_writer):
-    root = model_entry_writer("cnn", 1, **slow())
+    root = model_entry_writer("cnn", 1, **slow_fields(0.1))
     config = test_config(root, request_timeout_s=0.05, max_batch_size=1, max_queue_delay_ms=0)
     async with serving_client(config) as (client, _):
         responses = await asyncio.gather(*(post_image(client, png_image(i)) for i in range(3)))
@@ -154,7 +148,7 @@ async def test_request_timeout_gives_504_and_the_server_stays_up(model_entry_wri
 async def test_shutdown_drains_in_flight_requests_and_refuses_new_ones(model_entry_writer):
     from serving.app import create_app
 
-    root = model_entry_writer("cnn", 1, **slow())
+    root = model_entry_writer("cnn", 1, **slow_fields(0.1))
     app = create_app(test_config(root, max_batch_size=1, max_queue_delay_ms=0))
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()

@@ -12,7 +12,14 @@ import time
 
 import httpx
 import pytest
-from helpers import ServerProcess, TinyModelSpec, expected_probability, png_image, write_model_entry
+from helpers import (
+    ServerProcess,
+    TinyModelSpec,
+    expected_probability,
+    png_image,
+    slow_spec,
+    write_model_entry,
+)
 from helpers.server import REPO_ROOT
 
 from core.preprocessing import PreprocessConfig, preprocess_bytes
@@ -91,8 +98,9 @@ def _stream_until_answered(port: int, chunk_size: int, chunks: int) -> tuple[byt
 def test_real_server_predicts_limits_bodies_and_stops_gracefully(tmp_path):
     root = tmp_path / "models"
     write_model_entry(root, "cnn", 1, TinyModelSpec(size=32))
-    write_model_entry(root, "slow", 1, TinyModelSpec(size=32, slow_matmuls=100, slow_dim=768))
-    with ServerProcess(root, *QUIET, "--max-body-bytes", "20000") as server:
+    write_model_entry(root, "slow", 1, slow_spec(1.0, size=32, slow_dim=768))  # 1 s a run, timed
+    # --bulk-quiet-s 0: no timing of bulk sizes at start, which costs ~20 runs of the slow model
+    with ServerProcess(root, *QUIET, "--max-body-bytes", "20000", "--bulk-quiet-s", "0") as server:
         image = png_image(5, mean=180.0)
         # the README's curl example: curl -F file=@face.png localhost:8000/v1/predict
         response = httpx.post(server.url + "/v1/predict", files={"file": ("face.png", image)})

@@ -19,7 +19,7 @@ from helpers import (
     avi_with_frames_zeroed,
     decode_all,
     serving_client,
-    slow_spec,
+    slow_fields,
     status_when_client_leaves,
     test_config,
     write_clip,
@@ -311,10 +311,8 @@ async def test_a_busy_server_answers_503_video_busy(tiny_repo, temp_dir, tmp_pat
 async def test_a_video_never_holds_up_image_predictions(model_entry_writer, temp_dir, tmp_path):
     """The video's frames queue as bulk rows, a few chunks at a time: an image sent while they
     are being scored joins the next batch and is answered long before the video is done."""
-    slow = slow_spec(0.02, size=32, slow_dim=256)  # 20 ms a run, timed: the video's rows pile up
-    repo = model_entry_writer(
-        "cnn", 1, size=32, slow_matmuls=slow.slow_matmuls, slow_dim=slow.slow_dim
-    )
+    slow = slow_fields(0.02, size=32, slow_dim=256)  # 20 ms a run, timed: the video's rows pile up
+    repo = model_entry_writer("cnn", 1, size=32, **slow)
     clip = write_clip(tmp_path / "c.mp4", count=128, width=32, height=32)
     image = encode_png(np.full((32, 32, 3), 90, np.uint8))
     settings = config(repo, temp_dir, max_batch_size=4, bulk_batch_size=4, max_queue_size=128)

@@ -653,7 +653,7 @@ def test_server_busy_503_says_when_to_retry(browser: Browser, tmp_path: Path):
     flags = (
         "--max-batch-size", "1", "--max-queue-size", "1", "--lime-max-samples", "1",
         "--retry-after-s", "3", "--intra-op-threads", "1", "--warmup-batch-sizes", "1",
-        "--log-level", "warning",
+        "--log-level", "warning", "--bulk-quiet-s", "0",  # no start-up timing of bulk sizes
     )  # fmt: skip
     with ServerProcess(root, *flags) as slow_server:
         session = open_ui(browser, slow_server.url)

@@ -21,6 +21,7 @@ from helpers.onnx_models import (
     add_int8_variant,
     build_tiny_model,
     expected_probability,
+    slow_fields,
     slow_spec,
     write_model_entry,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "noise_rgb",
     "pixel_bomb_png",
     "png_image",
+    "slow_fields",
     "slow_spec",
     "serving_client",
     "status_when_client_leaves",

@@ -136,6 +136,12 @@ def slow_spec(seconds: float, size: int = TinyModelSpec.size, slow_dim: int = 38
     return TinyModelSpec(size=size, slow_matmuls=steps, slow_dim=slow_dim)
 
 
+def slow_fields(seconds: float, size: int = TinyModelSpec.size, slow_dim: int = 384) -> dict:
+    """:func:`slow_spec`'s two slow fields, for the ``model_entry_writer`` fixture."""
+    spec = slow_spec(seconds, size, slow_dim)
+    return {"slow_matmuls": spec.slow_matmuls, "slow_dim": spec.slow_dim}
+
+
 def expected_probability(model_input: np.ndarray, scale: float = TinyModelSpec.scale) -> float:
     """What the tiny model outputs for one preprocessed ``S x S x 3`` input (float64 maths)."""
     logit = scale * (float(np.asarray(model_input, np.float64).mean()) - 127.5)
