@@ -27,10 +27,11 @@ from helpers import (
     test_config,
     write_model_entry,
 )
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 from PIL import Image
 
 from core.preprocessing import PreprocessConfig, encode_png, preprocess_bytes
+from drills.soak.standin import cam_head, detector_model
 from serving.explain_lime import DEFAULT_SETTINGS, segment
 
 pytestmark = pytest.mark.asyncio
@@ -45,16 +46,8 @@ LIME_FAST = "method=lime&segmentation=slic&num_samples=200"
 
 def texture_model(size: int = TEXTURE_SIZE, cam_size: int = TEXTURE_CAM) -> onnx.ModelProto:
     """cam = 0.25 * (block mean of |grey - 3x3 box blur(grey)| - 2); p = sigmoid(mean cam)."""
-    block = size // cam_size
-    const = [
-        numpy_helper.from_array(np.array(2.0, np.float32), "centre"),
-        numpy_helper.from_array(np.array(0.25, np.float32), "scale"),
-        numpy_helper.from_array(np.array([-1, cam_size, cam_size], np.int64), "cam_shape"),
-        numpy_helper.from_array(np.array([1], np.int64), "axis_one"),
-    ]
-    nodes = [
-        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("ReduceMean", ["nchw"], ["grey"], axes=[1], keepdims=1),
+    const, head = cam_head("energy", size, cam_size, centre=2.0, scale=0.25)
+    detail = [
         helper.make_node(
             "AveragePool",
             ["grey"],
@@ -65,34 +58,8 @@ def texture_model(size: int = TEXTURE_SIZE, cam_size: int = TEXTURE_CAM) -> onnx
         ),  # fmt: skip
         helper.make_node("Sub", ["grey", "blur"], ["detail"]),
         helper.make_node("Abs", ["detail"], ["energy"]),
-        helper.make_node(
-            "AveragePool",
-            ["energy"],
-            ["pooled"],
-            kernel_shape=[block, block],
-            strides=[block, block],
-        ),  # fmt: skip
-        helper.make_node("Sub", ["pooled", "centre"], ["centred"]),
-        helper.make_node("Mul", ["centred", "scale"], ["cam_4d"]),
-        helper.make_node("Reshape", ["cam_4d", "cam_shape"], ["cam"]),
-        helper.make_node("ReduceMean", ["cam"], ["logit_flat"], axes=[1, 2], keepdims=0),
-        helper.make_node("Unsqueeze", ["logit_flat", "axis_one"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["probability_fake"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "texture_detector",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", size, size, 3])],
-        [
-            helper.make_tensor_value_info("probability_fake", TensorProto.FLOAT, ["N", 1]),
-            helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["N", cam_size, cam_size]),
-        ],
-        initializer=const,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return detector_model("texture_detector", size, cam_size, const, [*detail, *head])
 
 
 def write_texture_entry(root: Path, name: str = "cnn") -> Path:

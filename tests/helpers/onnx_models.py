@@ -1,4 +1,5 @@
-"""Tiny ONNX models that honour the serving contract, built with ``onnx.helper`` (no TensorFlow).
+"""Tiny ONNX models that honour the serving contract, built with ``onnx.helper`` (no TensorFlow)
+from the soak stand-in's graph pieces (:mod:`drills.soak.standin`).
 
 Graph of :func:`build_tiny_model` for an input ``image`` ``[N, S, S, 3]`` float32 (0..255):
 
@@ -26,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-OPSET = 17
-IR_VERSION = 8
+from drills.soak.standin import cam_head, detector_model
 
 
 @dataclass(frozen=True)
@@ -44,30 +44,8 @@ class TinyModelSpec:
 
 def build_tiny_model(spec: TinyModelSpec = TinyModelSpec()) -> onnx.ModelProto:
     """The ONNX graph described in the module docstring."""
-    if spec.size % spec.cam_size:
-        raise ValueError("size must be a multiple of cam_size")
-    block = spec.size // spec.cam_size
-    const = [
-        numpy_helper.from_array(np.array(127.5, np.float32), "centre"),
-        numpy_helper.from_array(np.array(spec.scale, np.float32), "scale"),
-        numpy_helper.from_array(
-            np.array([-1, spec.cam_size, spec.cam_size], np.int64), "cam_shape"
-        ),
-        numpy_helper.from_array(np.array([1], np.int64), "axis_one"),
-    ]
-    nodes = [
-        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("ReduceMean", ["nchw"], ["grey"], axes=[1], keepdims=1),
-        helper.make_node(
-            "AveragePool", ["grey"], ["pooled"], kernel_shape=[block, block], strides=[block, block]
-        ),
-        helper.make_node("Sub", ["pooled", "centre"], ["centred"]),
-        helper.make_node("Mul", ["centred", "scale"], ["cam_4d"]),
-        helper.make_node("Reshape", ["cam_4d", "cam_shape"], ["cam"]),
-        helper.make_node("ReduceMean", ["cam"], ["logit_flat"], axes=[1, 2], keepdims=0),
-        helper.make_node("Unsqueeze", ["logit_flat", "axis_one"], ["logit_main"]),
-    ]
-    logit = "logit_main"
+    const, nodes = cam_head("grey", spec.size, spec.cam_size, centre=127.5, scale=spec.scale)
+    logit = "logit"
     if spec.slow_matmuls:
         rng = np.random.default_rng(0)
         weight = rng.standard_normal((spec.slow_dim, spec.slow_dim)).astype(np.float32)
@@ -90,28 +68,13 @@ def build_tiny_model(spec: TinyModelSpec = TinyModelSpec()) -> onnx.ModelProto:
         nodes += [
             helper.make_node("ReduceSum", [f"slow_{spec.slow_matmuls}"], ["slow_sum"], keepdims=0),
             helper.make_node("Mul", ["slow_sum", "zero"], ["slow_zero"]),
-            helper.make_node("Add", ["logit_main", "slow_zero"], ["logit_slow"]),
+            helper.make_node("Add", ["logit", "slow_zero"], ["logit_slow"]),
         ]
         logit = "logit_slow"
-    nodes.append(helper.make_node("Sigmoid", [logit], ["probability_fake"]))
-    outputs = [helper.make_tensor_value_info("probability_fake", TensorProto.FLOAT, ["N", 1])]
-    if spec.with_cam:
-        outputs.append(
-            helper.make_tensor_value_info(
-                "cam", TensorProto.FLOAT, ["N", spec.cam_size, spec.cam_size]
-            )
-        )
-    graph = helper.make_graph(
-        nodes,
-        "tiny_deepfake_detector",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", spec.size, spec.size, 3])],
-        outputs,
-        initializer=const,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
-    return model
+    return detector_model(
+        "tiny_deepfake_detector", spec.size, spec.cam_size, const, nodes,
+        logit=logit, with_cam=spec.with_cam,
+    )  # fmt: skip
 
 
 @functools.cache
