@@ -21,7 +21,6 @@ Intervals are 95 %: Wilson for rates (scipy), a percentile bootstrap for AUCs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import zlib
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.decision import calibrate
-from core.options import add_options, option, options_from
+from core.options import option, options_parser, parse_config
 from dataprep.folds import FOLDS, load_folds
 from train.frozen_features import cached_features
 from train.report import fit_decision, fit_temperature, verdict_shares
@@ -250,14 +249,13 @@ def render(report: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.holdout",
-        description="Train a head on frozen features without each held-out source or family "
+    parser = options_parser(
+        "python -m train.holdout",
+        "Train a head on frozen features without each held-out source or family\n"
         "(python -m dataprep folds) and score it on that source.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        HoldoutConfig,
     )
-    add_options(parser, HoldoutConfig)
-    report = holdout_report(options_from(HoldoutConfig, parser.parse_args(argv)))
+    report = holdout_report(parse_config(parser, HoldoutConfig, argv))
     print(render(report))
 
 

@@ -14,18 +14,32 @@ against every real source.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.decision import calibrate
+from core.options import option, options_parser, parse_config, parse_optional_path
 from train.report import bootstrap_ci, split_metrics
 
 KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "eer", "ece")
+
+
+@dataclass(frozen=True)
+class PerSourceConfig:
+    """Which evaluated run and dataset, where the tables go, and the bootstrap."""
+
+    run: Path = option(help="run evaluated by train.evaluate", parse=Path, metavar="DIR")
+    data: Path = option(help="dataset with manifest.json", parse=Path, metavar="DIR")
+    out: Path | None = option(
+        None, "output folder (default: RUN)", parse_optional_path, metavar="DIR"
+    )
+    bootstrap: int = option(1000, "bootstrap resamples", int)
+    seed: int = option(0, "bootstrap seed", int)
 
 
 def read_test_predictions(run: Path) -> list[dict]:
@@ -105,18 +119,13 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.per_source",
-        description="Per-source test metrics (95 % bootstrap CIs) of an evaluated run, at the "
-        "run's validation threshold and temperature. Writes OUT/per_source.json and .md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = options_parser(
+        "python -m train.per_source",
+        "Per-source test metrics (95 % bootstrap CIs) of an evaluated run, at the run's\n"
+        "validation threshold and temperature. Writes OUT/per_source.json and .md.",
+        PerSourceConfig,
     )
-    parser.add_argument("--run", type=Path, required=True, help="run evaluated by train.evaluate")
-    parser.add_argument("--data", type=Path, required=True, help="dataset with manifest.json")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUN)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    args = parser.parse_args(argv)
+    args = parse_config(parser, PerSourceConfig, argv)
     for needed in (
         args.run / "report.json",
         args.run / "predictions.csv",
