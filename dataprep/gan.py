@@ -17,7 +17,6 @@ manifest whose file exists (resumable; Ctrl-C loses at most the face in flight).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.options import option, options_parser, parse_config, parse_floats, parse_optional_path
 from core.preprocessing import encode_jpeg
 
 STYLE_DIM = 512
@@ -38,19 +38,24 @@ GENERATOR = "MobileStyleGAN (random-face==2021.7.21.1, OpenVINO IR)"
 LICENCE = "random-face: Apache-2.0; StyleGAN2/FFHQ teacher: NVIDIA Source Code License-NC"
 
 
-Synthesise = Callable[[np.ndarray], np.ndarray]  # (1, 512) latent + psi -> HxWx3 uint8
+Synthesise = Callable[[np.ndarray, float], np.ndarray]  # (1, 512) latent, psi -> HxWx3 uint8
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
     """What to generate and where."""
 
-    out: Path = Path("data/gan")
-    count: int = 6000
-    psi: tuple[float, ...] = (0.7, 1.0)
-    seed: int = 0
-    quality: int = 95
-    model_dir: Path | None = None  # default: random_face/data inside the installed package
+    out: Path = option(Path("data/gan"), "output folder", Path, metavar="DIR")
+    count: int = option(6000, "faces in total", int)
+    psi: tuple[float, ...] = option(
+        (0.7, 1.0), "truncation values; face i uses psi[i %% len]", parse_floats
+    )
+    seed: int = option(0, "base seed", int)
+    quality: int = option(95, "JPEG quality", int)
+    model_dir: Path | None = option(
+        None, "folder with the IR (default: random_face/data in the installed package)",
+        parse_optional_path, metavar="DIR",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -121,7 +126,7 @@ def read_manifest(path: Path) -> dict[int, dict]:
     return rows
 
 
-def generate(config: GenerateConfig, synthesise: Callable[[np.ndarray, float], np.ndarray]) -> int:
+def generate(config: GenerateConfig, synthesise: Synthesise) -> int:
     """Write the faces that are missing; returns how many were written this run."""
     images = config.out / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -150,33 +155,12 @@ def generate(config: GenerateConfig, synthesise: Callable[[np.ndarray, float], n
 
 
 def parse_args(argv: Sequence[str] | None = None) -> GenerateConfig:
-    defaults = GenerateConfig()
-    parser = argparse.ArgumentParser(
-        prog="python -m dataprep.gan",
-        description="Generate GAN faces (MobileStyleGAN via OpenVINO) as JPEGs + manifest.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    parser = options_parser(
+        "python -m dataprep.gan",
+        "Generate GAN faces (MobileStyleGAN via OpenVINO) as JPEGs + manifest.",
+        GenerateConfig,
     )
-    parser.add_argument("--out", type=Path, default=defaults.out, help="output folder")
-    parser.add_argument("--count", type=int, default=defaults.count, help="faces in total")
-    parser.add_argument(
-        "--psi",
-        default=",".join(map(str, defaults.psi)),
-        help="truncation values, comma-separated; face i uses psi[i %% len]",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="base seed")
-    parser.add_argument("--quality", type=int, default=defaults.quality, help="JPEG quality")
-    parser.add_argument(
-        "--model-dir", type=Path, default=None, help="folder with the IR (default: package's)"
-    )
-    args = parser.parse_args(argv)
-    return GenerateConfig(
-        out=args.out,
-        count=args.count,
-        psi=tuple(float(p) for p in args.psi.split(",") if p.strip()),
-        seed=args.seed,
-        quality=args.quality,
-        model_dir=args.model_dir,
-    )
+    return parse_config(parser, GenerateConfig, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -57,6 +57,14 @@ def sources(tmp_path: Path) -> tuple[Path, Path]:
     return reals, gan
 
 
+def test_generator_command_line_reads_every_option_and_refuses_bad_ones(capsys):
+    config = gen.parse_args(["--out", "g", "--count", "3", "--psi", "0.5,0.9", "--quality", "80"])
+    assert config == gen.GenerateConfig(out=Path("g"), count=3, psi=(0.5, 0.9), quality=80)
+    with pytest.raises(SystemExit) as exited:
+        gen.parse_args(["--psi", "2"])
+    assert exited.value.code == 2 and "psi values must lie in (0, 1.5]" in capsys.readouterr().err
+
+
 def test_generator_is_seeded_resumable_and_recorded(tmp_path: Path):
     config = gen.GenerateConfig(out=tmp_path / "g", count=4, psi=(0.7, 1.0), quality=90)
     assert gen.generate(config, stand_in) == 4
