@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -165,14 +164,3 @@ def newest_results(
         return None
     _, _, path, results = max(found, key=lambda row: row[:2])  # names are unique
     return path, results
-
-
-def replace_section(path: Path, start: str, end: str, block: str) -> bool:
-    """Replace the text from marker ``start`` to marker ``end`` in ``path`` with ``block``
-    (which carries the markers); False, and nothing written, if the markers are missing."""
-    text = path.read_text()
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        return False
-    path.write_text(pattern.sub(lambda _: block, text, count=1))
-    return True

@@ -51,7 +51,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "card":
         from dataprep.card import update
 
-        fresh = update(args.document, args.reports, check=args.check)
+        try:
+            fresh = update(args.document, args.reports, check=args.check)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
         if not fresh:
             raise SystemExit(f"{args.document} is out of date: run python -m dataprep card")
         return

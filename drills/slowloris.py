@@ -20,9 +20,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.cli import newest_results, replace_section
+from benchmarks.cli import newest_results
 from benchmarks.images import ImageSet, load_images
 from benchmarks.loadgen import LoadConfig, run_level_sync
+from core.sections import replace_section
 from drills.soak.config import DEFAULT_OUT, SoakConfig
 from drills.soak.run import resolve_model
 from drills.soak.slowclients import SlowClients, SlowClientSettings

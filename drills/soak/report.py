@@ -6,7 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from benchmarks.cli import newest_results, replace_section
+from benchmarks.cli import newest_results
+from core.sections import replace_section
 
 CASES_FILE = "reliability-cases.json"
 SECTION_START = "<!-- reliability-table:start (generated from benchmarks/results; do not edit) -->"
