@@ -17,12 +17,15 @@ import argparse
 import json
 import os
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.cli import newest_results
+from benchmarks.cli import add_command, newest_results, positive_int
 from benchmarks.images import ImageSet, load_images
 from benchmarks.loadgen import LoadConfig, run_level_sync
+from core.options import check_positive, option, options_from, parse_bool, parse_optional_str
 from core.sections import replace_section
 from drills.soak.config import DEFAULT_OUT, SoakConfig
 from drills.soak.run import resolve_model
@@ -34,46 +37,52 @@ END = "<!-- slowloris:end -->"
 P99_FACTOR = 2.0
 
 
+@dataclass(frozen=True)
+class SlowlorisConfig:
+    """One slowloris drill (its settings are stored in the results file)."""
+
+    connections: int = option(500, "slow-header clients held open", positive_int, metavar="N")
+    concurrency: int = option(16, "good clients", positive_int, metavar="N")
+    duration_s: float = option(40.0, "seconds per run", float, flag="--duration")
+    models: Path = option(Path("models"), "model repository", Path)
+    model: str | None = option(
+        None, "model name (default: the server's, texture, else lite0, else the first)",
+        parse_optional_str,
+    )  # fmt: skip
+    out_dir: Path = option(DEFAULT_OUT, "results folder", Path, flag="--out")
+    machine_name: str | None = option(
+        None, "machine label in the file name (default: from the CPU)", parse_optional_str,
+        flag="--machine",
+    )  # fmt: skip
+    readme_only: bool = option(
+        False, f"only regenerate {PAGE}'s block from the newest results", parse_bool
+    )
+
+    def __post_init__(self) -> None:
+        check_positive(self, "duration_s")
+
+
 def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "slowloris",
+    add_command(
+        commands, "slowloris", description=__doc__.split("\n\n")[1],
         help="good clients' p99 with and without 500 slow-header connections held open; "
         "writes benchmarks/results/slowloris-*.json and docs/ACCESS.md's block",
-        description=__doc__.split("\n\n")[1],
-    )
-    parser.add_argument("--connections", type=int, default=500, help="slow clients (500)")
-    parser.add_argument("--concurrency", type=int, default=16, help="good clients (16)")
-    parser.add_argument("--duration", type=float, default=40.0, help="seconds per run (40)")
-    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository")
-    parser.add_argument(
-        "--model", help="model name (default: the server's, texture, else lite0, else the first)"
-    )
-    parser.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra server flag (repeat; --server-arg=--header-timeout-s=5)",
-    )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
-    parser.add_argument("--machine", help="machine label in the file name")
-    parser.add_argument(
-        "--readme-only",
-        action="store_true",
-        help="only regenerate docs/ACCESS.md's block from the newest results",
-    )
+        configs=(SlowlorisConfig,), server_arg="--header-timeout-s=5",
+    )  # fmt: skip
 
 
-def _level(base_url: str, args: argparse.Namespace, images: ImageSet) -> dict:
-    config = LoadConfig(base_url, concurrency=args.concurrency, requests=10**7,
-                        duration_s=args.duration, warmup_requests=2 * args.concurrency)  # fmt: skip
-    level = run_level_sync(config, images)
+def _level(base_url: str, config: SlowlorisConfig, images: ImageSet) -> dict:
+    load = LoadConfig(
+        base_url, concurrency=config.concurrency, requests=10**7,
+        duration_s=config.duration_s, warmup_requests=2 * config.concurrency,
+    )  # fmt: skip
+    level = run_level_sync(load, images)
     kept = {key: level[key] for key in ("requests", "ok", "errors", "images_per_s", "latency_ms")}
     # the machine is shared: its 1-minute load average at the end says how busy it was
     return {**kept, "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
-def run(args: argparse.Namespace) -> tuple[dict, Path]:
+def run(config: SlowlorisConfig, extra_server_args: Sequence[str] = ()) -> tuple[dict, Path]:
     from benchmarks.servers import RunningServer, our_server_spec
     from benchmarks.sysinfo import describe_machine, machine_slug
 
@@ -81,32 +90,32 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
     machine = describe_machine()
     images = load_images(None, 16)  # the test split's faces where built, else synthetic
     with tempfile.TemporaryDirectory(prefix="slowloris-") as scratch:
-        soak_config = SoakConfig(models=args.models, model=args.model)
+        soak_config = SoakConfig(models=config.models, model=config.model)
         repo, entry, source = resolve_model(soak_config, Path(scratch))
         server_args = ("--log-level", "warning", "--webui", "", "--default-model", entry.name,
-                       *args.server_arg)  # fmt: skip
+                       *extra_server_args)  # fmt: skip
         with RunningServer(our_server_spec("slowloris", repo, server_args)) as server:
-            before = _level(server.base_url, args, images)
-            settings = SlowClientSettings("127.0.0.1", server.port, args.connections)
-            with SlowClients(settings, args.duration + 40.0) as attack:
-                all_open = attack.wait_until_open(args.connections)
-                during = _level(server.base_url, args, images)
+            before = _level(server.base_url, config, images)
+            settings = SlowClientSettings("127.0.0.1", server.port, config.connections)
+            with SlowClients(settings, config.duration_s + 40.0) as attack:
+                all_open = attack.wait_until_open(config.connections)
+                during = _level(server.base_url, config, images)
                 attack.open_now()
-            after = _level(server.base_url, args, images)
+            after = _level(server.base_url, config, images)
     quiet_p99 = (before["latency_ms"]["p99"] + after["latency_ms"]["p99"]) / 2
     failed = sum(sum(level["errors"].values()) for level in (before, during, after))
     ratio = during["latency_ms"]["p99"] / quiet_p99
     results = {
         "kind": "slowloris",
         "started_at": started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine_name": args.machine or machine_slug(machine),
+        "machine_name": config.machine_name or machine_slug(machine),
         "machine": machine,
         "model": {"name": entry.name, "version": entry.version, "source": source},
         "images": images.describe(),
         "settings": {
-            "connections": args.connections,
-            "concurrency": args.concurrency,
-            "duration_s": args.duration,
+            "connections": config.connections,
+            "concurrency": config.concurrency,
+            "duration_s": config.duration_s,
             "server_args": list(server_args),
             "nice": os.nice(0),
         },  # fmt: skip
@@ -119,8 +128,8 @@ def run(args: argparse.Namespace) -> tuple[dict, Path]:
         "target": f"attack p99 <= {P99_FACTOR:g}x quiet p99 and no good request failed",
         "passed": ratio <= P99_FACTOR and failed == 0 and all_open,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"slowloris-{results['machine_name']}-{results['started_at'][:10]}.json"
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    path = config.out_dir / f"slowloris-{results['machine_name']}-{results['started_at'][:10]}.json"
     path.write_text(json.dumps(results, indent=1) + "\n")
     return results, path
 
@@ -177,11 +186,16 @@ def update_page(page: Path, out_dir: Path) -> bool:
 
 
 def command(args: argparse.Namespace) -> int:
-    if not args.readme_only:
-        results, path = run(args)
+    try:
+        config = options_from(SlowlorisConfig, args)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    if not config.readme_only:
+        results, path = run(config, args.server_args)
         print(f"results: {path}")
         print(render(results))
-    if not update_page(PAGE, args.out):
+    if not update_page(PAGE, config.out_dir):
         print(f"error: no generated block markers in {PAGE}")
         return 2
-    return 0 if args.readme_only or results["passed"] else 1
+    return 0 if config.readme_only or results["passed"] else 1
